@@ -1,0 +1,185 @@
+//! Raw command-line flags. `commands` turns them into library calls; no clap
+//! type leaks further in.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "arca", version, about = "Backup and restore for SQLite (PostgreSQL and MySQL to come) into a deduplicated, compressed repository")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). ARCA_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository.
+    Init(InitArgs),
+    /// Back up a database into the repository; prints the new backup's id.
+    Backup(BackupArgs),
+    /// List backups (with an ID: one backup, checking that its files are present).
+    List(ListArgs),
+    /// Verify the repository: structure, or every byte with --read-data.
+    Check(CheckArgs),
+    /// Restore a backup (an id, a unique id prefix, or `latest`).
+    Restore(RestoreArgs),
+    /// Delete a backup; `prune` then frees the space only it used.
+    Delete(DeleteArgs),
+    /// Remove data no backup references, and leftovers of interrupted runs.
+    Prune(PruneArgs),
+    /// Show Arca's main job on a sample SQLite database, step by step.
+    Demo(DemoArgs),
+}
+
+/// Where the repository is. `--backup_dir filesystem --path P` is mo_br's spelling.
+#[derive(Debug, Args, Clone)]
+pub struct RepoArgs {
+    /// Repository path (or file:// URL). Also from ARCA_REPO.
+    #[arg(long, env = "ARCA_REPO", value_name = "PATH")]
+    pub repo: Option<String>,
+    /// mo_br: the kind of backup location; `filesystem` with --path.
+    #[arg(long = "backup_dir", value_name = "KIND", hide = true)]
+    pub backup_dir: Option<String>,
+    /// mo_br: the backup location for --backup_dir filesystem.
+    #[arg(long = "path", value_name = "PATH", hide = true)]
+    pub path: Option<String>,
+    /// Seconds to wait for another arca holding a conflicting lock.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Block size in bytes; 0 uses each database's own page size.
+    #[arg(long, default_value_t = 0)]
+    pub block_size: u32,
+    /// zstd level: negative is faster, higher is smaller.
+    #[arg(long, default_value_t = arca_repo::config::DEFAULT_COMPRESSION_LEVEL, allow_hyphen_values = true)]
+    pub compression_level: i32,
+    /// Raw bytes of new blocks compressed together.
+    #[arg(long, default_value_t = arca_repo::config::DEFAULT_FRAME_SIZE)]
+    pub frame_size: u32,
+    /// Target pack file size in bytes.
+    #[arg(long, default_value_t = arca_repo::config::DEFAULT_PACK_SIZE)]
+    pub pack_size: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The database: sqlite://PATH.
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// A name for this backup.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub par: Parallelism,
+    /// Print one JSON object instead of the id.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Show one backup and check that its files are present.
+    pub id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Check one backup only.
+    pub id: Option<String>,
+    /// Read every pack and verify every blob's hash.
+    #[arg(long)]
+    pub read_data: bool,
+    #[command(flatten)]
+    pub par: Parallelism,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Backup id, unique prefix, or `latest`.
+    pub id: String,
+    /// Target database file (or an existing directory to restore into).
+    #[arg(long, value_name = "PATH")]
+    pub to: Option<PathBuf>,
+    /// Overwrite an existing target.
+    #[arg(long)]
+    pub force: bool,
+    /// mo_br: the kind of restore target; `filesystem` with --restore_path.
+    #[arg(long = "restore_dir", value_name = "KIND", hide = true)]
+    pub restore_dir: Option<String>,
+    /// mo_br: the restore target for --restore_dir filesystem.
+    #[arg(long = "restore_path", value_name = "PATH", hide = true)]
+    pub restore_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub par: Parallelism,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Backup id or unique prefix.
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo's database and repository go.
+    #[arg(long, default_value = "arca-demo")]
+    pub dir: PathBuf,
+    /// Size of the sample database in MiB.
+    #[arg(long, default_value_t = 48)]
+    pub size_mb: u64,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Parallelism {
+    /// Worker threads for hashing, compression and I/O (default: CPU cores).
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<usize>,
+}
+
+impl Parallelism {
+    pub fn get(&self) -> usize {
+        self.parallelism
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}

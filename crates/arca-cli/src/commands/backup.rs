@@ -1,0 +1,30 @@
+use std::process::ExitCode;
+
+use anyhow::Result;
+use arca_ops::BackupOptions;
+
+use crate::args::BackupArgs;
+use crate::output::{print_json, snapshot_json};
+use crate::progress::Bar;
+
+pub fn run(a: BackupArgs) -> Result<ExitCode> {
+    let repo = super::open(&a.repo)?;
+    let bar = Bar::new("backup");
+    let snap = arca_ops::backup(
+        &repo,
+        &BackupOptions {
+            source: a.source,
+            name: a.name,
+            tags: a.tags,
+            parallelism: a.par.get(),
+        },
+        &bar,
+    )?;
+    bar.finish();
+    if a.json {
+        print_json(&snapshot_json(&snap, &repo.location().to_string()))?;
+    } else {
+        println!("{}", snap.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

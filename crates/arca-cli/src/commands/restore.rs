@@ -1,0 +1,47 @@
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use arca_ops::RestoreOptions;
+
+use crate::args::RestoreArgs;
+use crate::output::{bytes, print_json};
+use crate::progress::Bar;
+
+pub fn run(a: RestoreArgs) -> Result<ExitCode> {
+    if let Some(kind) = &a.restore_dir {
+        if kind != "filesystem" {
+            bail!("--restore_dir {kind} is not supported: use --restore_dir filesystem --restore_path PATH, or --to PATH");
+        }
+    }
+    let to = match (a.to, a.restore_path) {
+        (Some(t), None) | (None, Some(t)) => t,
+        (Some(t), Some(p)) if t == p => t,
+        (Some(_), Some(_)) => bail!("--to and --restore_path name different targets: give one"),
+        (None, None) => bail!("no restore target: pass --to PATH"),
+    };
+    let repo = super::open(&a.repo)?;
+    let snap = repo.find_snapshot(&a.id)?;
+    let started = std::time::Instant::now();
+    let bar = Bar::new("restore");
+    let report = arca_ops::restore(
+        &repo,
+        &snap,
+        &RestoreOptions {
+            to,
+            force: a.force,
+            parallelism: a.par.get(),
+        },
+        &bar,
+    )?;
+    bar.finish();
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+        print_json(&v)?;
+    } else {
+        for f in &report.files {
+            println!("restored backup {} to {} ({}, every block verified)", snap.id.short(), f.display(), bytes(report.bytes));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,172 @@
+//! Arca's database engines.
+//!
+//! An engine turns a live database into bytes with one consistent point in time, and
+//! prepares a target to restore those bytes into. It knows nothing about repositories,
+//! packs or chunking: the `ops` layer drives an engine into a repository.
+//!
+//! One module per database, each with the same file set (`config.rs` parses the
+//! `--source` value, `backend.rs` reads the consistent image, `restore.rs` prepares a
+//! restore target, `docs.md` explains how it works and why it is consistent).
+//!
+//! - [`sqlite`]: a byte image of a SQLite database file (pages `1..=page_count` of
+//!   one read snapshot), taken online while other processes keep writing, in WAL and
+//!   in rollback-journal mode.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::io::Read;
+//! use arca_engine::sqlite::SqliteSource;
+//!
+//! let source = SqliteSource::parse("sqlite://./app.db")?;
+//! let mut image = source.open_image()?; // the point in time is fixed here
+//! println!("{} pages of {} bytes", image.page_count(), image.page_size());
+//! let mut buf = vec![0u8; 1 << 20];
+//! loop {
+//!     let n = image.read(&mut buf)?; // exactly image.len() bytes, then 0
+//!     if n == 0 {
+//!         break;
+//!     }
+//!     // chunk, hash, store buf[..n] ...
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Errors
+//!
+//! Every function returns the typed [`Error`]. Its `Display` is one line that names the
+//! path and says what to do, and already contains the underlying cause (an
+//! [`std::io::Error`] or [`rusqlite::Error`]), so it does not chain a `source()`.
+//! [`Error::is_temporary`] tells a retry layer whether trying again later can help.
+//! Errors raised while *reading* an image surface through [`std::io::Read`] as an
+//! [`std::io::Error`] whose inner error is the engine [`Error`]
+//! (`io_err.get_ref().and_then(|e| e.downcast_ref::<arca_engine::Error>())`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod sqlite;
+
+/// An engine error. `Display` is one line naming the path and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The source database file does not exist.
+    #[error("source {} does not exist: check the path in --source sqlite://PATH", path.display())]
+    NotFound { path: PathBuf },
+
+    /// The source exists but is not a SQLite database (text file, empty file,
+    /// directory, encrypted database, ...).
+    #[error("{} is not a SQLite database ({reason}): point --source at a SQLite database file", path.display())]
+    NotSqlite { path: PathBuf, reason: String },
+
+    /// The `--source` value cannot be parsed.
+    #[error("invalid source {input:?}: {reason}; expected sqlite://PATH or a path to a SQLite database file")]
+    InvalidSource { input: String, reason: String },
+
+    /// The restore target (or one of its `-wal`, `-shm`, `-journal` siblings) exists.
+    #[error("restore target {} exists: pass --force to overwrite it", path.display())]
+    TargetExists { path: PathBuf },
+
+    /// Another connection held a lock on the source for longer than the busy timeout.
+    #[error("source {} stayed locked by another connection for {}s (the busy timeout): retry when its writers are idle", path.display(), timeout.as_secs_f64())]
+    Busy { path: PathBuf, timeout: Duration },
+
+    /// A rollback-journal database has a hot journal left by an interrupted write,
+    /// which a read-only connection must not roll back.
+    #[error("source {} has a hot journal left by an interrupted write: let the application (or `sqlite3 {} 'PRAGMA quick_check'`) open it once read-write so SQLite rolls it back, then retry", path.display(), path.display())]
+    HotJournal { path: PathBuf },
+
+    /// A restored database fails `PRAGMA integrity_check` or cannot be read at all.
+    #[error("restored database {} is damaged ({reason}): restore it again and verify the repository with `arca check --read-data`", path.display())]
+    Damaged { path: PathBuf, reason: String },
+
+    /// An I/O error on a file.
+    #[error("I/O error on {}: {}", .0.display(), .1)]
+    Io(PathBuf, std::io::Error),
+
+    /// Any other SQLite error.
+    #[error("SQLite error on {}: {}", .0.display(), .1)]
+    Sqlite(PathBuf, rusqlite::Error),
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed (a lock held by another
+    /// connection, an interrupted system call), as opposed to an error the user must fix.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Busy { .. } => true,
+            Error::Io(_, e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+            ),
+            Error::Sqlite(_, e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The path the error is about, if any.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::NotFound { path }
+            | Error::NotSqlite { path, .. }
+            | Error::TargetExists { path }
+            | Error::Busy { path, .. }
+            | Error::HotJournal { path }
+            | Error::Damaged { path, .. }
+            | Error::Io(path, _)
+            | Error::Sqlite(path, _) => Some(path),
+            Error::InvalidSource { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_path_and_the_fix() {
+        let e = Error::NotFound {
+            path: "/x/y.db".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "source /x/y.db does not exist: check the path in --source sqlite://PATH"
+        );
+        let e = Error::NotSqlite {
+            path: "/x/y.txt".into(),
+            reason: "file is not a database".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/x/y.txt is not a SQLite database (file is not a database): point --source at a SQLite database file"
+        );
+        let e = Error::TargetExists { path: "/p".into() };
+        assert_eq!(
+            e.to_string(),
+            "restore target /p exists: pass --force to overwrite it"
+        );
+    }
+
+    #[test]
+    fn busy_is_temporary_not_found_is_not() {
+        let busy = Error::Busy {
+            path: "/x".into(),
+            timeout: Duration::from_secs(30),
+        };
+        assert!(busy.is_temporary());
+        assert!(!Error::NotFound { path: "/x".into() }.is_temporary());
+    }
+
+    #[test]
+    fn errors_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+}

@@ -1,0 +1,45 @@
+//! Arca's operations: drive an engine into a repository and back.
+//!
+//! The engine gives a consistent image of a live database; the repository
+//! stores it. Neither knows the other; this crate connects them.
+
+pub mod backup;
+pub mod restore;
+
+pub use backup::{backup, BackupOptions};
+pub use restore::{restore, RestoreOptions, RestoreReport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Repo(#[from] arca_repo::Error),
+    #[error(transparent)]
+    Engine(#[from] arca_engine::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The engines a `--source` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Sqlite,
+}
+
+impl EngineKind {
+    pub fn of_source(source: &str) -> Result<EngineKind> {
+        match source.split_once("://") {
+            None => Ok(EngineKind::Sqlite),
+            Some(("sqlite" | "file", _)) => Ok(EngineKind::Sqlite),
+            Some((scheme @ ("postgres" | "postgresql" | "mysql" | "mariadb"), _)) => {
+                Err(Error::Unsupported(format!(
+                    "{scheme}:// sources are not supported yet in this build; SQLite is: --source sqlite://PATH"
+                )))
+            }
+            Some((scheme, _)) => Err(Error::Unsupported(format!(
+                "unknown source scheme {scheme}://: use sqlite://PATH"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Restore: a snapshot's files into a target, verified, then renamed into place.
+
+use std::path::{Path, PathBuf};
+
+use arca_engine::sqlite;
+use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// The target file, or a directory to restore into under the file's own name.
+    pub to: PathBuf,
+    pub force: bool,
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+}
+
+pub fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
+    if snap.engine != "sqlite" {
+        return Err(Error::Unsupported(format!(
+            "backup {} is a {} backup, which this build cannot restore",
+            snap.id.short(),
+            snap.engine
+        )));
+    }
+    let [file] = snap.files.as_slice() else {
+        return Err(RepoError::corrupt(format!(
+            "sqlite backup {} has {} files, expected one",
+            snap.id.short(),
+            snap.files.len()
+        ))
+        .into());
+    };
+    let target = if opts.to.is_dir() {
+        opts.to.join(&file.path)
+    } else {
+        opts.to.clone()
+    };
+    sqlite::prepare_target(&target, opts.force)?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(RepoError::Format(format!(
+            "cannot restore to {}: directory {} does not exist",
+            target.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    let _lock = repo.lock_shared("restore")?;
+    let index = repo.load_index()?;
+    progress.set_total(file.size);
+    let tmp = temp_path(&target);
+    let out = std::fs::File::create(&tmp).map_err(|e| RepoError::io(&tmp, e))?;
+    let result = restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress)
+        .and_then(|()| out.sync_all().map_err(|e| RepoError::io(&tmp, e)))
+        .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| RepoError::io(&target, e)));
+    if let Err(e) = result {
+        // Never leave a partial file where the user might take it for a restore.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(RestoreReport {
+        snapshot: snap.id.to_hex(),
+        files: vec![target],
+        bytes: file.size,
+    })
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.arca-restore-{}", std::process::id()))
+}

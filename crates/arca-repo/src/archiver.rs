@@ -1,0 +1,401 @@
+//! Backup: files → fixed, page-aligned blocks → keyed ids → dedup → frames of
+//! new blocks compressed together → packs; then index, then snapshot.
+//!
+//! Database pages change in place, so blocks are fixed and aligned to the
+//! page size: a changed page costs one block. New blocks are compressed
+//! together in frames of about 256 KiB, which keeps the ratio of whole-file
+//! compression while the index still addresses single pages.
+//!
+//! Pipeline (bounded channels, so memory does not grow with the source):
+//! reader (caller's thread) → hashers (N) → dedup (1, in order) →
+//! compressors (N) → packer (shared; the thread that fills a pack writes it).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::sync::Mutex;
+
+use crossbeam_channel::bounded;
+
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Id};
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::lock::{hostname, LockGuard};
+use crate::pack::{pack_path, seal_frame, BlobEntry, BlobKind, PackBuilder, SealedFrame};
+use crate::repository::Repository;
+use crate::snapshot::{encode_list, FileEntry, Snapshot, LIST_IDS};
+use crate::Progress;
+
+/// What the caller knows about a new snapshot; the session fills in the rest.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub engine: String,
+    pub source: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub start_time: jiff::Timestamp,
+}
+
+/// One backup in progress: holds a shared lock and the repository's index.
+pub struct BackupSession<'r> {
+    repo: &'r Repository,
+    index: Index,
+    seen: Mutex<HashSet<BlobId>>,
+    packer: Packer<'r>,
+    parallelism: usize,
+    files: Vec<FileEntry>,
+    _lock: LockGuard,
+}
+
+impl<'r> BackupSession<'r> {
+    pub fn start(repo: &'r Repository, parallelism: usize) -> Result<BackupSession<'r>> {
+        let lock = repo.lock_shared("backup")?;
+        let index = repo.load_index()?;
+        Ok(BackupSession {
+            repo,
+            index,
+            seen: Mutex::new(HashSet::new()),
+            packer: Packer::new(repo),
+            parallelism: parallelism.max(1),
+            files: Vec::new(),
+            _lock: lock,
+        })
+    }
+
+    /// Stores one file read from `reader` (exactly `len` bytes) in blocks of
+    /// `page_size` (or the repository's configured block size).
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        reader: &mut (dyn Read + Send),
+        len: u64,
+        page_size: u32,
+        meta: serde_json::Value,
+        progress: &dyn Progress,
+    ) -> Result<&FileEntry> {
+        let cfg = &self.repo.config;
+        let block_size = match cfg.chunker.block_size {
+            0 if page_size > 0 => page_size,
+            0 => crate::config::DEFAULT_BLOCK_SIZE,
+            n => n,
+        } as usize;
+        let frame_size = cfg.chunker.frame_size as usize;
+        let seg_blocks = (frame_size / block_size).max(1);
+        let seg_bytes = seg_blocks * block_size;
+        let level = cfg.compression.level;
+        let n = self.parallelism;
+        let hasher = &self.repo.hasher;
+        let env = &self.repo.env;
+        let index = &self.index;
+        let seen = &self.seen;
+        let packer = &self.packer;
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let fail = |e: Error| {
+            let mut f = failure.lock().unwrap();
+            if f.is_none() {
+                *f = Some(e);
+            }
+        };
+
+        let (seg_tx, seg_rx) = bounded::<(u64, Vec<u8>)>(n * 2);
+        let (hashed_tx, hashed_rx) = bounded::<(u64, Vec<u8>, Vec<BlobId>)>(n * 2);
+        let (frame_tx, frame_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(n * 2);
+
+        let (read_bytes, lists, blocks) = std::thread::scope(|s| {
+            for _ in 0..n {
+                let (rx, tx) = (seg_rx.clone(), hashed_tx.clone());
+                s.spawn(move || {
+                    for (seq, buf) in rx {
+                        let ids = buf.chunks(block_size).map(|b| hasher.blob_id(b)).collect();
+                        if tx.send((seq, buf, ids)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(hashed_tx);
+            for _ in 0..n {
+                let rx = frame_rx.clone();
+                let fail = &fail;
+                s.spawn(move || {
+                    for (raw, blobs) in rx {
+                        let r = seal_frame(env, level, BlobKind::Data, &raw, blobs)
+                            .and_then(|f| packer.add(f));
+                        if let Err(e) = r {
+                            fail(e);
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(frame_rx);
+
+            // Dedup in file order: builds the block list and frames of new blocks.
+            let dedup = s.spawn(move || -> Result<(Vec<BlobId>, u64)> {
+                let ctx = ListCtx {
+                    hasher,
+                    env,
+                    index,
+                    seen,
+                    packer,
+                };
+                let mut pending = BTreeMap::new();
+                let mut next = 0u64;
+                let mut list: Vec<BlobId> = Vec::with_capacity(LIST_IDS);
+                let mut lists = Vec::new();
+                let mut blocks = 0u64;
+                let mut raw = Vec::with_capacity(frame_size + block_size);
+                let mut blobs = Vec::new();
+                for (seq, buf, ids) in hashed_rx {
+                    pending.insert(seq, (buf, ids));
+                    while let Some((buf, ids)) = pending.remove(&next) {
+                        next += 1;
+                        let mut new_ids = Vec::new();
+                        for (block, id) in buf.chunks(block_size).zip(ids) {
+                            blocks += 1;
+                            list.push(id);
+                            if list.len() == LIST_IDS {
+                                lists.push(store_list(&ctx, &list)?);
+                                list.clear();
+                            }
+                            if index.contains(&id) {
+                                continue;
+                            }
+                            new_ids.push((id, block));
+                        }
+                        if !new_ids.is_empty() {
+                            let mut seen = seen.lock().unwrap();
+                            for (id, block) in new_ids {
+                                if seen.insert(id) {
+                                    raw.extend_from_slice(block);
+                                    blobs.push(BlobEntry {
+                                        id,
+                                        len: block.len() as u32,
+                                    });
+                                }
+                            }
+                        }
+                        if raw.len() >= frame_size {
+                            let full = std::mem::replace(
+                                &mut raw,
+                                Vec::with_capacity(frame_size + block_size),
+                            );
+                            if frame_tx.send((full, std::mem::take(&mut blobs))).is_err() {
+                                return Err(Error::Cancelled);
+                            }
+                        }
+                    }
+                }
+                if !raw.is_empty() && frame_tx.send((raw, blobs)).is_err() {
+                    return Err(Error::Cancelled);
+                }
+                if !list.is_empty() || lists.is_empty() {
+                    lists.push(store_list(&ctx, &list)?);
+                }
+                Ok((lists, blocks))
+            });
+
+            // Read in segments on this thread.
+            let mut seq = 0u64;
+            let mut total = 0u64;
+            let read_result: Result<()> = loop {
+                let mut buf = vec![0u8; seg_bytes];
+                let got = match fill(reader, &mut buf) {
+                    Ok(g) => g,
+                    Err(e) => break Err(Error::Source(e)),
+                };
+                if got == 0 {
+                    break Ok(());
+                }
+                buf.truncate(got);
+                total += got as u64;
+                progress.inc(got as u64);
+                if seg_tx.send((seq, buf)).is_err() {
+                    break Ok(()); // a later stage failed; its error is reported below
+                }
+                seq += 1;
+                if got < seg_bytes {
+                    break Ok(());
+                }
+            };
+            drop(seg_tx);
+            let dedup_result = dedup.join().expect("dedup thread panicked");
+            read_result?;
+            let (lists, blocks) = match dedup_result {
+                Ok(v) => v,
+                Err(Error::Cancelled) => {
+                    return Err(failure.lock().unwrap().take().unwrap_or(Error::Cancelled))
+                }
+                Err(e) => return Err(e),
+            };
+            Ok((total, lists, blocks))
+        })?;
+        if let Some(e) = failure.into_inner().unwrap() {
+            return Err(e);
+        }
+        if read_bytes != len {
+            return Err(Error::Source(std::io::Error::other(format!(
+                "{path}: read {read_bytes} bytes, expected {len}: the source changed size while it was read"
+            ))));
+        }
+        self.files.push(FileEntry {
+            path: path.to_string(),
+            size: read_bytes,
+            block_size: block_size as u32,
+            blocks,
+            lists,
+            meta,
+        });
+        Ok(self.files.last().unwrap())
+    }
+
+    /// Writes the last pack, the index, then the snapshot that references them.
+    pub fn commit(self, new: NewSnapshot) -> Result<Snapshot> {
+        self.packer.flush()?;
+        let state = self.packer.into_written();
+        let mut stored = state.stored;
+        if !state.written.is_empty() {
+            stored += self.repo.write_index_file(&IndexFile {
+                packs: state.written,
+            })?;
+        }
+        let parent = self
+            .repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|s| s.source == new.source)
+            .map(|s| s.id);
+        let mut snap = Snapshot {
+            version: 1,
+            id: Id::random(),
+            engine: new.engine,
+            source: new.source,
+            kind: new.kind,
+            name: new.name,
+            tags: new.tags,
+            hostname: hostname(),
+            start_time: new.start_time,
+            end_time: jiff::Timestamp::now(),
+            size: self.files.iter().map(|f| f.size).sum(),
+            stored_bytes: stored,
+            parent,
+            files: self.files,
+        };
+        let manifest_len = snap.encode(&self.repo.env)?.len() as u64;
+        snap.stored_bytes = stored + manifest_len;
+        self.repo.write_snapshot(&snap)?;
+        Ok(snap)
+    }
+}
+
+struct ListCtx<'a, 'r> {
+    hasher: &'a crate::id::Hasher,
+    env: &'a crate::config::Envelope,
+    index: &'a Index,
+    seen: &'a Mutex<HashSet<BlobId>>,
+    packer: &'a Packer<'r>,
+}
+
+/// Stores a block list as a list blob unless an identical one is stored.
+fn store_list(ctx: &ListCtx<'_, '_>, ids: &[BlobId]) -> Result<BlobId> {
+    let bytes = encode_list(ids);
+    let id = ctx.hasher.blob_id(&bytes);
+    if ctx.index.contains(&id) || !ctx.seen.lock().unwrap().insert(id) {
+        return Ok(id);
+    }
+    let blobs = vec![BlobEntry {
+        id,
+        len: bytes.len() as u32,
+    }];
+    // Ids are random bytes: the fastest level loses nothing.
+    let frame = seal_frame(ctx.env, 1, BlobKind::List, &bytes, blobs)?;
+    ctx.packer.add(frame)?;
+    Ok(id)
+}
+
+/// Reads until `buf` is full or the source ends.
+fn fill(reader: &mut (dyn Read + Send), buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Collects frames into packs and writes each full pack.
+pub(crate) struct Packer<'r> {
+    repo: &'r Repository,
+    state: Mutex<PackerState>,
+}
+
+pub(crate) struct PackerState {
+    current: PackBuilder,
+    pub(crate) written: Vec<IndexPack>,
+    pub(crate) stored: u64,
+}
+
+impl<'r> Packer<'r> {
+    pub(crate) fn new(repo: &'r Repository) -> Packer<'r> {
+        Packer {
+            repo,
+            state: Mutex::new(PackerState {
+                current: PackBuilder::new(0),
+                written: Vec::new(),
+                stored: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn add(&self, frame: SealedFrame) -> Result<()> {
+        let pack_size = self.repo.config.chunker.pack_size as usize;
+        let full = {
+            let mut st = self.state.lock().unwrap();
+            if st.current.is_empty() {
+                st.current = PackBuilder::new(pack_size + pack_size / 8);
+            }
+            st.current.add(frame);
+            if st.current.len() >= pack_size {
+                Some(std::mem::replace(&mut st.current, PackBuilder::new(0)))
+            } else {
+                None
+            }
+        };
+        match full {
+            Some(p) => self.write(p),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&self, builder: PackBuilder) -> Result<()> {
+        let pack = builder.finish(&self.repo.env)?;
+        let size = pack.bytes.len() as u64;
+        self.repo.backend.write(&pack_path(&pack.id), pack.bytes)?;
+        let mut st = self.state.lock().unwrap();
+        st.stored += size;
+        st.written.push(IndexPack {
+            id: pack.id,
+            size,
+            hash: pack.hash,
+            frames: pack.frames,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        let last = std::mem::replace(&mut self.state.lock().unwrap().current, PackBuilder::new(0));
+        if last.is_empty() {
+            return Ok(());
+        }
+        self.write(last)
+    }
+
+    pub(crate) fn into_written(self) -> PackerState {
+        self.state.into_inner().unwrap()
+    }
+}

@@ -1,0 +1,261 @@
+//! Check: the structure (every index and manifest parses, every referenced
+//! pack exists at its indexed size, every block is indexed) and, with
+//! `read_data`, every byte (pack hashes, frames, every blob's id).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Id};
+use crate::index::Index;
+use crate::pack::{decompress_frame, pack_path, verify_frame, DATA_DIR};
+use crate::repository::{parse_name, Repository};
+use crate::snapshot::Snapshot;
+use crate::Progress;
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    pub read_data: bool,
+    /// Check only this backup (its files and the packs it uses).
+    pub snapshot: Option<String>,
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct CheckReport {
+    pub snapshots: usize,
+    pub packs: usize,
+    pub blobs_read: u64,
+    pub bytes_read: u64,
+    /// One line per problem, naming the damaged backup and file where known.
+    pub errors: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    let _lock = repo.lock_shared("check")?;
+    let mut report = CheckReport::default();
+
+    // Index files, one by one, so a damaged one is named and the rest still count.
+    let mut index = Index::default();
+    for id in repo.index_files()? {
+        match repo.read_index_file(&id) {
+            Ok(file) => {
+                index.add_file(file);
+                index.files.push(id);
+            }
+            Err(e) => report.errors.push(format!("{e}")),
+        }
+    }
+    index.seal();
+
+    // Snapshots to check.
+    let snaps: Vec<Snapshot> = match &opts.snapshot {
+        Some(spec) => vec![repo.find_snapshot(spec)?],
+        None => {
+            let mut v = Vec::new();
+            for id in repo.snapshot_ids()? {
+                match repo.read_snapshot(&id) {
+                    Ok(s) => v.push(s),
+                    Err(e) => report.errors.push(format!("{e}")),
+                }
+            }
+            v
+        }
+    };
+    report.snapshots = snaps.len();
+
+    // Packs: present, and at the size the index gives.
+    let on_disk: HashMap<Id, u64> = repo
+        .backend
+        .list(DATA_DIR)?
+        .iter()
+        .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
+        .collect();
+    let mut bad_packs: HashMap<u32, String> = HashMap::new();
+    for (p, pack) in index.packs.iter().enumerate() {
+        match on_disk.get(&pack.id) {
+            None => {
+                bad_packs.insert(p as u32, format!("pack {} is missing", pack.id.short()));
+            }
+            Some(&size) if size != pack.size => {
+                bad_packs.insert(
+                    p as u32,
+                    format!(
+                        "pack {} is {size} bytes, the index says {} (truncated or overwritten)",
+                        pack.id.short(),
+                        pack.size
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    // Which packs to read: all of them, or the ones one backup uses.
+    let mut bad_blobs: HashMap<BlobId, String> = HashMap::new();
+    let wanted: Option<HashSet<u32>> = match &opts.snapshot {
+        Some(_) => {
+            let mut set = HashSet::new();
+            for s in &snaps {
+                for_each_block(repo, &index, s, |_, _, id| {
+                    if let Some(loc) = index.get(id) {
+                        set.insert(loc.pack);
+                    }
+                });
+            }
+            Some(set)
+        }
+        None => None,
+    };
+    report.packs = wanted.as_ref().map_or(index.packs.len(), |w| w.len());
+
+    if opts.read_data {
+        let todo: Vec<u32> = (0..index.packs.len() as u32)
+            .filter(|p| wanted.as_ref().is_none_or(|w| w.contains(p)))
+            .filter(|p| !bad_packs.contains_key(p))
+            .collect();
+        progress.set_total(todo.iter().map(|&p| index.packs[p as usize].size).sum());
+        let next = AtomicUsize::new(0);
+        let found = Mutex::new((Vec::new(), Vec::new(), 0u64, 0u64));
+        std::thread::scope(|s| {
+            for _ in 0..opts.parallelism.max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&p) = todo.get(i) else { return };
+                    let (pack_errors, blobs, blobs_read) = read_pack(repo, &index, p);
+                    let size = index.packs[p as usize].size;
+                    progress.inc(size);
+                    let mut f = found.lock().unwrap();
+                    f.0.extend(pack_errors.into_iter().map(|e| (p, e)));
+                    f.1.extend(blobs);
+                    f.2 += blobs_read;
+                    f.3 += size;
+                });
+            }
+        });
+        let (pack_errors, blobs, blobs_read, bytes_read) = found.into_inner().unwrap();
+        // A pack whose hash fails still has its readable blobs; the blobs
+        // that fail are named through `bad_blobs`.
+        report.errors.extend(pack_errors.into_iter().map(|(_, e)| e));
+        bad_blobs.extend(blobs);
+        report.blobs_read = blobs_read;
+        report.bytes_read = bytes_read;
+    }
+    for msg in bad_packs.values() {
+        report.errors.push(msg.clone());
+    }
+
+    // Every file of every backup: all blocks indexed and not damaged.
+    for s in &snaps {
+        let mut per_file: HashMap<String, (u64, String)> = HashMap::new();
+        let list_errors = for_each_block(repo, &index, s, |file, _block, id| {
+            let problem = match index.get(id) {
+                None => Some(format!("blob {id} is not in any index")),
+                Some(loc) => bad_packs
+                    .get(&loc.pack)
+                    .cloned()
+                    .or_else(|| bad_blobs.get(id).cloned()),
+            };
+            if let Some(problem) = problem {
+                let e = per_file.entry(file.to_string()).or_insert((0, problem));
+                e.0 += 1;
+            }
+        });
+        for (file, e) in list_errors {
+            per_file.entry(file).or_insert((0, e));
+        }
+        let mut files: Vec<_> = per_file.into_iter().collect();
+        files.sort();
+        for (file, (n, problem)) in files {
+            report.errors.push(format!(
+                "backup {} file {file} is damaged: {n} blocks unreadable ({problem})",
+                s.id.short()
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Calls `f(file, block_number, id)` for every block of every file of `s`.
+/// Returns (file, error) for block lists that cannot be read.
+fn for_each_block(
+    repo: &Repository,
+    index: &Index,
+    s: &Snapshot,
+    mut f: impl FnMut(&str, u64, &BlobId),
+) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for file in &s.files {
+        let mut block = 0u64;
+        for list in &file.lists {
+            f(&file.path, block, list);
+            match repo.read_list(index, list) {
+                Ok(ids) => {
+                    for id in &ids {
+                        f(&file.path, block, id);
+                        block += 1;
+                    }
+                }
+                Err(e) => {
+                    errors.push((file.path.clone(), format!("block list {list}: {e}")));
+                    block += crate::snapshot::LIST_IDS as u64;
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Reads one whole pack and verifies its hash, every frame and every blob.
+/// Returns pack-level problems, damaged blobs, and the number of blobs read.
+fn read_pack(
+    repo: &Repository,
+    index: &Index,
+    p: u32,
+) -> (Vec<String>, Vec<(BlobId, String)>, u64) {
+    let pack = &index.packs[p as usize];
+    let name = pack.id.short();
+    let bytes = match repo.backend.read(&pack_path(&pack.id)) {
+        Ok(b) => b,
+        Err(e) => return (vec![format!("pack {name} cannot be read: {e}")], vec![], 0),
+    };
+    let mut errors = Vec::new();
+    if *blake3::hash(&bytes).as_bytes() != pack.hash {
+        errors.push(format!("pack {name} does not match its hash (damaged)"));
+    }
+    let mut bad = Vec::new();
+    let mut n = 0u64;
+    for frame in &pack.frames {
+        let end = frame.offset as usize + frame.len as usize;
+        let result = if end > bytes.len() {
+            Err(Error::corrupt("frame lies past the end of the pack"))
+        } else {
+            decompress_frame(
+                &repo.env,
+                frame,
+                bytes[frame.offset as usize..end].to_vec(),
+            )
+        };
+        match result {
+            Ok(raw) => {
+                n += frame.blobs.len() as u64;
+                for id in verify_frame(&repo.hasher, frame, &raw) {
+                    bad.push((id, format!("blob {id} in pack {name} fails its hash")));
+                }
+            }
+            Err(e) => {
+                for b in &frame.blobs {
+                    bad.push((b.id, format!("pack {name}: {e}")));
+                }
+            }
+        }
+    }
+    (errors, bad, n)
+}

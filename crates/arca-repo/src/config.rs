@@ -1,0 +1,151 @@
+//! The repository config: format version, repository id, keys and tuning.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const CONFIG_FILE: &str = "config";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub version: u32,
+    pub id: Id,
+    pub created: String,
+    pub chunker: ChunkerConfig,
+    pub compression: CompressionConfig,
+    pub encryption: EncryptionConfig,
+    /// The BLAKE3 key for blob ids, hex. With encryption on, it will live inside
+    /// the wrapped key material instead of in clear.
+    pub blob_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkerConfig {
+    /// Fixed block size in bytes; 0 means the source's own page size.
+    pub block_size: u32,
+    /// Raw bytes of new blocks compressed together as one frame.
+    pub frame_size: u32,
+    /// Target size of a pack file.
+    pub pack_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompressionConfig {
+    pub algorithm: String,
+    pub level: i32,
+}
+
+/// How blobs and metadata files are sealed. Format v1 defines the envelope
+/// (`none`: the bytes as they are; an AEAD: nonce, ciphertext, tag) so that
+/// encryption needs no format change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncryptionConfig {
+    pub algorithm: String,
+}
+
+/// Defaults chosen by the measurements in docs/design/repository.md.
+pub const DEFAULT_FRAME_SIZE: u32 = 256 * 1024;
+pub const DEFAULT_PACK_SIZE: u64 = 32 * 1024 * 1024;
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
+/// Block size for sources that have no page size of their own.
+pub const DEFAULT_BLOCK_SIZE: u32 = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub block_size: u32,
+    pub frame_size: u32,
+    pub pack_size: u64,
+    pub compression_level: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            block_size: 0,
+            frame_size: DEFAULT_FRAME_SIZE,
+            pack_size: DEFAULT_PACK_SIZE,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+        }
+    }
+}
+
+impl Config {
+    pub fn new(opts: &InitOptions) -> Result<Config> {
+        if opts.block_size != 0 && !(512..=1 << 20).contains(&opts.block_size) {
+            return Err(Error::Format(format!(
+                "block size {} is out of range: choose 0 (the source's page size) or 512 to 1048576 bytes",
+                opts.block_size
+            )));
+        }
+        if !(4096..=16 << 20).contains(&opts.frame_size) {
+            return Err(Error::Format(format!(
+                "frame size {} is out of range: choose 4096 to 16777216 bytes",
+                opts.frame_size
+            )));
+        }
+        if !(1 << 20..=1 << 30).contains(&opts.pack_size) {
+            return Err(Error::Format(format!(
+                "pack size {} is out of range: choose 1 MiB to 1 GiB",
+                opts.pack_size
+            )));
+        }
+        if !(-7..=22).contains(&opts.compression_level) {
+            return Err(Error::Format(format!(
+                "compression level {} is out of range: choose -7 (fastest) to 22 (smallest)",
+                opts.compression_level
+            )));
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the operating system's random source failed");
+        Ok(Config {
+            version: FORMAT_VERSION,
+            id: Id::random(),
+            created: jiff::Timestamp::now().to_string(),
+            chunker: ChunkerConfig {
+                block_size: opts.block_size,
+                frame_size: opts.frame_size,
+                pack_size: opts.pack_size,
+            },
+            compression: CompressionConfig {
+                algorithm: "zstd".into(),
+                level: opts.compression_level,
+            },
+            encryption: EncryptionConfig {
+                algorithm: "none".into(),
+            },
+            blob_key: hex::encode(key),
+        })
+    }
+
+    pub fn blob_key(&self) -> Result<[u8; 32]> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&self.blob_key, &mut key)
+            .map_err(|_| Error::corrupt("the config's blob_key is not 64 hex digits"))?;
+        Ok(key)
+    }
+}
+
+/// Seals and opens stored objects according to the config's encryption.
+#[derive(Clone)]
+pub struct Envelope;
+
+impl Envelope {
+    pub fn from_config(cfg: &Config) -> Result<Envelope> {
+        match cfg.encryption.algorithm.as_str() {
+            "none" => Ok(Envelope),
+            other => Err(Error::Format(format!(
+                "repository uses encryption {other:?}, which this arca cannot open: upgrade arca"
+            ))),
+        }
+    }
+
+    pub fn seal(&self, plain: Vec<u8>) -> Vec<u8> {
+        plain
+    }
+
+    pub fn open(&self, sealed: Vec<u8>) -> Result<Vec<u8>> {
+        Ok(sealed)
+    }
+}

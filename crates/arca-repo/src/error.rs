@@ -1,0 +1,78 @@
+//! The repository's typed errors. Each message names the problem and what to do.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no repository at {location}: create one with `arca init --repo {location}`")]
+    NoRepository { location: String },
+
+    #[error("{location} is not an Arca repository (it has no config file): create one with `arca init --repo {location}` or check the path")]
+    NotARepository { location: String },
+
+    #[error("{location} already holds a repository")]
+    AlreadyExists { location: String },
+
+    #[error("{location} is not empty and is not an Arca repository: choose an empty or new directory")]
+    NotEmpty { location: String },
+
+    #[error("repository {location} has format version {found}, this arca reads version {supported}: upgrade arca")]
+    UnsupportedVersion {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("no backup matches {0:?}: see `arca list` for the ids")]
+    SnapshotNotFound(String),
+
+    #[error("backup id prefix {0:?} matches more than one backup: give more digits")]
+    AmbiguousId(String),
+
+    #[error("the repository is empty: there is no backup yet")]
+    NoSnapshots,
+
+    #[error("repository is locked: {0}")]
+    Locked(String),
+
+    #[error("damaged repository data: {0}")]
+    Corrupt(String),
+
+    #[error("{0}")]
+    Format(String),
+
+    #[error("storage error on {path}: {source}")]
+    Storage {
+        path: String,
+        #[source]
+        source: opendal::Error,
+    },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{0}")]
+    Source(#[source] std::io::Error),
+
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub fn corrupt(msg: impl Into<String>) -> Error {
+        Error::Corrupt(msg.into())
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

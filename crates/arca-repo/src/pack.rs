@@ -1,0 +1,191 @@
+//! Pack files: compressed frames of blobs, with the pack's own directory at the end.
+//!
+//! ```text
+//! frame 0 | frame 1 | … | header | header length (u32 LE) | magic "ARCAPCK1"
+//! ```
+//! A frame is `seal(zstd(blob ‖ blob ‖ …))`; the header is
+//! `seal(zstd(postcard(PackHeader)))` and repeats what the index says about
+//! this pack, so indexes can be rebuilt from packs alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Envelope;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Hasher, Id};
+
+pub const PACK_MAGIC: &[u8; 8] = b"ARCAPCK1";
+pub const DATA_DIR: &str = "data";
+
+/// What a frame's blobs are: database blocks, or block lists (metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobKind {
+    Data,
+    List,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    pub id: BlobId,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameEntry {
+    pub offset: u64,
+    pub len: u32,
+    pub kind: BlobKind,
+    pub blobs: Vec<BlobEntry>,
+}
+
+impl FrameEntry {
+    pub fn raw_len(&self) -> usize {
+        self.blobs.iter().map(|b| b.len as usize).sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackHeader {
+    pub frames: Vec<FrameEntry>,
+}
+
+/// Where a pack lives in the repository: `data/ab/abcdef…`.
+pub fn pack_path(id: &Id) -> String {
+    let hex = id.to_hex();
+    format!("{DATA_DIR}/{}/{hex}", &hex[..2])
+}
+
+/// A frame ready for a pack: sealed bytes and the blobs inside.
+pub struct SealedFrame {
+    pub kind: BlobKind,
+    pub bytes: Vec<u8>,
+    pub blobs: Vec<BlobEntry>,
+}
+
+/// Compresses and seals raw blob bytes (concatenated in `blobs` order).
+pub fn seal_frame(
+    env: &Envelope,
+    level: i32,
+    kind: BlobKind,
+    raw: &[u8],
+    blobs: Vec<BlobEntry>,
+) -> Result<SealedFrame> {
+    let compressed = zstd::bulk::compress(raw, level)
+        .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
+    Ok(SealedFrame {
+        kind,
+        bytes: env.seal(compressed),
+        blobs,
+    })
+}
+
+/// Opens and decompresses a frame read from a pack. Blob `i` starts at the
+/// sum of the lengths before it; the caller verifies the blobs it uses.
+pub fn decompress_frame(env: &Envelope, frame: &FrameEntry, sealed: Vec<u8>) -> Result<Vec<u8>> {
+    let compressed = env.open(sealed)?;
+    let raw_len = frame.raw_len();
+    let raw = zstd::bulk::decompress(&compressed, raw_len)
+        .map_err(|e| Error::corrupt(format!("frame at offset {} does not decompress: {e}", frame.offset)))?;
+    if raw.len() != raw_len {
+        return Err(Error::corrupt(format!(
+            "frame at offset {} holds {} bytes, the index says {raw_len}",
+            frame.offset,
+            raw.len()
+        )));
+    }
+    Ok(raw)
+}
+
+/// Checks every blob of a decompressed frame; returns the ones that fail.
+pub fn verify_frame(hasher: &Hasher, frame: &FrameEntry, raw: &[u8]) -> Vec<BlobId> {
+    let mut bad = Vec::new();
+    let mut at = 0usize;
+    for b in &frame.blobs {
+        let end = at + b.len as usize;
+        if hasher.blob_id(&raw[at..end]) != b.id {
+            bad.push(b.id);
+        }
+        at = end;
+    }
+    bad
+}
+
+/// A pack being filled in memory.
+pub struct PackBuilder {
+    buf: Vec<u8>,
+    frames: Vec<FrameEntry>,
+}
+
+/// A finished pack: its name, bytes, content hash and directory.
+pub struct FinishedPack {
+    pub id: Id,
+    pub bytes: Vec<u8>,
+    pub hash: [u8; 32],
+    pub frames: Vec<FrameEntry>,
+}
+
+impl PackBuilder {
+    pub fn new(capacity: usize) -> PackBuilder {
+        PackBuilder {
+            buf: Vec::with_capacity(capacity),
+            frames: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn add(&mut self, frame: SealedFrame) {
+        self.frames.push(FrameEntry {
+            offset: self.buf.len() as u64,
+            len: frame.bytes.len() as u32,
+            kind: frame.kind,
+            blobs: frame.blobs,
+        });
+        self.buf.extend_from_slice(&frame.bytes);
+    }
+
+    pub fn finish(mut self, env: &Envelope) -> Result<FinishedPack> {
+        let header = PackHeader {
+            frames: self.frames,
+        };
+        let encoded = postcard::to_stdvec(&header)
+            .map_err(|e| Error::Format(format!("pack header encoding failed: {e}")))?;
+        let compressed = zstd::bulk::compress(&encoded, 3)
+            .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
+        let sealed = env.seal(compressed);
+        self.buf.extend_from_slice(&sealed);
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(PACK_MAGIC);
+        let hash = *blake3::hash(&self.buf).as_bytes();
+        Ok(FinishedPack {
+            id: Id::random(),
+            bytes: self.buf,
+            hash,
+            frames: header.frames,
+        })
+    }
+}
+
+/// Reads the directory at the end of a whole pack's bytes.
+pub fn read_header(env: &Envelope, pack: &[u8]) -> Result<PackHeader> {
+    let n = pack.len();
+    if n < 12 || &pack[n - 8..] != PACK_MAGIC {
+        return Err(Error::corrupt("pack does not end with the pack magic"));
+    }
+    let hlen = u32::from_le_bytes(pack[n - 12..n - 8].try_into().unwrap()) as usize;
+    if hlen + 12 > n {
+        return Err(Error::corrupt("pack header length is out of range"));
+    }
+    let sealed = pack[n - 12 - hlen..n - 12].to_vec();
+    let compressed = env.open(sealed)?;
+    let encoded = zstd::stream::decode_all(&compressed[..])
+        .map_err(|e| Error::corrupt(format!("pack header does not decompress: {e}")))?;
+    postcard::from_bytes(&encoded)
+        .map_err(|e| Error::corrupt(format!("pack header does not parse: {e}")))
+}

@@ -1,0 +1,163 @@
+//! Prune: removes what no snapshot references, under an exclusive lock.
+//!
+//! Order: repacked packs → new index → old index files deleted → packs
+//! deleted. A crash at any point leaves every snapshot's blobs indexed and
+//! present; what it leaves behind is garbage the next prune removes.
+
+use std::collections::HashSet;
+
+use crate::archiver::Packer;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Id};
+use crate::index::{Index, IndexFile};
+use crate::pack::{decompress_frame, pack_path, seal_frame, BlobEntry, BlobKind, DATA_DIR};
+use crate::repository::{parse_name, Repository};
+
+/// Packs whose unused share exceeds this are rewritten with only their used blobs.
+const REPACK_UNUSED_RATIO: f64 = 0.25;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PruneReport {
+    pub packs_deleted: usize,
+    pub packs_repacked: usize,
+    pub garbage_files: usize,
+    pub bytes_freed: u64,
+    pub bytes_written: u64,
+}
+
+pub fn prune(repo: &Repository) -> Result<PruneReport> {
+    let _lock = repo.lock_exclusive("prune")?;
+    let index = repo.load_index()?;
+    let mut report = PruneReport::default();
+
+    // Everything any snapshot references, block lists included.
+    let mut used: HashSet<BlobId> = HashSet::new();
+    for snap in repo.snapshots()? {
+        for file in &snap.files {
+            for list in &file.lists {
+                used.insert(*list);
+                let ids = repo.read_list(&index, list).map_err(|e| {
+                    Error::corrupt(format!(
+                        "backup {} file {}: {e}; prune stops so nothing more is lost. Run `arca check`",
+                        snap.id.short(),
+                        file.path
+                    ))
+                })?;
+                used.extend(ids);
+            }
+        }
+    }
+
+    // Classify indexed packs by how much of them is still used.
+    let mut keep = Vec::new();
+    let mut delete: Vec<(Id, u64)> = Vec::new();
+    let mut repack = Vec::new();
+    let mut claimed: HashSet<BlobId> = HashSet::new();
+    for (p, pack) in index.packs.iter().enumerate() {
+        let mut total = 0u64;
+        let mut live = 0u64;
+        for f in &pack.frames {
+            for b in &f.blobs {
+                total += b.len as u64;
+                // A blob stored twice (two concurrent backups) counts once.
+                if used.contains(&b.id) && index.get(&b.id).is_some_and(|l| l.pack == p as u32) {
+                    live += b.len as u64;
+                }
+            }
+        }
+        if live == 0 {
+            delete.push((pack.id, pack.size));
+        } else if (total - live) as f64 > REPACK_UNUSED_RATIO * total as f64 {
+            repack.push(p);
+        } else {
+            keep.push(pack.clone());
+            for f in &pack.frames {
+                claimed.extend(f.blobs.iter().map(|b| b.id));
+            }
+        }
+    }
+
+    // Rewrite partly used packs: read, verify, keep the used blobs.
+    let packer = Packer::new(repo);
+    let level = repo.config.compression.level;
+    for &p in &repack {
+        let pack = &index.packs[p as usize];
+        let bytes = repo.backend.read(&pack_path(&pack.id))?;
+        for frame in &pack.frames {
+            let end = frame.offset as usize + frame.len as usize;
+            let raw = decompress_frame(
+                &repo.env,
+                frame,
+                bytes.get(frame.offset as usize..end).unwrap_or_default().to_vec(),
+            )
+            .map_err(|e| Error::corrupt(format!("pack {} cannot be repacked: {e}", pack.id.short())))?;
+            let mut keep_raw = Vec::new();
+            let mut blobs = Vec::new();
+            let mut at = 0usize;
+            for b in &frame.blobs {
+                let data = &raw[at..at + b.len as usize];
+                at += b.len as usize;
+                if !used.contains(&b.id) || !claimed.insert(b.id) {
+                    continue;
+                }
+                if repo.hasher.blob_id(data) != b.id {
+                    return Err(Error::corrupt(format!(
+                        "blob {} in pack {} fails its hash; prune stops. Run `arca check --read-data`",
+                        b.id,
+                        pack.id.short()
+                    )));
+                }
+                keep_raw.extend_from_slice(data);
+                blobs.push(BlobEntry { id: b.id, len: b.len });
+            }
+            if !blobs.is_empty() {
+                let lvl = if frame.kind == BlobKind::List { 1 } else { level };
+                packer.add(seal_frame(&repo.env, lvl, frame.kind, &keep_raw, blobs)?)?;
+            }
+        }
+        delete.push((pack.id, pack.size));
+        report.packs_repacked += 1;
+    }
+    packer.flush()?;
+    let written = packer.into_written();
+    report.bytes_written = written.stored;
+
+    // One new index for everything kept, then the old index files go.
+    let changed = !delete.is_empty() || index.files.len() > 1;
+    if changed {
+        let mut packs = keep;
+        packs.extend(written.written);
+        report.bytes_written += repo.write_index_file(&IndexFile { packs })?;
+        for id in &index.files {
+            repo.delete_index_file(id)?;
+        }
+    }
+
+    // Now nothing indexed points at the packs to delete.
+    for (id, size) in &delete {
+        repo.backend.delete(&pack_path(id))?;
+        report.packs_deleted += 1;
+        report.bytes_freed += size;
+    }
+
+    // Garbage: packs no index knows (from backups cut off mid-way) and temp files.
+    let indexed: HashSet<Id> = repo_indexed_packs(repo)?;
+    for entry in repo.backend.list(DATA_DIR)? {
+        let known = parse_name(&entry.path).is_ok_and(|id| indexed.contains(&id));
+        if !known {
+            repo.backend.delete(&entry.path)?;
+            report.garbage_files += 1;
+            report.bytes_freed += entry.size;
+        }
+    }
+    for path in repo.temp_files()? {
+        repo.backend.delete(&path)?;
+        report.garbage_files += 1;
+    }
+    Ok(report)
+}
+
+fn repo_indexed_packs(repo: &Repository) -> Result<HashSet<Id>> {
+    let index: Index = repo.load_index()?;
+    Ok(index.packs.iter().map(|p| p.id).collect())
+}

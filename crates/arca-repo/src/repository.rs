@@ -1,0 +1,268 @@
+//! An opened repository: config, keys, and the operations on its files.
+
+use std::time::Duration;
+
+use crate::backend::{file_name, Backend, Location, TMP_DIR};
+use crate::config::{Config, Envelope, InitOptions, CONFIG_FILE, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Hasher, Id};
+use crate::index::{Index, IndexFile, INDEX_DIR};
+use crate::lock::{self, LockGuard};
+use crate::pack::{self, pack_path, BlobKind};
+use crate::snapshot::{decode_list, Snapshot, SNAPSHOT_DIR};
+
+pub struct Repository {
+    pub(crate) backend: Backend,
+    pub config: Config,
+    pub(crate) env: Envelope,
+    pub(crate) hasher: Hasher,
+    /// How long to wait for a conflicting lock.
+    pub lock_wait: Duration,
+}
+
+impl Repository {
+    /// Creates a repository. Refuses a non-empty directory that is not one.
+    pub fn init(location: &Location, opts: &InitOptions) -> Result<Repository> {
+        let loc = location.to_string();
+        if let Some(path) = location.local_path() {
+            if path.join(CONFIG_FILE).exists() {
+                return Err(Error::AlreadyExists { location: loc });
+            }
+            if path.exists() {
+                if !path.is_dir() {
+                    return Err(Error::NotEmpty { location: loc });
+                }
+                let mut entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+                if entries.next().is_some() {
+                    return Err(Error::NotEmpty { location: loc });
+                }
+            }
+        }
+        let config = Config::new(opts)?;
+        let backend = Backend::open(location, true)?;
+        if backend.exists(CONFIG_FILE)? {
+            return Err(Error::AlreadyExists { location: loc });
+        }
+        let json = serde_json::to_vec_pretty(&config).expect("config encodes");
+        backend.write(CONFIG_FILE, json)?;
+        Repository::from_parts(backend, config)
+    }
+
+    pub fn open(location: &Location) -> Result<Repository> {
+        let loc = location.to_string();
+        if let Some(path) = location.local_path() {
+            if !path.exists() {
+                return Err(Error::NoRepository { location: loc });
+            }
+            if !path.join(CONFIG_FILE).is_file() {
+                return Err(Error::NotARepository { location: loc });
+            }
+        }
+        let backend = Backend::open(location, false)?;
+        let bytes = match backend.read(CONFIG_FILE) {
+            Ok(b) => b,
+            Err(Error::Storage { source, .. }) if source.kind() == opendal::ErrorKind::NotFound => {
+                return Err(Error::NotARepository { location: loc })
+            }
+            Err(e) => return Err(e),
+        };
+        let config: Config = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(format!("{loc}/config does not parse: {e}")))?;
+        if config.version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                location: loc,
+                found: config.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Repository::from_parts(backend, config)
+    }
+
+    fn from_parts(backend: Backend, config: Config) -> Result<Repository> {
+        let env = Envelope::from_config(&config)?;
+        let hasher = Hasher::new(config.blob_key()?);
+        Ok(Repository {
+            backend,
+            config,
+            env,
+            hasher,
+            lock_wait: Duration::from_secs(300),
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        self.backend.location()
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn lock_shared(&self, command: &str) -> Result<LockGuard> {
+        lock::acquire(&self.backend, false, command, self.lock_wait)
+    }
+
+    pub fn lock_exclusive(&self, command: &str) -> Result<LockGuard> {
+        lock::acquire(&self.backend, true, command, self.lock_wait)
+    }
+
+    /// Loads every index file. Fails on the first that cannot be read.
+    pub fn load_index(&self) -> Result<Index> {
+        let mut index = Index::default();
+        for entry in self.backend.list(INDEX_DIR)? {
+            let id = parse_name(&entry.path)?;
+            let file = self.read_index_file(&id)?;
+            index.add_file(file);
+            index.files.push(id);
+        }
+        index.seal();
+        Ok(index)
+    }
+
+    pub fn index_files(&self) -> Result<Vec<Id>> {
+        self.backend
+            .list(INDEX_DIR)?
+            .iter()
+            .map(|e| parse_name(&e.path))
+            .collect()
+    }
+
+    pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let path = format!("{INDEX_DIR}/{}", id.to_hex());
+        let bytes = self.backend.read(&path)?;
+        IndexFile::decode(&self.env, bytes)
+            .map_err(|e| Error::corrupt(format!("index file {path}: {e}")))
+    }
+
+    /// Writes an index file; returns its size in bytes.
+    pub fn write_index_file(&self, file: &IndexFile) -> Result<u64> {
+        let bytes = file.encode(&self.env)?;
+        let n = bytes.len() as u64;
+        self.backend
+            .write(&format!("{INDEX_DIR}/{}", Id::random().to_hex()), bytes)?;
+        Ok(n)
+    }
+
+    pub fn delete_index_file(&self, id: &Id) -> Result<()> {
+        self.backend.delete(&format!("{INDEX_DIR}/{}", id.to_hex()))
+    }
+
+    pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
+        self.backend
+            .list(SNAPSHOT_DIR)?
+            .iter()
+            .filter(|e| !file_name(&e.path).starts_with('.'))
+            .map(|e| parse_name(&e.path))
+            .collect()
+    }
+
+    pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let path = Snapshot::path(id);
+        let bytes = self.backend.read(&path)?;
+        Snapshot::decode(&self.env, bytes)
+            .map_err(|e| Error::corrupt(format!("snapshot {path}: {e}")))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        let mut snaps = self
+            .snapshot_ids()?
+            .iter()
+            .map(|id| self.read_snapshot(id))
+            .collect::<Result<Vec<_>>>()?;
+        snaps.sort_by_key(|s| s.start_time);
+        Ok(snaps)
+    }
+
+    /// Finds a snapshot by `latest`, a full id, or a unique id prefix.
+    pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
+        if spec == "latest" {
+            return self.snapshots()?.pop().ok_or(Error::NoSnapshots);
+        }
+        let spec_lc = spec.to_ascii_lowercase();
+        if spec_lc.is_empty() || !spec_lc.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::SnapshotNotFound(spec.to_string()));
+        }
+        let matches: Vec<Id> = self
+            .snapshot_ids()?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&spec_lc))
+            .collect();
+        match matches.as_slice() {
+            [id] => self.read_snapshot(id),
+            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            _ => Err(Error::AmbiguousId(spec.to_string())),
+        }
+    }
+
+    pub fn write_snapshot(&self, snap: &Snapshot) -> Result<u64> {
+        let bytes = snap.encode(&self.env)?;
+        let n = bytes.len() as u64;
+        self.backend.write(&Snapshot::path(&snap.id), bytes)?;
+        Ok(n)
+    }
+
+    pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
+        self.backend.delete(&Snapshot::path(id))
+    }
+
+    /// Reads one frame's sealed bytes from its pack.
+    pub fn read_frame(&self, pack_id: &Id, offset: u64, len: u32) -> Result<Vec<u8>> {
+        self.backend
+            .read_range(&pack_path(pack_id), offset, len as u64)
+    }
+
+    /// Reads one blob, verifying it.
+    pub fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {id} is not in the index")))?;
+        let (pack, frame) = index.frame(&loc);
+        let sealed = self.read_frame(&pack.id, frame.offset, frame.len)?;
+        let raw = pack::decompress_frame(&self.env, frame, sealed)
+            .map_err(|e| Error::corrupt(format!("pack {}: {e}", pack.id)))?;
+        let blob = raw[loc.offset as usize..(loc.offset + loc.len) as usize].to_vec();
+        if self.hasher.blob_id(&blob) != *id {
+            return Err(Error::corrupt(format!(
+                "blob {id} in pack {} fails its hash",
+                pack.id
+            )));
+        }
+        Ok(blob)
+    }
+
+    /// Reads a list blob: the block ids it holds.
+    pub fn read_list(&self, index: &Index, id: &BlobId) -> Result<Vec<BlobId>> {
+        if let Some(loc) = index.get(id) {
+            if index.kind(&loc) != BlobKind::List {
+                return Err(Error::corrupt(format!("blob {id} is not a block list")));
+            }
+        }
+        decode_list(&self.read_blob(index, id)?)
+    }
+
+    /// Names of leftover temporary files (from writes cut off by a crash).
+    pub fn temp_files(&self) -> Result<Vec<String>> {
+        Ok(self
+            .backend
+            .list(TMP_DIR)?
+            .into_iter()
+            .map(|e| e.path)
+            .collect())
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub fn envelope(&self) -> &Envelope {
+        &self.env
+    }
+}
+
+/// Parses the id in a repository file's name.
+pub(crate) fn parse_name(path: &str) -> Result<Id> {
+    file_name(path)
+        .parse()
+        .map_err(|_| Error::corrupt(format!("{path} is not named by an id")))
+}
