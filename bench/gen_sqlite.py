@@ -201,10 +201,13 @@ class Gen:
 
     def __init__(self, rng):
         self.rng = rng
-        self.words = make_words(rng, 3000)
-        self.first = [w.capitalize() for w in make_words(rng, 800, 2, 3)]
-        self.last = [w.capitalize() for w in make_words(rng, 1500, 2, 4)]
-        self.streets = [w.capitalize() for w in make_words(rng, 600, 2, 3)]
+        # the vocabularies are the shop's "language": the same for every seed, so
+        # that rows added by mutate_sqlite.py look like the generated ones
+        vr = random.Random(20240101)
+        self.words = make_words(vr, 3000)
+        self.first = [w.capitalize() for w in make_words(vr, 800, 2, 3)]
+        self.last = [w.capitalize() for w in make_words(vr, 1500, 2, 4)]
+        self.streets = [w.capitalize() for w in make_words(vr, 600, 2, 3)]
 
     def sentence(self, n):
         r = self.rng.random

@@ -43,8 +43,7 @@ def mutate(src, dst, seed, update_frac, insert_frac):
             os.unlink(p)
     shutil.copyfile(src, dst)
     rng = random.Random(seed)
-    g = Gen(random.Random(seed + 1))
-    g.rng = rng
+    g = Gen(rng)
     db = sqlite3.connect(dst, isolation_level=None)
     db.execute("PRAGMA journal_mode=DELETE")  # the app's normal rollback journal
     db.execute("PRAGMA cache_size=-1048576")
@@ -146,5 +145,4 @@ def main():
 
 
 if __name__ == "__main__":
-    _ = gen_sqlite
     main()

@@ -113,6 +113,7 @@ rm -rf "$RUN"
 mkdir -p "$LOGS"
 : >"$RES"
 put() { printf '%s=%s\n' "$1" "$2" >>"$RES"; }
+put loadavg_start "$(cut -d' ' -f1 /proc/loadavg)"
 
 python3 "$BENCH_DIR/pagediff.py" --json "$BASE" "$MUT" >"$LOGS/pagediff.json"
 jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -314,6 +315,7 @@ put size_mb "$SIZE_MB"
 put seed "$SEED"
 put mutate_seed "$MUT_SEED"
 put arca_init_flags "$ARCA_INIT_FLAGS"
+put loadavg_end "$(cut -d' ' -f1 /proc/loadavg)"
 put cpus "$(nproc)"
 put cpu_model "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
 put mem_gib "$(awk '/MemTotal/{printf "%.0f", $2/1048576}' /proc/meminfo)"
@@ -427,7 +429,10 @@ if A:
                                          ", init flags `%s`" % res["arca_init_flags"] if res["arca_init_flags"] else ""))
 if R:
     versions.append("%s (repository v2, compression auto)" % res.get("restic.version", "restic"))
-out.append("Tools: " + ", ".join(versions) + ".")
+if versions:
+    out.append("Tools: " + ", ".join(versions) + ".")
+out.append("1-minute load average %s at the start of the measurements, %s at the end." % (
+    res["loadavg_start"], res["loadavg_end"]))
 out.append("Every timed step ran on a warm page cache (its input was read once just before the timer started); "
            "bytes added = growth of `du -sb` of the repository.")
 out.append("Mutation: 0.1%% of the rows of every table updated and 0.05%% inserted: %s of %s 4 KiB pages changed "

@@ -152,14 +152,14 @@ fn create_sample(db: &Path, size_mb: u64) -> Result<u64> {
         let mut c = tx.prepare("INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for i in 1..=customers {
             let city = CITIES[(rnd() % 8) as usize];
-            c.execute(rusqlite::params![i, format!("Customer {i}"), format!("c{i}@example.com"), city, format!("2024-{:02}-{:02}", rnd() % 12 + 1, rnd() % 28 + 1)])?;
+            c.execute(rusqlite::params![i as i64, format!("Customer {i}"), format!("c{i}@example.com"), city, format!("2024-{:02}-{:02}", rnd() % 12 + 1, rnd() % 28 + 1)])?;
         }
         let mut o = tx.prepare("INSERT INTO orders VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         for i in 1..=orders {
             let note = format!("{} {} {}", WORDS[(rnd() % 12) as usize], WORDS[(rnd() % 12) as usize], rnd() % 100_000);
             o.execute(rusqlite::params![
-                i,
-                rnd() % customers + 1,
+                i as i64,
+                (rnd() % customers + 1) as i64,
                 STATUS[(rnd() % 4) as usize],
                 (rnd() % 50_000) as i64,
                 format!("2025-{:02}-{:02} {:02}:{:02}:{:02}", rnd() % 12 + 1, rnd() % 28 + 1, rnd() % 24, rnd() % 60, rnd() % 60),
@@ -176,7 +176,7 @@ fn change_rows(db: &Path) -> Result<usize> {
     Ok(conn.execute("UPDATE orders SET status = 'shipped', total_cents = total_cents + 1 WHERE id % 100 = 7", [])?)
 }
 
-fn count_rows(db: &Path) -> Result<u64> {
+fn count_rows(db: &Path) -> Result<i64> {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     Ok(conn.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?)
 }

@@ -88,10 +88,26 @@ pub(crate) fn map_restored_error(path: &Path, e: rusqlite::Error) -> Error {
 /// connection closes before the lease.
 pub(crate) struct RestoredDb {
     pub(crate) conn: Connection,
-    _lease: FileLease,
+    lease: FileLease,
 }
 
-/// Opens a restored database read-only.
+impl RestoredDb {
+    /// The info pragmas; `journal_mode` comes from the file header, since the
+    /// connection is opened `immutable` and ignores WAL.
+    pub(crate) fn info(&self, path: &Path) -> Result<SqliteInfo, Error> {
+        let mut info = read_info(&self.conn).map_err(|e| map_restored_error(path, e))?;
+        let mut versions = [0u8; 2];
+        if self.lease.read_exact_at(&mut versions, 18).is_ok() && versions == [2, 2] {
+            info.journal_mode = "wal".into();
+        }
+        Ok(info)
+    }
+}
+
+/// Opens a restored database read-only and `immutable`: SQLite reads the file as it is,
+/// takes no locks and neither reads nor creates `-wal`, `-shm` or `-journal` files
+/// beside it (a WAL-mode database opened the usual way leaves an empty `-wal` and
+/// `-shm` behind). Nothing may write the file meanwhile.
 pub(crate) fn open_restored(path: &Path) -> Result<RestoredDb, Error> {
     let meta = std::fs::metadata(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
     if meta.is_dir() {
@@ -107,17 +123,39 @@ pub(crate) fn open_restored(path: &Path) -> Result<RestoredDb, Error> {
         });
     }
     let lease = FileLease::acquire(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
+    let uri = immutable_uri(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
     let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|e| map_restored_error(path, e))?;
     conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)
         .map_err(|e| map_restored_error(path, e))?;
-    Ok(RestoredDb {
-        conn,
-        _lease: lease,
-    })
+    Ok(RestoredDb { conn, lease })
+}
+
+/// `file:PATH?immutable=1`, the path percent-encoded (RFC 3986 unreserved bytes and `/`
+/// stay as they are).
+fn immutable_uri(path: &Path) -> io::Result<String> {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    #[cfg(not(unix))]
+    let bytes = path
+        .to_str()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"))?
+        .as_bytes();
+    let mut uri = String::from("file:");
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Ok(uri)
 }
 
 /// Rows of `PRAGMA integrity_check` (at most 20 problems).
@@ -255,6 +293,18 @@ mod lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn immutable_uri_escapes_the_path() {
+        assert_eq!(
+            immutable_uri(Path::new("/a b/x?#%.db")).unwrap(),
+            "file:/a%20b/x%3F%23%25.db?immutable=1"
+        );
+        assert_eq!(
+            immutable_uri(Path::new("rel/x.db")).unwrap(),
+            "file:rel/x.db?immutable=1"
+        );
+    }
 
     #[test]
     fn pending_byte_page_numbers() {

@@ -106,15 +106,17 @@ pub fn prepare_target(path: &Path, force: bool) -> Result<(), Error> {
 
 /// Opens a (restored) database read-only and reports its info.
 ///
-/// A missing file is an [`Error::Io`]; a file SQLite cannot read as a database
-/// (including a 0-byte file) is [`Error::Damaged`].
+/// The file is read as it is (`immutable`): no `-wal` or `-journal` beside it is
+/// applied or created, and nothing may write it meanwhile. A missing file is an
+/// [`Error::Io`]; a file SQLite cannot read as a database (including a 0-byte file) is
+/// [`Error::Damaged`].
 pub fn inspect(path: &Path) -> Result<SqliteInfo, Error> {
-    let db = core::open_restored(path)?;
-    core::read_info(&db.conn).map_err(|e| core::map_restored_error(path, e))
+    core::open_restored(path)?.info(path)
 }
 
 /// Runs `PRAGMA integrity_check` on a (restored) database: `Ok` only if SQLite answers
-/// the single row `ok`. Otherwise [`Error::Damaged`] listing the first problems.
+/// the single row `ok`. Otherwise [`Error::Damaged`] listing the first problems. Opens
+/// the file as [`inspect`] does.
 pub fn integrity_check(path: &Path) -> Result<(), Error> {
     let db = core::open_restored(path)?;
     let problems =
