@@ -46,9 +46,9 @@ pub struct EncryptionConfig {
 }
 
 /// Defaults chosen by the measurements in docs/design/repository.md.
-pub const DEFAULT_FRAME_SIZE: u32 = 256 * 1024;
+pub const DEFAULT_FRAME_SIZE: u32 = 1024 * 1024;
 pub const DEFAULT_PACK_SIZE: u64 = 32 * 1024 * 1024;
-pub const DEFAULT_COMPRESSION_LEVEL: i32 = 1;
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
 /// Block size for sources that have no page size of their own.
 pub const DEFAULT_BLOCK_SIZE: u32 = 64 * 1024;
 

@@ -84,23 +84,12 @@ fn restore_window(
     }
     let mut frames: Vec<(u32, u32)> = by_frame.keys().copied().collect();
     frames.sort_unstable();
-    // Coalesce frames that sit next to each other in one pack into one read.
-    let mut k = 0;
-    while k < frames.len() {
+    for (k, last) in read_spans(index, &frames) {
         let (pack_no, first_frame) = frames[k];
         let pack = &index.packs[pack_no as usize];
         let start = pack.frames[first_frame as usize].offset;
-        let mut end = start + pack.frames[first_frame as usize].len as u64;
-        let mut last = k;
-        while last + 1 < frames.len() {
-            let (p2, f2) = frames[last + 1];
-            let fr = &pack.frames[f2 as usize];
-            if p2 != pack_no || fr.offset != end || end + fr.len as u64 - start > MAX_READ {
-                break;
-            }
-            end += fr.len as u64;
-            last += 1;
-        }
+        let last_frame = &pack.frames[frames[last].1 as usize];
+        let end = last_frame.offset + last_frame.len as u64;
         let bytes = repo
             .backend
             .read_range(&crate::pack::pack_path(&pack.id), start, end - start)
@@ -124,9 +113,85 @@ fn restore_window(
                 progress.inc(data.len() as u64);
             }
         }
-        k = last + 1;
     }
     Ok(())
+}
+
+/// Splits sorted (pack, frame) pairs into spans `(first, last)` that one
+/// range read can fetch: frames adjacent in the same pack, up to MAX_READ.
+fn read_spans(index: &Index, frames: &[(u32, u32)]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut k = 0;
+    while k < frames.len() {
+        let (pack_no, first) = frames[k];
+        let pack = &index.packs[pack_no as usize];
+        let start = pack.frames[first as usize].offset;
+        let mut end = start + pack.frames[first as usize].len as u64;
+        let mut last = k;
+        while let Some(&(p2, f2)) = frames.get(last + 1) {
+            if p2 != pack_no {
+                break;
+            }
+            let fr = &pack.frames[f2 as usize];
+            if fr.offset != end || end + fr.len as u64 - start > MAX_READ {
+                break;
+            }
+            end += fr.len as u64;
+            last += 1;
+        }
+        spans.push((k, last));
+        k = last + 1;
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+    use crate::index::{IndexFile, IndexPack};
+    use crate::pack::{BlobKind, FrameEntry};
+
+    fn pack(id: u8, frames: &[(u64, u32)]) -> IndexPack {
+        IndexPack {
+            id: Id([id; 32]),
+            size: 0,
+            hash: [0; 32],
+            frames: frames
+                .iter()
+                .map(|&(offset, len)| FrameEntry {
+                    offset,
+                    len,
+                    kind: BlobKind::Data,
+                    blobs: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    /// Regression: a span crossing into the next pack looked the next frame
+    /// up in the previous pack's frame table (out of bounds when it was shorter).
+    #[test]
+    fn spans_never_cross_packs() {
+        let mut index = Index::default();
+        index.add_file(IndexFile {
+            packs: vec![pack(1, &[(0, 10)]), pack(2, &[(0, 10), (10, 10), (20, 10)])],
+        });
+        assert_eq!(read_spans(&index, &[(0, 0), (1, 2)]), vec![(0, 0), (1, 1)]);
+        assert_eq!(read_spans(&index, &[(1, 0), (1, 1), (1, 2)]), vec![(0, 2)]);
+        // A gap (frame 1 not needed) starts a new read.
+        assert_eq!(read_spans(&index, &[(1, 0), (1, 2)]), vec![(0, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn spans_stop_at_the_read_limit() {
+        let big = (MAX_READ / 2 + 1) as u32;
+        let mut index = Index::default();
+        index.add_file(IndexFile {
+            packs: vec![pack(1, &[(0, big), (big as u64, big), (2 * big as u64, 10)])],
+        });
+        assert_eq!(read_spans(&index, &[(0, 0), (0, 1), (0, 2)]), vec![(0, 0), (1, 2)]);
+    }
 }
 
 fn damaged(file: &FileEntry, pack: &crate::id::Id, e: Error) -> Error {

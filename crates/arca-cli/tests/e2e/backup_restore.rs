@@ -166,3 +166,22 @@ fn delete_then_prune_frees_space_and_keeps_other_backups() {
     ok(&["restore", b["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy()]);
     assert!(same_file(&db, &out));
 }
+
+/// Regression: restore coalesced reads across frames of different packs and
+/// indexed the wrong pack's frame table.
+#[test]
+fn restore_reads_blocks_spread_over_many_small_packs() {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 12, "DELETE");
+    let repo = env.s("repo");
+    ok(&["init", "--repo", &repo, "--pack-size", "1048576", "--frame-size", "65536"]);
+    env.backup(&repo, &db);
+    for nth in [3, 11, 29] {
+        touch_rows(&db, nth);
+        env.backup(&repo, &db);
+    }
+    let out = env.path("out.db");
+    ok(&["restore", "latest", "--repo", &repo, "--to", &out.to_string_lossy()]);
+    assert!(same_file(&db, &out));
+}
