@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "arca", version, about = "Backup and restore for SQLite (PostgreSQL and MySQL to come) into a deduplicated, compressed repository")]
+#[command(
+    name = "arca",
+    version,
+    about = "Backup and restore for SQLite (PostgreSQL and MySQL to come) into a deduplicated, compressed repository"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug). ARCA_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -6,7 +6,8 @@
 //!
 //! One module per database, each with the same file set (`config.rs` parses the
 //! `--source` value, `backend.rs` reads the consistent image, `restore.rs` prepares a
-//! restore target, `docs.md` explains how it works and why it is consistent).
+//! restore target, `core.rs` holds what those share, `docs.md` explains how it works
+//! and why it is consistent; it is also the module's rustdoc).
 //!
 //! - [`sqlite`]: a byte image of a SQLite database file (pages `1..=page_count` of
 //!   one read snapshot), taken online while other processes keep writing, in WAL and

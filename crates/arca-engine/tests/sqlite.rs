@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arca_engine::sqlite::{
-    inspect, integrity_check, prepare_target, ImageOptions, ReadMethod, SqliteImage,
-    SqliteSource,
+    inspect, integrity_check, prepare_target, ImageOptions, ReadMethod, SqliteImage, SqliteSource,
 };
 use arca_engine::Error;
 use rusqlite::Connection;
@@ -97,7 +96,10 @@ fn check_invariant(path: &Path) -> i64 {
     assert_eq!(rows, count, "totals.count matches the rows in {path:?}");
     assert_eq!(total, sum, "totals.sum matches the rows in {path:?}");
     assert_eq!(max, count, "rows are 1..=k without gaps in {path:?}");
-    assert_eq!(filler_versions, versions, "filler updates are all there in {path:?}");
+    assert_eq!(
+        filler_versions, versions,
+        "filler updates are all there in {path:?}"
+    );
     count
 }
 
@@ -156,7 +158,10 @@ fn consistent_with_writer_thread(journal_mode: &str) {
     let db = dir.path().join("live.db");
     create_workload_db(&db, journal_mode);
     let pages_before = inspect(&db).unwrap().page_count;
-    assert!(pages_before > 1500, "a database of many pages ({pages_before})");
+    assert!(
+        pages_before > 1500,
+        "a database of many pages ({pages_before})"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));
@@ -190,7 +195,9 @@ fn consistent_with_writer_thread(journal_mode: &str) {
     assert_eq!(image.info().journal_mode, journal_mode);
 
     let out = dir.path().join("image.db");
+    let read_start = Instant::now();
     let len = write_image_slowly(&mut image, &out, Duration::from_millis(4));
+    let read_time = read_start.elapsed();
     assert_eq!(len, image.len());
     assert_eq!(image.position(), image.len());
     let after_read = committed.load(Ordering::SeqCst);
@@ -198,6 +205,11 @@ fn consistent_with_writer_thread(journal_mode: &str) {
 
     integrity_check(&out).unwrap();
     let k = check_invariant(&out) as u64;
+    eprintln!(
+        "{journal_mode}: {} pages read in {read_time:?}; commits: {before} before open, \
+         {k} in the image, {after_open} after open, {after_read} after the read",
+        len / 4096
+    );
     assert!(k > 0);
     assert!(
         // +1: the writer stores its counter just after its commit returns.
@@ -224,7 +236,10 @@ fn consistent_with_writer_thread(journal_mode: &str) {
     let last = writer.join().unwrap() as u64;
     assert!(last > k);
     assert_eq!(check_invariant(&db) as u64, last);
-    assert!(inspect(&db).unwrap().page_count > pages_before, "the source kept growing");
+    assert!(
+        inspect(&db).unwrap().page_count > pages_before,
+        "the source kept growing"
+    );
 }
 
 #[test]
@@ -263,15 +278,22 @@ fn consistent_with_writer_process(journal_mode: &str) {
     create_workload_db(&db, journal_mode);
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_writer_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ARCA_TEST_CHILD_WRITER_DB", &db)
         .env("ARCA_TEST_CHILD_WRITER_STOP", &stop)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the child writer to commit", Duration::from_secs(60), || {
-        committed_rows(&db) >= 50
-    });
+    wait_until(
+        "the child writer to commit",
+        Duration::from_secs(60),
+        || committed_rows(&db) >= 50,
+    );
 
     let before = committed_rows(&db) as u64;
     let mut image = source(&db).open_image().unwrap();
@@ -287,7 +309,10 @@ fn consistent_with_writer_process(journal_mode: &str) {
 
     integrity_check(&out).unwrap();
     let k = check_invariant(&out) as u64;
-    assert!(k >= before, "the image has every commit before it ({before} <= {k})");
+    assert!(
+        k >= before,
+        "the image has every commit before it ({before} <= {k})"
+    );
     wait_until("the child writer to go on", Duration::from_secs(60), || {
         committed_rows(&db) as u64 > k + 20
     });
@@ -323,7 +348,12 @@ fn dropping_one_image_keeps_the_lock_of_another() {
 
     // A writer in another process must still be unable to commit.
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_writer_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ARCA_TEST_CHILD_WRITER_DB", &db)
         .env("ARCA_TEST_CHILD_WRITER_STOP", &stop)
         .stdout(std::process::Stdio::null())
@@ -340,7 +370,10 @@ fn dropping_one_image_keeps_the_lock_of_another() {
         0,
         "no commit slipped in while the second image was open"
     );
-    assert!(check_invariant(&db) > 0, "the writer committed after the image");
+    assert!(
+        check_invariant(&db) > 0,
+        "the writer committed after the image"
+    );
 }
 
 #[test]
@@ -351,15 +384,20 @@ fn wal_frames_not_yet_checkpointed_are_in_the_image() {
     // A connection that stays open, with automatic checkpoints off: the last commits
     // exist only in the -wal file.
     let writer = writer_connection(&db);
+    writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     writer
-        .pragma_update(None, "wal_autocheckpoint", 0)
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .unwrap();
-    writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
     for n in 1..=300 {
         commit_one(&writer, n).unwrap();
     }
-    let wal_len = std::fs::metadata(dir.path().join("wal.db-wal")).unwrap().len();
-    assert!(wal_len > 1 << 20, "the commits are in the WAL ({wal_len} bytes)");
+    let wal_len = std::fs::metadata(dir.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal_len > 1 << 20,
+        "the commits are in the WAL ({wal_len} bytes)"
+    );
 
     let image = source(&db).open_image().unwrap();
     assert_eq!(image.method(), ReadMethod::Dbpage);
@@ -457,7 +495,8 @@ fn read_methods_and_buffer_sizes_agree() {
                 read_all(image, buf_size)
             };
             assert!(
-                file_bytes.starts_with(&bytes) && (buf_size == 1 || bytes.len() == file_bytes.len()),
+                file_bytes.starts_with(&bytes)
+                    && (buf_size == 1 || bytes.len() == file_bytes.len()),
                 "{method:?} with a {buf_size}-byte buffer"
             );
         }
@@ -466,7 +505,11 @@ fn read_methods_and_buffer_sizes_agree() {
     let wal = dir.path().join("wal.db");
     create_workload_db(&wal, "wal");
     let image = source(&wal)
-        .open_image_with(&ImageOptions::default().method(ReadMethod::File).mmap_size(0))
+        .open_image_with(
+            &ImageOptions::default()
+                .method(ReadMethod::File)
+                .mmap_size(0),
+        )
         .unwrap();
     assert_eq!(image.method(), ReadMethod::Dbpage);
     let bytes = read_all(image, 12345);
@@ -513,9 +556,19 @@ fn text_files_are_not_sqlite() {
         let err = source(&path).open_image().unwrap_err();
         assert!(matches!(err, Error::NotSqlite { .. }), "{name}: {err:?}");
         let msg = err.to_string();
-        assert!(msg.starts_with(&format!("{} is not a SQLite database (", path.display())), "{msg}");
-        assert!(msg.ends_with("): point --source at a SQLite database file"), "{msg}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), content, "left untouched");
+        assert!(
+            msg.starts_with(&format!("{} is not a SQLite database (", path.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("): point --source at a SQLite database file"),
+            "{msg}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            content,
+            "left untouched"
+        );
     }
 }
 
@@ -528,7 +581,10 @@ fn empty_file_is_not_sqlite() {
     std::fs::write(&path, b"").unwrap();
     let err = source(&path).open_image().unwrap_err();
     assert!(matches!(err, Error::NotSqlite { .. }), "{err:?}");
-    assert!(err.to_string().contains("(an empty file of 0 bytes)"), "{err}");
+    assert!(
+        err.to_string().contains("(an empty file of 0 bytes)"),
+        "{err}"
+    );
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left untouched");
 }
 
@@ -565,7 +621,9 @@ fn hot_journal_is_reported() {
     let writer = Connection::open(&db).unwrap();
     // A tiny cache forces the writer to spill changed pages into the database file
     // before it commits; copying the files now is what a crash leaves behind.
-    writer.execute_batch("PRAGMA cache_size = 2; BEGIN").unwrap();
+    writer
+        .execute_batch("PRAGMA cache_size = 2; BEGIN")
+        .unwrap();
     for n in 1..=50 {
         writer
             .execute("INSERT INTO items VALUES (?1, randomblob(3000))", [n])
@@ -576,8 +634,11 @@ fn hot_journal_is_reported() {
         .unwrap();
     let crashed = dir.path().join("crashed.db");
     std::fs::copy(&db, &crashed).unwrap();
-    std::fs::copy(dir.path().join("crash.db-journal"), dir.path().join("crashed.db-journal"))
-        .unwrap();
+    std::fs::copy(
+        dir.path().join("crash.db-journal"),
+        dir.path().join("crashed.db-journal"),
+    )
+    .unwrap();
     writer.execute_batch("ROLLBACK").unwrap();
 
     let err = source(&crashed).open_image().unwrap_err();
@@ -592,7 +653,11 @@ fn hot_journal_is_reported() {
         .query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))
         .unwrap();
     let out = dir.path().join("image.db");
-    std::fs::write(&out, read_all(source(&crashed).open_image().unwrap(), 1 << 20)).unwrap();
+    std::fs::write(
+        &out,
+        read_all(source(&crashed).open_image().unwrap(), 1 << 20),
+    )
+    .unwrap();
     integrity_check(&out).unwrap();
     assert_eq!(check_invariant(&out), 0);
 }
@@ -615,16 +680,62 @@ fn inspect_and_integrity_check_report_damage() {
     let err = integrity_check(&broken).unwrap_err();
     assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
 
+    // integrity_check speaks of a restored file, inspect of a source (ops uses it as
+    // the early check of --source).
     let text = dir.path().join("text.db");
     std::fs::write(&text, "hello").unwrap();
-    assert!(matches!(inspect(&text).unwrap_err(), Error::Damaged { .. }));
     assert!(matches!(
         integrity_check(&text).unwrap_err(),
         Error::Damaged { .. }
     ));
+    assert!(matches!(
+        inspect(&text).unwrap_err(),
+        Error::NotSqlite { .. }
+    ));
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    assert!(matches!(
+        integrity_check(&empty).unwrap_err(),
+        Error::Damaged { .. }
+    ));
+    assert!(matches!(
+        inspect(&empty).unwrap_err(),
+        Error::NotSqlite { .. }
+    ));
     let missing = dir.path().join("missing.db");
-    assert!(matches!(inspect(&missing).unwrap_err(), Error::Io(..)));
+    assert!(matches!(
+        integrity_check(&missing).unwrap_err(),
+        Error::Io(..)
+    ));
+    assert!(matches!(
+        inspect(&missing).unwrap_err(),
+        Error::NotFound { .. }
+    ));
     assert!(!missing.exists(), "inspect must not create the file");
+}
+
+/// inspect is also the early check of a live source: with a writer connection open
+/// (so the -wal exists) it reads through SQLite's locks and sees the WAL's commits.
+#[test]
+fn inspect_a_live_wal_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    create_workload_db(&db, "wal");
+    let writer = writer_connection(&db);
+    writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    writer
+        .execute_batch("PRAGMA user_version = 7; PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let before = inspect(&db).unwrap();
+    for n in 1..=200 {
+        commit_one(&writer, n).unwrap();
+    }
+    writer.pragma_update(None, "user_version", 8).unwrap();
+    let info = inspect(&db).unwrap();
+    assert_eq!(info.journal_mode, "wal");
+    assert_eq!(info.user_version, 8, "read through the WAL");
+    assert!(info.page_count > before.page_count);
+    integrity_check(&db).unwrap();
 }
 
 /// Reading a WAL image back must not leave -wal / -shm files beside the restored file.
@@ -634,8 +745,11 @@ fn inspecting_a_restored_wal_image_leaves_no_litter() {
     let db = dir.path().join("wal.db");
     create_workload_db(&db, "wal");
     let out = dir.path().join("restored.db");
-    std::fs::write(&out, read_all(source(&db).open_image().unwrap(), 1 << 20)).unwrap();
-    assert_eq!(inspect(&out).unwrap().journal_mode, "wal");
+    let image = source(&db).open_image().unwrap();
+    let info = image.info().clone();
+    std::fs::write(&out, read_all(image, 1 << 20)).unwrap();
+    assert_eq!(info.journal_mode, "wal");
+    assert_eq!(inspect(&out).unwrap(), info);
     integrity_check(&out).unwrap();
     for suffix in ["-wal", "-shm", "-journal"] {
         let sibling = dir.path().join(format!("restored.db{suffix}"));
@@ -711,7 +825,11 @@ fn stale_wal_beside_restored_file_would_be_replayed() {
     std::fs::write(dir.path().join("target.db-wal"), &stale_wal).unwrap();
     prepare_target(&target, true).unwrap();
     std::fs::write(&target, &image).unwrap();
-    assert_eq!(check_invariant(&target), 0, "the restored image, not the stale WAL");
+    assert_eq!(
+        check_invariant(&target),
+        0,
+        "the restored image, not the stale WAL"
+    );
 
     // Control: without prepare_target, SQLite applies the stale frames.
     let control = dir.path().join("control.db");
@@ -748,7 +866,9 @@ fn parses_sqlite_sources() {
         assert!(matches!(err, Error::InvalidSource { .. }), "{bad}: {err:?}");
     }
     assert_eq!(
-        SqliteSource::parse("sqlite:///abs/x.db").unwrap().to_string(),
+        SqliteSource::parse("sqlite:///abs/x.db")
+            .unwrap()
+            .to_string(),
         "sqlite:///abs/x.db"
     );
 }

@@ -13,13 +13,21 @@ pub struct BackupOptions {
     pub parallelism: usize,
 }
 
-pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<Snapshot> {
+pub fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Snapshot> {
     match EngineKind::of_source(&opts.source)? {
         EngineKind::Sqlite => backup_sqlite(repo, opts, progress),
     }
 }
 
-fn backup_sqlite(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<Snapshot> {
+fn backup_sqlite(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Snapshot> {
     let source = SqliteSource::parse(&opts.source)?;
     let path = std::path::absolute(&source.path).unwrap_or_else(|_| source.path.clone());
     let name = path

@@ -83,8 +83,7 @@ impl Backend {
         let op = match location {
             Location::Local(path) => {
                 if create {
-                    std::fs::create_dir_all(path.join(TMP_DIR))
-                        .map_err(|e| Error::io(path, e))?;
+                    std::fs::create_dir_all(path.join(TMP_DIR)).map_err(|e| Error::io(path, e))?;
                 }
                 let root = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
                 let tmp = root.join(TMP_DIR);
@@ -121,7 +120,8 @@ impl Backend {
             .map_err(|e| storage_err(path, e))
     }
 
-    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// Reads `len` bytes at `offset`; fails if the file is shorter.
+    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<bytes::Bytes> {
         let opts = opendal::options::ReadOptions {
             range: (offset..offset + len).into(),
             ..Default::default()
@@ -136,7 +136,7 @@ impl Backend {
                 buf.len()
             )));
         }
-        Ok(buf.to_vec())
+        Ok(buf.to_bytes())
     }
 
     pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {

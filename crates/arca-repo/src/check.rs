@@ -38,7 +38,11 @@ impl CheckReport {
     }
 }
 
-pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: &CheckOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
     let _lock = repo.lock_shared("check")?;
     let mut report = CheckReport::default();
 
@@ -143,7 +147,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
         let (pack_errors, blobs, blobs_read, bytes_read) = found.into_inner().unwrap();
         // A pack whose hash fails still has its readable blobs; the blobs
         // that fail are named through `bad_blobs`.
-        report.errors.extend(pack_errors.into_iter().map(|(_, e)| e));
+        report
+            .errors
+            .extend(pack_errors.into_iter().map(|(_, e)| e));
         bad_blobs.extend(blobs);
         report.blobs_read = blobs_read;
         report.bytes_read = bytes_read;
@@ -237,11 +243,7 @@ fn read_pack(
         let result = if end > bytes.len() {
             Err(Error::corrupt("frame lies past the end of the pack"))
         } else {
-            decompress_frame(
-                &repo.env,
-                frame,
-                bytes[frame.offset as usize..end].to_vec(),
-            )
+            decompress_frame(&repo.env, frame, &bytes[frame.offset as usize..end])
         };
         match result {
             Ok(raw) => {

@@ -15,7 +15,9 @@ pub enum Error {
     #[error("{location} already holds a repository")]
     AlreadyExists { location: String },
 
-    #[error("{location} is not empty and is not an Arca repository: choose an empty or new directory")]
+    #[error(
+        "{location} is not empty and is not an Arca repository: choose an empty or new directory"
+    )]
     NotEmpty { location: String },
 
     #[error("repository {location} has format version {found}, this arca reads version {supported}: upgrade arca")]

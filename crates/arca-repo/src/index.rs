@@ -40,7 +40,7 @@ impl IndexFile {
     }
 
     pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<IndexFile> {
-        let compressed = env.open(bytes)?;
+        let compressed = env.open(&bytes)?;
         let encoded = zstd::stream::decode_all(&compressed[..])
             .map_err(|e| Error::corrupt(format!("does not decompress: {e}")))?;
         postcard::from_bytes(&encoded).map_err(|e| Error::corrupt(format!("does not parse: {e}")))

@@ -157,9 +157,7 @@ fn conflicts(backend: &Backend, own: &str, exclusive: bool) -> Result<Option<Str
                     continue;
                 }
             },
-            Err(Error::Storage { source, .. })
-                if source.kind() == opendal::ErrorKind::NotFound =>
-            {
+            Err(Error::Storage { source, .. }) if source.kind() == opendal::ErrorKind::NotFound => {
                 continue
             }
             Err(e) => return Err(e),

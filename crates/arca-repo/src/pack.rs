@@ -91,11 +91,34 @@ pub fn seal_frame(
 
 /// Opens and decompresses a frame read from a pack. Blob `i` starts at the
 /// sum of the lengths before it; the caller verifies the blobs it uses.
-pub fn decompress_frame(env: &Envelope, frame: &FrameEntry, sealed: Vec<u8>) -> Result<Vec<u8>> {
+pub fn decompress_frame(env: &Envelope, frame: &FrameEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut dec = zstd::bulk::Decompressor::new()
+        .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?;
+    decompress_frame_into(env, frame, sealed, &mut dec, &mut raw)?;
+    Ok(raw)
+}
+
+/// Like [`decompress_frame`], reusing a decompressor and output buffer:
+/// restore calls this for every frame, and fresh 1 MiB buffers cost page faults.
+pub fn decompress_frame_into(
+    env: &Envelope,
+    frame: &FrameEntry,
+    sealed: &[u8],
+    dec: &mut zstd::bulk::Decompressor<'static>,
+    raw: &mut Vec<u8>,
+) -> Result<()> {
     let compressed = env.open(sealed)?;
     let raw_len = frame.raw_len();
-    let raw = zstd::bulk::decompress(&compressed, raw_len)
-        .map_err(|e| Error::corrupt(format!("frame at offset {} does not decompress: {e}", frame.offset)))?;
+    raw.clear();
+    raw.reserve(raw_len);
+    dec.decompress_to_buffer(&compressed[..], raw)
+        .map_err(|e| {
+            Error::corrupt(format!(
+                "frame at offset {} does not decompress: {e}",
+                frame.offset
+            ))
+        })?;
     if raw.len() != raw_len {
         return Err(Error::corrupt(format!(
             "frame at offset {} holds {} bytes, the index says {raw_len}",
@@ -103,7 +126,7 @@ pub fn decompress_frame(env: &Envelope, frame: &FrameEntry, sealed: Vec<u8>) -> 
             raw.len()
         )));
     }
-    Ok(raw)
+    Ok(())
 }
 
 /// Checks every blob of a decompressed frame; returns the ones that fail.
@@ -202,8 +225,7 @@ pub fn read_header(env: &Envelope, pack: &[u8]) -> Result<PackHeader> {
     if hlen + 12 > n {
         return Err(Error::corrupt("pack header length is out of range"));
     }
-    let sealed = pack[n - 12 - hlen..n - 12].to_vec();
-    let compressed = env.open(sealed)?;
+    let compressed = env.open(&pack[n - 12 - hlen..n - 12])?;
     let encoded = zstd::stream::decode_all(&compressed[..])
         .map_err(|e| Error::corrupt(format!("pack header does not decompress: {e}")))?;
     postcard::from_bytes(&encoded)
@@ -225,7 +247,10 @@ mod tests {
             let raw: Vec<u8> = blocks.concat();
             let blobs = blocks
                 .iter()
-                .map(|b| BlobEntry { id: hasher.blob_id(b), len: b.len() as u32 })
+                .map(|b| BlobEntry {
+                    id: hasher.blob_id(b),
+                    len: b.len() as u32,
+                })
                 .collect();
             builder.add(seal_frame(&env, 3, BlobKind::Data, &raw, blobs).unwrap());
             frames.push(raw);
@@ -237,7 +262,7 @@ mod tests {
             assert_eq!(header.frames[i].offset, f.offset);
             assert_eq!(header.frames[i].blob_lens, vec![4096; 4]);
             let sealed = pack.bytes[f.offset as usize..(f.offset + f.len as u64) as usize].to_vec();
-            let raw = decompress_frame(&env, f, sealed).unwrap();
+            let raw = decompress_frame(&env, f, &sealed).unwrap();
             assert_eq!(raw, frames[i]);
             assert!(verify_frame(&hasher, f, &raw).is_empty());
         }
@@ -245,7 +270,7 @@ mod tests {
         let f = &pack.frames[1];
         let mut sealed = pack.bytes[f.offset as usize..(f.offset + f.len as u64) as usize].to_vec();
         sealed[f.len as usize / 2] ^= 1;
-        let bad = decompress_frame(&env, f, sealed).map(|raw| verify_frame(&hasher, f, &raw));
+        let bad = decompress_frame(&env, f, &sealed).map(|raw| verify_frame(&hasher, f, &raw));
         assert!(bad.is_err() || !bad.unwrap().is_empty());
     }
 }

@@ -81,16 +81,18 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     let packer = Packer::new(repo);
     let level = repo.config.compression.level;
     for &p in &repack {
-        let pack = &index.packs[p as usize];
+        let pack = &index.packs[p];
         let bytes = repo.backend.read(&pack_path(&pack.id))?;
         for frame in &pack.frames {
             let end = frame.offset as usize + frame.len as usize;
             let raw = decompress_frame(
                 &repo.env,
                 frame,
-                bytes.get(frame.offset as usize..end).unwrap_or_default().to_vec(),
+                bytes.get(frame.offset as usize..end).unwrap_or_default(),
             )
-            .map_err(|e| Error::corrupt(format!("pack {} cannot be repacked: {e}", pack.id.short())))?;
+            .map_err(|e| {
+                Error::corrupt(format!("pack {} cannot be repacked: {e}", pack.id.short()))
+            })?;
             let mut keep_raw = Vec::new();
             let mut blobs = Vec::new();
             let mut at = 0usize;
@@ -108,10 +110,17 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
                     )));
                 }
                 keep_raw.extend_from_slice(data);
-                blobs.push(BlobEntry { id: b.id, len: b.len });
+                blobs.push(BlobEntry {
+                    id: b.id,
+                    len: b.len,
+                });
             }
             if !blobs.is_empty() {
-                let lvl = if frame.kind == BlobKind::List { 1 } else { level };
+                let lvl = if frame.kind == BlobKind::List {
+                    1
+                } else {
+                    level
+                };
                 packer.add(seal_frame(&repo.env, lvl, frame.kind, &keep_raw, blobs)?)?;
             }
         }

@@ -207,7 +207,7 @@ impl Repository {
     }
 
     /// Reads one frame's sealed bytes from its pack.
-    pub fn read_frame(&self, pack_id: &Id, offset: u64, len: u32) -> Result<Vec<u8>> {
+    pub fn read_frame(&self, pack_id: &Id, offset: u64, len: u32) -> Result<bytes::Bytes> {
         self.backend
             .read_range(&pack_path(pack_id), offset, len as u64)
     }
@@ -219,7 +219,7 @@ impl Repository {
             .ok_or_else(|| Error::corrupt(format!("blob {id} is not in the index")))?;
         let (pack, frame) = index.frame(&loc);
         let sealed = self.read_frame(&pack.id, frame.offset, frame.len)?;
-        let raw = pack::decompress_frame(&self.env, frame, sealed)
+        let raw = pack::decompress_frame(&self.env, frame, &sealed)
             .map_err(|e| Error::corrupt(format!("pack {}: {e}", pack.id)))?;
         let blob = raw[loc.offset as usize..(loc.offset + loc.len) as usize].to_vec();
         if self.hasher.blob_id(&blob) != *id {

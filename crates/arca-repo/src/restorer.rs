@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{BlobLoc, Index};
-use crate::pack::decompress_frame;
+use crate::pack::decompress_frame_into;
 use crate::repository::Repository;
 use crate::snapshot::{FileEntry, LIST_IDS};
 use crate::Progress;
@@ -35,17 +35,26 @@ pub fn restore_file(
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..parallelism.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= file.lists.len() || failure.lock().unwrap().is_some() {
-                    return;
-                }
-                if let Err(e) = restore_window(repo, index, file, i, out, progress) {
-                    let mut f = failure.lock().unwrap();
-                    if f.is_none() {
-                        *f = Some(e);
+            s.spawn(|| {
+                let mut worker = match Worker::new() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        failure.lock().unwrap().get_or_insert(e);
+                        return;
                     }
-                    return;
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= file.lists.len() || failure.lock().unwrap().is_some() {
+                        return;
+                    }
+                    if let Err(e) = worker.restore_window(repo, index, file, i, out, progress) {
+                        let mut f = failure.lock().unwrap();
+                        if f.is_none() {
+                            *f = Some(e);
+                        }
+                        return;
+                    }
                 }
             });
         }
@@ -56,64 +65,124 @@ pub fn restore_file(
     Ok(())
 }
 
-/// Restores the blocks of list blob `i`.
-fn restore_window(
-    repo: &Repository,
-    index: &Index,
-    file: &FileEntry,
-    i: usize,
-    out: &File,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let ids = repo.read_list(index, &file.lists[i])?;
-    let first_block = (i * LIST_IDS) as u64;
-    // Group the blocks by the frame that holds them.
-    let mut by_frame: HashMap<(u32, u32), Vec<(u64, BlobId, BlobLoc)>> = HashMap::new();
-    for (j, id) in ids.iter().enumerate() {
-        let loc = index.get(id).ok_or_else(|| {
-            Error::corrupt(format!(
-                "block {} of {} (blob {id}) is not in the repository",
-                first_block + j as u64,
-                file.path
-            ))
-        })?;
-        by_frame
-            .entry((loc.pack, loc.frame))
-            .or_default()
-            .push((first_block + j as u64, *id, loc));
+/// A block to restore: its number in the file, id and location.
+type Wanted = (u64, BlobId, BlobLoc);
+
+/// One restore thread's reusable buffers.
+struct Worker {
+    dec: zstd::bulk::Decompressor<'static>,
+    raw: Vec<u8>,
+}
+
+impl Worker {
+    fn new() -> Result<Worker> {
+        Ok(Worker {
+            dec: zstd::bulk::Decompressor::new()
+                .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?,
+            raw: Vec::new(),
+        })
     }
-    let mut frames: Vec<(u32, u32)> = by_frame.keys().copied().collect();
-    frames.sort_unstable();
-    for (k, last) in read_spans(index, &frames) {
-        let (pack_no, first_frame) = frames[k];
-        let pack = &index.packs[pack_no as usize];
-        let start = pack.frames[first_frame as usize].offset;
-        let last_frame = &pack.frames[frames[last].1 as usize];
-        let end = last_frame.offset + last_frame.len as u64;
-        let bytes = repo
-            .backend
-            .read_range(&crate::pack::pack_path(&pack.id), start, end - start)
-            .map_err(|e| damaged(file, &pack.id, e))?;
-        for &(p, f) in &frames[k..=last] {
-            let fr = &pack.frames[f as usize];
-            let at = (fr.offset - start) as usize;
-            let sealed = bytes[at..at + fr.len as usize].to_vec();
-            let raw = decompress_frame(&repo.env, fr, sealed).map_err(|e| damaged(file, &pack.id, e))?;
-            for (block, id, loc) in &by_frame[&(p, f)] {
-                let data = &raw[loc.offset as usize..(loc.offset + loc.len) as usize];
-                if repo.hasher.blob_id(data) != *id {
-                    return Err(damaged(
-                        file,
-                        &pack.id,
-                        Error::corrupt(format!("block {block} (blob {id}) fails its hash")),
-                    ));
+
+    /// Restores the blocks of list blob `i`.
+    fn restore_window(
+        &mut self,
+        repo: &Repository,
+        index: &Index,
+        file: &FileEntry,
+        i: usize,
+        out: &File,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let ids = repo.read_list(index, &file.lists[i])?;
+        let first_block = (i * LIST_IDS) as u64;
+        // Group the blocks by the frame that holds them.
+        let mut by_frame: HashMap<(u32, u32), Vec<Wanted>> = HashMap::new();
+        for (j, id) in ids.iter().enumerate() {
+            let loc = index.get(id).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "block {} of {} (blob {id}) is not in the repository",
+                    first_block + j as u64,
+                    file.path
+                ))
+            })?;
+            by_frame.entry((loc.pack, loc.frame)).or_default().push((
+                first_block + j as u64,
+                *id,
+                loc,
+            ));
+        }
+        let mut frames: Vec<(u32, u32)> = by_frame.keys().copied().collect();
+        frames.sort_unstable();
+        for (k, last) in read_spans(index, &frames) {
+            let (pack_no, first_frame) = frames[k];
+            let pack = &index.packs[pack_no as usize];
+            let start = pack.frames[first_frame as usize].offset;
+            let last_frame = &pack.frames[frames[last].1 as usize];
+            let end = last_frame.offset + last_frame.len as u64;
+            let bytes = repo
+                .backend
+                .read_range(&crate::pack::pack_path(&pack.id), start, end - start)
+                .map_err(|e| damaged(file, &pack.id, e))?;
+            for &(p, f) in &frames[k..=last] {
+                let fr = &pack.frames[f as usize];
+                let at = (fr.offset - start) as usize;
+                decompress_frame_into(
+                    &repo.env,
+                    fr,
+                    &bytes[at..at + fr.len as usize],
+                    &mut self.dec,
+                    &mut self.raw,
+                )
+                .map_err(|e| damaged(file, &pack.id, e))?;
+                let raw = &self.raw;
+                let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
+                blocks.sort_unstable_by_key(|b| b.0);
+                for (block, id, loc) in blocks.iter() {
+                    let data = &raw[loc.offset as usize..(loc.offset + loc.len) as usize];
+                    if repo.hasher.blob_id(data) != *id {
+                        return Err(damaged(
+                            file,
+                            &pack.id,
+                            Error::corrupt(format!("block {block} (blob {id}) fails its hash")),
+                        ));
+                    }
                 }
-                out.write_at(data, block * file.block_size as u64)
-                    .map_err(|e| Error::io(&file.path, e))?;
-                progress.inc(data.len() as u64);
+                // Verified; write runs that are contiguous both in the frame and
+                // in the file with one call each.
+                let bs = file.block_size as u64;
+                let mut run: Option<(u64, usize, usize)> = None; // (file offset, raw start, len)
+                for (block, _, loc) in blocks.iter() {
+                    let (pos, off, len) = (block * bs, loc.offset as usize, loc.len as usize);
+                    run = match run {
+                        Some((p0, o0, l0)) if p0 + l0 as u64 == pos && o0 + l0 == off => {
+                            Some((p0, o0, l0 + len))
+                        }
+                        Some(r) => {
+                            write_run(out, file, raw, r, progress)?;
+                            Some((pos, off, len))
+                        }
+                        None => Some((pos, off, len)),
+                    };
+                }
+                if let Some(r) = run {
+                    write_run(out, file, raw, r, progress)?;
+                }
             }
         }
+        Ok(())
     }
+}
+
+fn write_run(
+    out: &File,
+    file: &FileEntry,
+    raw: &[u8],
+    (pos, off, len): (u64, usize, usize),
+    progress: &dyn Progress,
+) -> Result<()> {
+    out.write_all_at(&raw[off..off + len], pos)
+        .map_err(|e| Error::io(&file.path, e))?;
+    progress.inc(len as u64);
     Ok(())
 }
 
@@ -143,6 +212,14 @@ fn read_spans(index: &Index, frames: &[(u32, u32)]) -> Vec<(usize, usize)> {
         k = last + 1;
     }
     spans
+}
+
+fn damaged(file: &FileEntry, pack: &crate::id::Id, e: Error) -> Error {
+    Error::corrupt(format!(
+        "cannot restore {}: pack {} is damaged or missing ({e}). Run `arca check --read-data` to see every damaged backup",
+        file.path,
+        pack.short()
+    ))
 }
 
 #[cfg(test)]
@@ -188,16 +265,14 @@ mod tests {
         let big = (MAX_READ / 2 + 1) as u32;
         let mut index = Index::default();
         index.add_file(IndexFile {
-            packs: vec![pack(1, &[(0, big), (big as u64, big), (2 * big as u64, 10)])],
+            packs: vec![pack(
+                1,
+                &[(0, big), (big as u64, big), (2 * big as u64, 10)],
+            )],
         });
-        assert_eq!(read_spans(&index, &[(0, 0), (0, 1), (0, 2)]), vec![(0, 0), (1, 2)]);
+        assert_eq!(
+            read_spans(&index, &[(0, 0), (0, 1), (0, 2)]),
+            vec![(0, 0), (1, 2)]
+        );
     }
-}
-
-fn damaged(file: &FileEntry, pack: &crate::id::Id, e: Error) -> Error {
-    Error::corrupt(format!(
-        "cannot restore {}: pack {} is damaged or missing ({e}). Run `arca check --read-data` to see every damaged backup",
-        file.path,
-        pack.short()
-    ))
 }

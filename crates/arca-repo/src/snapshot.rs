@@ -64,7 +64,7 @@ impl Snapshot {
     }
 
     pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<Snapshot> {
-        let json = env.open(bytes)?;
+        let json = env.open(&bytes)?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("does not parse: {e}")))
     }
 
@@ -86,8 +86,11 @@ pub fn encode_list(ids: &[BlobId]) -> Vec<u8> {
 }
 
 pub fn decode_list(bytes: &[u8]) -> Result<Vec<BlobId>> {
-    if bytes.len() % BLOB_ID_LEN != 0 {
+    if !bytes.len().is_multiple_of(BLOB_ID_LEN) {
         return Err(Error::corrupt("block list length is not a multiple of 16"));
     }
-    Ok(bytes.chunks_exact(BLOB_ID_LEN).map(BlobId::from_slice).collect())
+    Ok(bytes
+        .chunks_exact(BLOB_ID_LEN)
+        .map(BlobId::from_slice)
+        .collect())
 }

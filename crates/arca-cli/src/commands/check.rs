@@ -29,15 +29,31 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
             println!("error: {e}");
         }
         let what = if a.read_data {
-            format!(", read {} in {} blobs", bytes(report.bytes_read), report.blobs_read)
+            format!(
+                ", read {} in {} blobs",
+                bytes(report.bytes_read),
+                report.blobs_read
+            )
         } else {
             String::new()
         };
         if report.is_ok() {
-            println!("no errors: {} backups, {} packs{what}", report.snapshots, report.packs);
+            println!(
+                "no errors: {} backups, {} packs{what}",
+                report.snapshots, report.packs
+            );
         } else {
-            println!("{} errors found: {} backups, {} packs{what}", report.errors.len(), report.snapshots, report.packs);
+            println!(
+                "{} errors found: {} backups, {} packs{what}",
+                report.errors.len(),
+                report.snapshots,
+                report.packs
+            );
         }
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

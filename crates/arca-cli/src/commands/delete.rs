@@ -13,7 +13,10 @@ pub fn run(a: DeleteArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&serde_json::json!({"deleted": snap.id.to_hex()}))?;
     } else {
-        println!("deleted backup {}; run `arca prune` to free the space only it used", snap.id.short());
+        println!(
+            "deleted backup {}; run `arca prune` to free the space only it used",
+            snap.id.short()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,9 @@ pub fn run(a: InitArgs) -> Result<ExitCode> {
     };
     let repo = Repository::init(&loc, &opts)?;
     if a.json {
-        print_json(&serde_json::json!({"id": repo.config.id.to_hex(), "location": loc.to_string()}))?;
+        print_json(
+            &serde_json::json!({"id": repo.config.id.to_hex(), "location": loc.to_string()}),
+        )?;
     } else {
         println!("created repository {} at {loc}", repo.config.id.short());
     }

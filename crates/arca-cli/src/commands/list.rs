@@ -44,7 +44,13 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             println!("tags:         {}", snap.tags.join(", "));
         }
         for f in &snap.files {
-            println!("file:         {} ({}, {} blocks of {} B)", f.path, bytes(f.size), f.blocks, f.block_size);
+            println!(
+                "file:         {} ({}, {} blocks of {} B)",
+                f.path,
+                bytes(f.size),
+                f.blocks,
+                f.block_size
+            );
         }
         if report.is_ok() {
             println!("complete:     every file's data is present");
@@ -54,5 +60,9 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -40,7 +40,12 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         print_json(&v)?;
     } else {
         for f in &report.files {
-            println!("restored backup {} to {} ({}, every block verified)", snap.id.short(), f.display(), bytes(report.bytes));
+            println!(
+                "restored backup {} to {} ({}, every block verified)",
+                snap.id.short(),
+                f.display(),
+                bytes(report.bytes)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

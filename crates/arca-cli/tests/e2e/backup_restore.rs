@@ -8,7 +8,10 @@ fn backup_list_check_restore_round_trip() {
     let repo = env.init("repo");
     let first = env.backup(&repo, &db);
     let id = first["id"].as_str().unwrap().to_string();
-    assert_eq!(first["size"].as_u64().unwrap(), std::fs::metadata(&db).unwrap().len());
+    assert_eq!(
+        first["size"].as_u64().unwrap(),
+        std::fs::metadata(&db).unwrap().len()
+    );
     assert!(first["stored_bytes"].as_u64().unwrap() > 0);
     assert!(first["duration_ms"].as_i64().is_some());
 
@@ -18,7 +21,16 @@ fn backup_list_check_restore_round_trip() {
     assert_eq!(list[0]["engine"], "sqlite");
 
     let table = ok(&["list", "--repo", &repo]);
-    for col in ["ID", "SIZE", "PATH", "AT TIME", "DURATION", "COMPLETE TIME", "ENGINE", "NAME"] {
+    for col in [
+        "ID",
+        "SIZE",
+        "PATH",
+        "AT TIME",
+        "DURATION",
+        "COMPLETE TIME",
+        "ENGINE",
+        "NAME",
+    ] {
         assert!(table.contains(col), "table lacks {col}: {table}");
     }
     assert!(table.contains(&id[..8]));
@@ -31,7 +43,14 @@ fn backup_list_check_restore_round_trip() {
     ok(&["check", "--repo", &repo, &id, "--read-data"]);
 
     let out = env.path("out.db");
-    ok(&["restore", &id, "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        &id,
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert!(same_file(&db, &out));
     integrity_ok(&out);
 }
@@ -45,12 +64,27 @@ fn restore_refuses_to_overwrite_without_force() {
     env.backup(&repo, &db);
     let out = env.path("out.db");
     std::fs::write(&out, b"precious").unwrap();
-    let (_, err) = fails(&["restore", "latest", "--repo", &repo, "--to", &out.to_string_lossy()]);
+    let (_, err) = fails(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     // A stale WAL beside the target must not be replayed onto the restore.
     std::fs::write(env.path("out.db-wal"), b"stale wal").unwrap();
-    ok(&["restore", "latest", "--repo", &repo, "--to", &out.to_string_lossy(), "--force"]);
+    ok(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+        "--force",
+    ]);
     assert!(same_file(&db, &out));
     assert!(!env.path("out.db-wal").exists());
 }
@@ -66,7 +100,10 @@ fn incremental_backup_stores_little_and_unchanged_backup_almost_nothing() {
 
     let same = env.backup(&repo, &db);
     let stored = same["stored_bytes"].as_u64().unwrap();
-    assert!(stored * 1000 < size, "unchanged backup stored {stored} of {size}");
+    assert!(
+        stored * 1000 < size,
+        "unchanged backup stored {stored} of {size}"
+    );
 
     let before = std::fs::read(&db).unwrap();
     let n = touch_rows(&db, 500);
@@ -88,10 +125,24 @@ fn incremental_backup_stores_little_and_unchanged_backup_almost_nothing() {
 
     // Every backup restores to its own version.
     let out = env.path("inc.db");
-    ok(&["restore", inc["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        inc["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), after);
     let out1 = env.path("first.db");
-    ok(&["restore", first["id"].as_str().unwrap(), "--repo", &repo, "--to", &out1.to_string_lossy()]);
+    ok(&[
+        "restore",
+        first["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &out1.to_string_lossy(),
+    ]);
     assert_eq!(std::fs::read(&out1).unwrap(), before);
 }
 
@@ -110,7 +161,14 @@ fn restored_database_keeps_page_size_encoding_and_header_fields() {
     let repo = env.init("repo");
     env.backup(&repo, &db);
     let out = env.path("out.db");
-    ok(&["restore", "latest", "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     let conn = rusqlite::Connection::open(&out).unwrap();
     let q = |sql: &str| -> String {
         conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
@@ -132,12 +190,47 @@ fn mo_br_flags_and_arca_repo_env_work() {
     let repo = env.s("repo");
     ok(&["init", "--backup_dir", "filesystem", "--path", &repo]);
     let src = format!("sqlite://{}", db.display());
-    ok(&["backup", "--backup_dir", "filesystem", "--path", &repo, "--source", &src, "--parallelism", "3"]);
+    ok(&[
+        "backup",
+        "--backup_dir",
+        "filesystem",
+        "--path",
+        &repo,
+        "--source",
+        &src,
+        "--parallelism",
+        "3",
+    ]);
     let out = env.s("out.db");
-    ok(&["restore", "latest", "--backup_dir", "filesystem", "--path", &repo, "--restore_dir", "filesystem", "--restore_path", &out, "--parallelism", "2"]);
+    ok(&[
+        "restore",
+        "latest",
+        "--backup_dir",
+        "filesystem",
+        "--path",
+        &repo,
+        "--restore_dir",
+        "filesystem",
+        "--restore_path",
+        &out,
+        "--parallelism",
+        "2",
+    ]);
     assert!(same_file(&db, std::path::Path::new(&out)));
-    ok(&["check", "--path", &repo, "--backup_dir", "filesystem", "--parallelism", "2"]);
-    let o = arca().env("ARCA_REPO", &repo).args(["list", "--json"]).output().unwrap();
+    ok(&[
+        "check",
+        "--path",
+        &repo,
+        "--backup_dir",
+        "filesystem",
+        "--parallelism",
+        "2",
+    ]);
+    let o = arca()
+        .env("ARCA_REPO", &repo)
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
@@ -163,7 +256,14 @@ fn delete_then_prune_frees_space_and_keeps_other_backups() {
     assert!(after < before, "prune freed nothing: {before} -> {after}");
     ok(&["check", "--repo", &repo, "--read-data"]);
     let out = env.path("b.db");
-    ok(&["restore", b["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        b["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert!(same_file(&db, &out));
 }
 
@@ -175,13 +275,28 @@ fn restore_reads_blocks_spread_over_many_small_packs() {
     let db = env.path("app.db");
     make_db(&db, 12, "DELETE");
     let repo = env.s("repo");
-    ok(&["init", "--repo", &repo, "--pack-size", "1048576", "--frame-size", "65536"]);
+    ok(&[
+        "init",
+        "--repo",
+        &repo,
+        "--pack-size",
+        "1048576",
+        "--frame-size",
+        "65536",
+    ]);
     env.backup(&repo, &db);
     for nth in [3, 11, 29] {
         touch_rows(&db, nth);
         env.backup(&repo, &db);
     }
     let out = env.path("out.db");
-    ok(&["restore", "latest", "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert!(same_file(&db, &out));
 }

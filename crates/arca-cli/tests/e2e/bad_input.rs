@@ -12,7 +12,10 @@ fn no_repository_at_the_path() {
     let repo = env.s("nothing-here");
     let (_, err) = fails(&["list", "--repo", &repo]);
     let line = one_line(&err);
-    assert!(line.contains("no repository at") && line.contains("arca init"), "{line}");
+    assert!(
+        line.contains("no repository at") && line.contains("arca init"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -22,17 +25,29 @@ fn uninitialized_directory() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), "keep me").unwrap();
     let d = dir.to_string_lossy();
-    let (_, err) = fails(&["backup", "--repo", &d, "--source", "sqlite:///nonexistent.db"]);
+    let (_, err) = fails(&[
+        "backup",
+        "--repo",
+        &d,
+        "--source",
+        "sqlite:///nonexistent.db",
+    ]);
     let line = one_line(&err);
     assert!(line.contains("not an Arca repository"), "{line}");
     // init refuses a non-empty directory that is not a repository, and keeps its files.
     let (_, err) = fails(&["init", "--repo", &d]);
     assert!(one_line(&err).contains("not empty"), "{err}");
-    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "keep me"
+    );
     // init refuses an existing repository.
     let repo = env.init("repo");
     let (_, err) = fails(&["init", "--repo", &repo]);
-    assert!(one_line(&err).contains("already holds a repository"), "{err}");
+    assert!(
+        one_line(&err).contains("already holds a repository"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -42,8 +57,14 @@ fn source_that_does_not_exist() {
     let src = format!("sqlite://{}", env.path("missing.db").display());
     let (_, err) = fails(&["backup", "--repo", &repo, "--source", &src]);
     let line = one_line(&err);
-    assert!(line.contains("missing.db") && line.contains("does not exist"), "{line}");
-    assert!(!env.path("missing.db").exists(), "backup must not create the source");
+    assert!(
+        line.contains("missing.db") && line.contains("does not exist"),
+        "{line}"
+    );
+    assert!(
+        !env.path("missing.db").exists(),
+        "backup must not create the source"
+    );
     ok(&["check", "--repo", &repo]);
 }
 
@@ -52,7 +73,11 @@ fn source_that_is_not_sqlite() {
     let env = Env::new();
     let repo = env.init("repo");
     let txt = env.path("notes.txt");
-    std::fs::write(&txt, "this is not a database, it is a text file with some words\n".repeat(200)).unwrap();
+    std::fs::write(
+        &txt,
+        "this is not a database, it is a text file with some words\n".repeat(200),
+    )
+    .unwrap();
     let src = format!("sqlite://{}", txt.display());
     let (_, err) = fails(&["backup", "--repo", &repo, "--source", &src]);
     let line = one_line(&err);
@@ -66,10 +91,23 @@ fn source_that_is_not_sqlite() {
 fn unknown_backup_id_and_unsupported_source() {
     let env = Env::new();
     let repo = env.init("repo");
-    let (_, err) = fails(&["restore", "deadbeef", "--repo", &repo, "--to", &env.s("x.db")]);
+    let (_, err) = fails(&[
+        "restore",
+        "deadbeef",
+        "--repo",
+        &repo,
+        "--to",
+        &env.s("x.db"),
+    ]);
     assert!(one_line(&err).contains("no backup matches"), "{err}");
     let (_, err) = fails(&["restore", "latest", "--repo", &repo, "--to", &env.s("x.db")]);
     assert!(one_line(&err).contains("no backup yet"), "{err}");
-    let (_, err) = fails(&["backup", "--repo", &repo, "--source", "postgres://u@127.0.0.1/db"]);
+    let (_, err) = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        "postgres://u@127.0.0.1/db",
+    ]);
     assert!(one_line(&err).contains("not supported yet"), "{err}");
 }

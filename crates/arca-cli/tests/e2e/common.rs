@@ -98,8 +98,16 @@ pub fn make_db(path: &Path, mb: u64, journal: &str) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            st.execute(rusqlite::params![i as i64, (x % 1_000_000) as i64, format!("row {i} {:x} {}", x, "lorem ipsum dolor sit amet ".repeat((x % 5) as usize + 1))])
-                .unwrap();
+            st.execute(rusqlite::params![
+                i as i64,
+                (x % 1_000_000) as i64,
+                format!(
+                    "row {i} {:x} {}",
+                    x,
+                    "lorem ipsum dolor sit amet ".repeat((x % 5) as usize + 1)
+                )
+            ])
+            .unwrap();
         }
     }
     tx.commit().unwrap();
@@ -142,7 +150,11 @@ pub fn dir_size(p: &Path) -> u64 {
     for e in std::fs::read_dir(p).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }

@@ -22,9 +22,22 @@ fn two_backups_at_once_both_succeed() {
     ok(&["check", "--repo", &repo, "--read-data"]);
     for (s, src) in [(&sa, &a), (&sb, &b)] {
         let out = env.path("out.db");
-        ok(&["restore", s["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy(), "--force"]);
+        ok(&[
+            "restore",
+            s["id"].as_str().unwrap(),
+            "--repo",
+            &repo,
+            "--to",
+            &out.to_string_lossy(),
+            "--force",
+        ]);
         integrity_ok(&out);
-        let n = |p: &std::path::Path| -> i64 { Connection::open(p).unwrap().query_row("SELECT sum(v) FROM t", [], |r| r.get(0)).unwrap() };
+        let n = |p: &std::path::Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .query_row("SELECT sum(v) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
         assert_eq!(n(&out), n(src));
     }
 }
@@ -47,7 +60,14 @@ fn prune_beside_a_backup_never_deletes_what_the_backup_uses() {
     let snap = backup.join().unwrap();
     ok(&["check", "--repo", &repo, "--read-data"]);
     let out = env.path("out.db");
-    ok(&["restore", snap["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        snap["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert!(same_file(&db, &out));
 }
 
@@ -71,10 +91,18 @@ fn consistent_while_written(journal: &str) {
         while !flag.load(Ordering::SeqCst) {
             n += 1;
             let tx = c.transaction().unwrap();
-            tx.execute("INSERT INTO log VALUES (?1, ?2)", rusqlite::params![n, "x".repeat(500)]).unwrap();
+            tx.execute(
+                "INSERT INTO log VALUES (?1, ?2)",
+                rusqlite::params![n, "x".repeat(500)],
+            )
+            .unwrap();
             tx.execute("UPDATE total SET s = s + ?1", [n]).unwrap();
             // Touch pages all over the file, as OLTP writes do.
-            tx.execute("UPDATE t SET v = v + 1 WHERE id = ?1", [(n * 7919) % 80_000]).unwrap();
+            tx.execute(
+                "UPDATE t SET v = v + 1 WHERE id = ?1",
+                [(n * 7919) % 80_000],
+            )
+            .unwrap();
             tx.commit().unwrap();
         }
         n
@@ -86,14 +114,35 @@ fn consistent_while_written(journal: &str) {
     let written = writer.join().unwrap();
 
     let out = env.path("out.db");
-    ok(&["restore", snap["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        snap["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     integrity_ok(&out);
     let c = Connection::open(&out).unwrap();
-    let (count, max, sum): (i64, i64, i64) = c.query_row("SELECT count(*), coalesce(max(n),0), coalesce(sum(n),0) FROM log", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
-    let total: i64 = c.query_row("SELECT s FROM total", [], |r| r.get(0)).unwrap();
+    let (count, max, sum): (i64, i64, i64) = c
+        .query_row(
+            "SELECT count(*), coalesce(max(n),0), coalesce(sum(n),0) FROM log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let total: i64 = c
+        .query_row("SELECT s FROM total", [], |r| r.get(0))
+        .unwrap();
     assert!(count > 0, "the writer had committed before the backup");
-    assert!(count < written, "the writer went on committing after the image ({count} of {written})");
-    assert_eq!(count, max, "committed transactions form a prefix with no gaps");
+    assert!(
+        count < written,
+        "the writer went on committing after the image ({count} of {written})"
+    );
+    assert_eq!(
+        count, max,
+        "committed transactions form a prefix with no gaps"
+    );
     assert_eq!(sum, total, "each transaction is whole");
 }
 

@@ -14,14 +14,25 @@ fn two_backups(env: &Env) -> (String, serde_json::Value, serde_json::Value, Vec<
     let old: HashSet<PathBuf> = packs(&repo).into_iter().collect();
     touch_rows(&db, 3);
     let second = env.backup(&repo, &db);
-    let new: Vec<PathBuf> = packs(&repo).into_iter().filter(|p| !old.contains(p)).collect();
+    let new: Vec<PathBuf> = packs(&repo)
+        .into_iter()
+        .filter(|p| !old.contains(p))
+        .collect();
     assert!(!new.is_empty());
     (repo, first, second, new)
 }
 
 fn restore_first_still_works(env: &Env, repo: &str, first: &serde_json::Value) {
     let out = env.path("restored-first.db");
-    ok(&["restore", first["id"].as_str().unwrap(), "--repo", repo, "--to", &out.to_string_lossy(), "--force"]);
+    ok(&[
+        "restore",
+        first["id"].as_str().unwrap(),
+        "--repo",
+        repo,
+        "--to",
+        &out.to_string_lossy(),
+        "--force",
+    ]);
     assert!(same_file(&env.path("first.db"), &out));
 }
 
@@ -31,7 +42,11 @@ fn flipped_byte_in_a_pack_is_found_and_refused() {
     let (repo, first, second, new_packs) = two_backups(&env);
     let pack = &new_packs[0];
     let len = std::fs::metadata(pack).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(pack).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pack)
+        .unwrap();
     let at = len / 3;
     let mut b = [0u8; 1];
     use std::io::Read;
@@ -44,14 +59,29 @@ fn flipped_byte_in_a_pack_is_found_and_refused() {
     let (_, out) = fails(&["check", "--repo", &repo, "--read-data"]);
     let sid = &second["id"].as_str().unwrap()[..8];
     assert!(
-        out.lines().any(|l| l.contains(sid) && l.contains("app.db") && l.contains("damaged")),
+        out.lines()
+            .any(|l| l.contains(sid) && l.contains("app.db") && l.contains("damaged")),
         "check must name the damaged backup and file: {out}"
     );
     let target = env.path("second.db");
-    let (_, err) = fails(&["restore", second["id"].as_str().unwrap(), "--repo", &repo, "--to", &target.to_string_lossy()]);
+    let (_, err) = fails(&[
+        "restore",
+        second["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &target.to_string_lossy(),
+    ]);
     assert!(err.contains("damaged"), "{err}");
-    assert!(!target.exists(), "a refused restore must leave no file behind");
-    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("arca-restore")).collect();
+    assert!(
+        !target.exists(),
+        "a refused restore must leave no file behind"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("arca-restore"))
+        .collect();
     assert!(leftovers.is_empty());
 
     restore_first_still_works(&env, &repo, &first);
@@ -75,11 +105,21 @@ fn truncated_pack_is_found_without_reading_data() {
     let (_, out) = fails(&["check", "--repo", &repo]);
     let sid = &second["id"].as_str().unwrap()[..8];
     assert!(out.contains("truncated"), "{out}");
-    assert!(out.lines().any(|l| l.contains(sid) && l.contains("app.db")), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains(sid) && l.contains("app.db")),
+        "{out}"
+    );
     let (_, out) = fails(&["list", "--repo", &repo, sid]);
     assert!(out.contains("missing"), "{out}");
     let target = env.path("second.db");
-    fails(&["restore", sid, "--repo", &repo, "--to", &target.to_string_lossy()]);
+    fails(&[
+        "restore",
+        sid,
+        "--repo",
+        &repo,
+        "--to",
+        &target.to_string_lossy(),
+    ]);
     assert!(!target.exists());
 
     restore_first_still_works(&env, &repo, &first);

@@ -27,7 +27,15 @@ fn backup_killed_midway_leaves_a_sound_repository() {
     let src = format!("sqlite://{}", db.display());
     for frac in [0.05, 0.2, 0.4, 0.6, 0.8, 0.95] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("arca"))
-            .args(["backup", "--repo", &repo, "--source", &src, "--parallelism", "2"])
+            .args([
+                "backup",
+                "--repo",
+                &repo,
+                "--source",
+                &src,
+                "--parallelism",
+                "2",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -36,22 +44,44 @@ fn backup_killed_midway_leaves_a_sound_repository() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         ok(&["check", "--repo", &repo]);
-        let n = json(&["list", "--repo", &repo, "--json"]).as_array().unwrap().len();
+        let n = json(&["list", "--repo", &repo, "--json"])
+            .as_array()
+            .unwrap()
+            .len();
         assert!(n >= 1);
     }
     ok(&["prune", "--repo", &repo, "--lock-wait", "5"]);
     ok(&["check", "--repo", &repo, "--read-data"]);
     assert!(
-        std::fs::read_dir(std::path::Path::new(&repo).join(".tmp")).map_or(true, |mut d| d.next().is_none()),
+        std::fs::read_dir(std::path::Path::new(&repo).join(".tmp"))
+            .map_or(true, |mut d| d.next().is_none()),
         "prune leaves no temp files"
     );
     let out = env.path("restored.db");
-    ok(&["restore", first["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy()]);
+    ok(&[
+        "restore",
+        first["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &out.to_string_lossy(),
+    ]);
     assert!(same_file(&env.path("first.db"), &out));
     // Backups that completed before a kill restore as well.
-    for s in json(&["list", "--repo", &repo, "--json"]).as_array().unwrap() {
+    for s in json(&["list", "--repo", &repo, "--json"])
+        .as_array()
+        .unwrap()
+    {
         let out = env.path("each.db");
-        ok(&["restore", s["id"].as_str().unwrap(), "--repo", &repo, "--to", &out.to_string_lossy(), "--force"]);
+        ok(&[
+            "restore",
+            s["id"].as_str().unwrap(),
+            "--repo",
+            &repo,
+            "--to",
+            &out.to_string_lossy(),
+            "--force",
+        ]);
         integrity_ok(&out);
     }
 }

@@ -92,7 +92,7 @@ impl SqliteSource {
     /// [`SqliteSource::open_image`] with explicit options.
     pub fn open_image_with(&self, options: &ImageOptions) -> Result<SqliteImage, Error> {
         let path = self.path.as_path();
-        check_source_file(path)?;
+        core::check_source_file(path)?;
         // Before SQLite takes any lock on the file: see `FileLease`.
         let lease = FileLease::acquire(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound {
@@ -108,8 +108,8 @@ impl SqliteSource {
         )
         .map_err(map)?;
         conn.busy_timeout(options.busy_timeout).map_err(map)?;
-        // A small page cache (memory stays bounded whatever the database size) and a
-        // large memory map (pages come straight from the page cache, no copy).
+        // A small page cache: memory stays bounded whatever the database size. The
+        // memory map is off by default (see `ImageOptions::mmap_size`).
         conn.execute_batch(&format!(
             "PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
             core::CACHE_KIB,
@@ -156,36 +156,6 @@ impl SqliteSource {
             started: Instant::now(),
         })
     }
-}
-
-/// Existence and shape checks that need no file descriptor.
-fn check_source_file(path: &Path) -> Result<(), Error> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NotFound {
-                path: path.to_path_buf(),
-            })
-        }
-        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
-    };
-    let not_sqlite = |reason: &str| Error::NotSqlite {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    };
-    if meta.is_dir() {
-        return Err(not_sqlite("a directory"));
-    }
-    if !meta.is_file() {
-        return Err(not_sqlite("not a regular file"));
-    }
-    if meta.len() == 0 {
-        // SQLite treats a 0-byte file as a valid empty database, but it holds nothing
-        // to back up and is far more often a wrong path (a file `touch`ed or created by
-        // a failed open) than a real database.
-        return Err(not_sqlite("an empty file of 0 bytes"));
-    }
-    Ok(())
 }
 
 fn choose_method(

@@ -24,15 +24,14 @@ pub(crate) fn pending_byte_page(page_size: u32) -> u64 {
 
 /// Reads the info pragmas (inside the caller's transaction, if any).
 pub(crate) fn read_info(conn: &Connection) -> rusqlite::Result<SqliteInfo> {
-    let int = |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, i64>(0));
-    let text = |pragma: &str| {
-        conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, String>(0))
-    };
+    let int =
+        |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, i64>(0));
+    let text =
+        |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, String>(0));
     let page_size = int("page_size")?;
     Ok(SqliteInfo {
-        page_size: u32::try_from(page_size).map_err(|_| {
-            rusqlite::Error::IntegralValueOutOfRange(0, page_size)
-        })?,
+        page_size: u32::try_from(page_size)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, page_size))?,
         page_count: u64::try_from(int("page_count")?).unwrap_or(0),
         encoding: text("encoding")?,
         user_version: int("user_version")?,
@@ -53,7 +52,9 @@ pub(crate) fn map_source_error(path: &Path, timeout: Duration, e: rusqlite::Erro
             ErrorCode::NotADatabase => {
                 return Error::NotSqlite {
                     path: path.to_path_buf(),
-                    reason: msg.clone().unwrap_or_else(|| "file is not a database".into()),
+                    reason: msg
+                        .clone()
+                        .unwrap_or_else(|| "file is not a database".into()),
                 }
             }
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
@@ -84,31 +85,47 @@ pub(crate) fn map_restored_error(path: &Path, e: rusqlite::Error) -> Error {
     Error::Sqlite(path.to_path_buf(), e)
 }
 
-/// A read-only connection to a restored database. Field order is drop order: the
-/// connection closes before the lease.
-pub(crate) struct RestoredDb {
-    pub(crate) conn: Connection,
-    lease: FileLease,
+/// Who asks, which decides how errors read: a source (to be backed up) or a restored
+/// file (to be verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// [`Error::NotFound`], [`Error::NotSqlite`], [`Error::Busy`], [`Error::HotJournal`].
+    Source,
+    /// A missing file is [`Error::Io`], an unreadable one [`Error::Damaged`].
+    Restored,
 }
 
-impl RestoredDb {
-    /// The info pragmas; `journal_mode` comes from the file header, since the
-    /// connection is opened `immutable` and ignores WAL.
-    pub(crate) fn info(&self, path: &Path) -> Result<SqliteInfo, Error> {
-        let mut info = read_info(&self.conn).map_err(|e| map_restored_error(path, e))?;
-        let mut versions = [0u8; 2];
-        if self.lease.read_exact_at(&mut versions, 18).is_ok() && versions == [2, 2] {
-            info.journal_mode = "wal".into();
+/// Existence and shape checks of a source that need no file descriptor.
+pub(crate) fn check_source_file(path: &Path) -> Result<(), Error> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+            })
         }
-        Ok(info)
+        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
+    };
+    let not_sqlite = |reason: &str| Error::NotSqlite {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    if meta.is_dir() {
+        return Err(not_sqlite("a directory"));
     }
+    if !meta.is_file() {
+        return Err(not_sqlite("not a regular file"));
+    }
+    if meta.len() == 0 {
+        // SQLite treats a 0-byte file as a valid empty database, but it holds nothing
+        // to back up and is far more often a wrong path (a file `touch`ed or created by
+        // a failed open) than a real database.
+        return Err(not_sqlite("an empty file of 0 bytes"));
+    }
+    Ok(())
 }
 
-/// Opens a restored database read-only and `immutable`: SQLite reads the file as it is,
-/// takes no locks and neither reads nor creates `-wal`, `-shm` or `-journal` files
-/// beside it (a WAL-mode database opened the usual way leaves an empty `-wal` and
-/// `-shm` behind). Nothing may write the file meanwhile.
-pub(crate) fn open_restored(path: &Path) -> Result<RestoredDb, Error> {
+fn check_restored_file(path: &Path) -> Result<(), Error> {
     let meta = std::fs::metadata(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
     if meta.is_dir() {
         return Err(Error::Io(
@@ -122,18 +139,94 @@ pub(crate) fn open_restored(path: &Path) -> Result<RestoredDb, Error> {
             reason: "an empty file of 0 bytes".into(),
         });
     }
-    let lease = FileLease::acquire(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
-    let uri = immutable_uri(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
-    let conn = Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .map_err(|e| map_restored_error(path, e))?;
-    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)
-        .map_err(|e| map_restored_error(path, e))?;
-    Ok(RestoredDb { conn, lease })
+    Ok(())
+}
+
+/// A read-only connection inside a read transaction, for [`super::inspect`] and
+/// [`super::integrity_check`]. Field order is drop order: the connection closes before
+/// the lease.
+pub(crate) struct ReadOnlyDb {
+    pub(crate) conn: Connection,
+    lease: FileLease,
+    purpose: Purpose,
+}
+
+impl ReadOnlyDb {
+    /// Opens `path` read-only and starts a read transaction.
+    ///
+    /// Normally with SQLite's locks and a busy timeout, so a live database is read
+    /// consistently. A WAL-mode file with no `-wal` beside it (no connection has it
+    /// open) is opened `immutable` instead: a read-only connection would otherwise
+    /// create an empty `-wal` and `-shm` beside it and leave them there, which matters
+    /// for a freshly restored file. Without a `-wal` nobody can be writing it: WAL
+    /// writers append to the `-wal`, and only checkpoints of those frames write the file.
+    pub(crate) fn open(path: &Path, purpose: Purpose) -> Result<ReadOnlyDb, Error> {
+        match purpose {
+            Purpose::Source => check_source_file(path)?,
+            Purpose::Restored => check_restored_file(path)?,
+        }
+        let lease = FileLease::acquire(path).map_err(|e| match (purpose, e.kind()) {
+            (Purpose::Source, io::ErrorKind::NotFound) => Error::NotFound {
+                path: path.to_path_buf(),
+            },
+            _ => Error::Io(path.to_path_buf(), e),
+        })?;
+        let map = |e| match purpose {
+            Purpose::Source => map_source_error(path, DEFAULT_BUSY_TIMEOUT, e),
+            Purpose::Restored => map_restored_error(path, e),
+        };
+        let idle_wal = lease.is_wal_header() && !sibling_exists(path, "-wal");
+        let conn = if idle_wal {
+            let uri = immutable_uri(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
+            Connection::open_with_flags(
+                uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+        } else {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        }
+        .map_err(map)?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(map)?;
+        conn.execute_batch("BEGIN").map_err(map)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(map)?;
+        Ok(ReadOnlyDb {
+            conn,
+            lease,
+            purpose,
+        })
+    }
+
+    /// Maps an error of a query on this connection.
+    pub(crate) fn map_err(&self, path: &Path, e: rusqlite::Error) -> Error {
+        match self.purpose {
+            Purpose::Source => map_source_error(path, DEFAULT_BUSY_TIMEOUT, e),
+            Purpose::Restored => map_restored_error(path, e),
+        }
+    }
+
+    /// The info pragmas. `journal_mode` is `wal` whenever the header says so (an
+    /// `immutable` connection ignores WAL and reports `delete`).
+    pub(crate) fn info(&self, path: &Path) -> Result<SqliteInfo, Error> {
+        let mut info = read_info(&self.conn).map_err(|e| self.map_err(path, e))?;
+        if self.lease.is_wal_header() {
+            info.journal_mode = "wal".into();
+        }
+        Ok(info)
+    }
+}
+
+fn sibling_exists(path: &Path, suffix: &str) -> bool {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::fs::symlink_metadata(Path::new(&name)).is_ok()
 }
 
 /// `file:PATH?immutable=1`, the path percent-encoded (RFC 3986 unreserved bytes and `/`
@@ -198,7 +291,9 @@ mod lease {
     static REGISTRY: LazyLock<Mutex<HashMap<Key, Entry>>> = LazyLock::new(Default::default);
 
     fn registry() -> MutexGuard<'static, HashMap<Key, Entry>> {
-        REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        REGISTRY
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Our own read-only descriptor of a database file; see the module docs.
@@ -239,6 +334,12 @@ mod lease {
 
         pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
             self.file().read_exact_at(buf, offset)
+        }
+
+        /// Whether the file header says WAL (read and write versions 2 at byte 18).
+        pub(crate) fn is_wal_header(&self) -> bool {
+            let mut versions = [0u8; 2];
+            self.read_exact_at(&mut versions, 18).is_ok() && versions == [2, 2]
         }
 
         fn file(&self) -> &File {
@@ -286,6 +387,10 @@ mod lease {
                 io::ErrorKind::Unsupported,
                 "direct file reads are implemented on unix only",
             ))
+        }
+
+        pub(crate) fn is_wal_header(&self) -> bool {
+            false
         }
     }
 }

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::backend::SqliteInfo;
-use super::core;
+use super::core::{self, Purpose, ReadOnlyDb};
 use crate::Error;
 
 /// The files SQLite keeps beside a database, which belong to the file of that name.
@@ -96,7 +96,10 @@ pub fn prepare_target(path: &Path, force: bool) -> Result<(), Error> {
     }
     for stale in &siblings {
         match std::fs::remove_file(stale) {
-            Ok(()) => tracing::info!(path = %stale.display(), "removed stale SQLite file beside the restore target"),
+            Ok(()) => tracing::info!(
+                path = %stale.display(),
+                "removed a stale SQLite file beside the restore target"
+            ),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(stale, e)),
         }
@@ -104,23 +107,26 @@ pub fn prepare_target(path: &Path, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens a (restored) database read-only and reports its info.
+/// Opens a database read-only and reports its info, read inside one read transaction:
+/// safe on a live source as well as on a restored file.
 ///
-/// The file is read as it is (`immutable`): no `-wal` or `-journal` beside it is
-/// applied or created, and nothing may write it meanwhile. A missing file is an
-/// [`Error::Io`]; a file SQLite cannot read as a database (including a 0-byte file) is
-/// [`Error::Damaged`].
+/// Errors read as for a source ([`Error::NotFound`], [`Error::NotSqlite`] for a
+/// directory, a 0-byte or a non-SQLite file, [`Error::Busy`], [`Error::HotJournal`]),
+/// so it doubles as the early check of a `--source`. A WAL-mode file with no `-wal`
+/// beside it is read `immutable`, which leaves no `-wal`/`-shm` behind.
 pub fn inspect(path: &Path) -> Result<SqliteInfo, Error> {
-    core::open_restored(path)?.info(path)
+    ReadOnlyDb::open(path, Purpose::Source)?.info(path)
 }
 
 /// Runs `PRAGMA integrity_check` on a (restored) database: `Ok` only if SQLite answers
-/// the single row `ok`. Otherwise [`Error::Damaged`] listing the first problems. Opens
-/// the file as [`inspect`] does.
+/// the single row `ok`.
+///
+/// Errors read as for a restored file: anything SQLite cannot read as a sound database
+/// (a failed check, a 0-byte or a non-SQLite file) is [`Error::Damaged`] listing the
+/// first problems, a missing file an [`Error::Io`]. Opens the file as [`inspect`] does.
 pub fn integrity_check(path: &Path) -> Result<(), Error> {
-    let db = core::open_restored(path)?;
-    let problems =
-        core::integrity_problems(&db.conn).map_err(|e| core::map_restored_error(path, e))?;
+    let db = ReadOnlyDb::open(path, Purpose::Restored)?;
+    let problems = core::integrity_problems(&db.conn).map_err(|e| db.map_err(path, e))?;
     if problems.len() == 1 && problems[0] == "ok" {
         Ok(())
     } else {
@@ -141,6 +147,9 @@ mod tests {
             sibling(Path::new("/a/b.db"), "-wal"),
             PathBuf::from("/a/b.db-wal")
         );
-        assert_eq!(sibling(Path::new("b"), "-journal"), PathBuf::from("b-journal"));
+        assert_eq!(
+            sibling(Path::new("b"), "-journal"),
+            PathBuf::from("b-journal")
+        );
     }
 }
