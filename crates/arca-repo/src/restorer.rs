@@ -1,12 +1,17 @@
-//! Restore: block lists → frames grouped and read once → verify every block
-//! against its id → write each block at its offset, in parallel and out of
-//! order.
+//! Restore: block lists → frames grouped and read once → every block
+//! verified against its id → written at its offset.
+//!
+//! Workers (N) read, decompress and verify frames out of order; one writer
+//! thread writes the verified runs, because parallel writes to one file only
+//! contend for the file's lock in the kernel.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::id::BlobId;
@@ -18,6 +23,13 @@ use crate::Progress;
 
 /// Adjacent frames are fetched with one read up to this size.
 const MAX_READ: u64 = 8 << 20;
+
+/// A decompressed, verified frame and the runs of it to write:
+/// (file offset, start in the frame, length).
+struct Verified {
+    raw: Vec<u8>,
+    runs: Vec<(u64, usize, usize)>,
+}
 
 /// Writes `file`'s contents into `out` (already open for writing; its length
 /// is set here). Every block is verified before it is written.
@@ -31,33 +43,48 @@ pub fn restore_file(
 ) -> Result<()> {
     out.set_len(file.size)
         .map_err(|e| Error::io(&file.path, e))?;
+    let workers = parallelism.max(1);
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e: Error| {
+        failure.lock().unwrap().get_or_insert(e);
+    };
+    // Frame buffers go round: workers → writer → back to the workers.
+    let (write_tx, write_rx) = bounded::<Verified>(workers * 2);
+    let (pool_tx, pool_rx) = bounded::<Vec<u8>>(workers * 4);
     std::thread::scope(|s| {
-        for _ in 0..parallelism.max(1) {
-            s.spawn(|| {
-                let mut worker = match Worker::new() {
-                    Ok(w) => w,
-                    Err(e) => {
-                        failure.lock().unwrap().get_or_insert(e);
+        s.spawn(|| {
+            for v in write_rx {
+                for &(pos, off, len) in &v.runs {
+                    if let Err(e) = out.write_all_at(&v.raw[off..off + len], pos) {
+                        fail(Error::io(&file.path, e));
                         return;
                     }
+                    progress.inc(len as u64);
+                }
+                let _ = pool_tx.try_send(v.raw);
+            }
+        });
+        for _ in 0..workers {
+            let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
+            let (next, failure, fail) = (&next, &failure, &fail);
+            s.spawn(move || {
+                let mut worker = match Worker::new(write_tx, pool_rx) {
+                    Ok(w) => w,
+                    Err(e) => return fail(e),
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= file.lists.len() || failure.lock().unwrap().is_some() {
                         return;
                     }
-                    if let Err(e) = worker.restore_window(repo, index, file, i, out, progress) {
-                        let mut f = failure.lock().unwrap();
-                        if f.is_none() {
-                            *f = Some(e);
-                        }
-                        return;
+                    if let Err(e) = worker.restore_window(repo, index, file, i) {
+                        return fail(e);
                     }
                 }
             });
         }
+        drop(write_tx);
     });
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
@@ -68,18 +95,20 @@ pub fn restore_file(
 /// A block to restore: its number in the file, id and location.
 type Wanted = (u64, BlobId, BlobLoc);
 
-/// One restore thread's reusable buffers.
+/// One restore thread: a decompressor, and channels to the writer.
 struct Worker {
     dec: zstd::bulk::Decompressor<'static>,
-    raw: Vec<u8>,
+    write: Sender<Verified>,
+    pool: Receiver<Vec<u8>>,
 }
 
 impl Worker {
-    fn new() -> Result<Worker> {
+    fn new(write: Sender<Verified>, pool: Receiver<Vec<u8>>) -> Result<Worker> {
         Ok(Worker {
             dec: zstd::bulk::Decompressor::new()
                 .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?,
-            raw: Vec::new(),
+            write,
+            pool,
         })
     }
 
@@ -90,8 +119,6 @@ impl Worker {
         index: &Index,
         file: &FileEntry,
         i: usize,
-        out: &File,
-        progress: &dyn Progress,
     ) -> Result<()> {
         let ids = repo.read_list(index, &file.lists[i])?;
         let first_block = (i * LIST_IDS) as u64;
@@ -126,64 +153,44 @@ impl Worker {
             for &(p, f) in &frames[k..=last] {
                 let fr = &pack.frames[f as usize];
                 let at = (fr.offset - start) as usize;
+                let mut raw = self.pool.try_recv().unwrap_or_default();
                 decompress_frame_into(
                     &repo.env,
                     fr,
                     &bytes[at..at + fr.len as usize],
                     &mut self.dec,
-                    &mut self.raw,
+                    &mut raw,
                 )
                 .map_err(|e| damaged(file, &pack.id, e))?;
-                let raw = &self.raw;
                 let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
                 blocks.sort_unstable_by_key(|b| b.0);
+                let bs = file.block_size as u64;
+                let mut runs: Vec<(u64, usize, usize)> = Vec::new();
                 for (block, id, loc) in blocks.iter() {
-                    let data = &raw[loc.offset as usize..(loc.offset + loc.len) as usize];
-                    if repo.hasher.blob_id(data) != *id {
+                    let (off, len) = (loc.offset as usize, loc.len as usize);
+                    if repo.hasher.blob_id(&raw[off..off + len]) != *id {
                         return Err(damaged(
                             file,
                             &pack.id,
                             Error::corrupt(format!("block {block} (blob {id}) fails its hash")),
                         ));
                     }
-                }
-                // Verified; write runs that are contiguous both in the frame and
-                // in the file with one call each.
-                let bs = file.block_size as u64;
-                let mut run: Option<(u64, usize, usize)> = None; // (file offset, raw start, len)
-                for (block, _, loc) in blocks.iter() {
-                    let (pos, off, len) = (block * bs, loc.offset as usize, loc.len as usize);
-                    run = match run {
-                        Some((p0, o0, l0)) if p0 + l0 as u64 == pos && o0 + l0 == off => {
-                            Some((p0, o0, l0 + len))
+                    // Blocks contiguous in the frame and in the file: one write.
+                    let pos = block * bs;
+                    match runs.last_mut() {
+                        Some((p0, o0, l0)) if *p0 + *l0 as u64 == pos && *o0 + *l0 == off => {
+                            *l0 += len
                         }
-                        Some(r) => {
-                            write_run(out, file, raw, r, progress)?;
-                            Some((pos, off, len))
-                        }
-                        None => Some((pos, off, len)),
-                    };
+                        _ => runs.push((pos, off, len)),
+                    }
                 }
-                if let Some(r) = run {
-                    write_run(out, file, raw, r, progress)?;
+                if self.write.send(Verified { raw, runs }).is_err() {
+                    return Err(Error::Cancelled); // the writer failed; its error is reported
                 }
             }
         }
         Ok(())
     }
-}
-
-fn write_run(
-    out: &File,
-    file: &FileEntry,
-    raw: &[u8],
-    (pos, off, len): (u64, usize, usize),
-    progress: &dyn Progress,
-) -> Result<()> {
-    out.write_all_at(&raw[off..off + len], pos)
-        .map_err(|e| Error::io(&file.path, e))?;
-    progress.inc(len as u64);
-    Ok(())
 }
 
 /// Splits sorted (pack, frame) pairs into spans `(first, last)` that one
