@@ -43,14 +43,7 @@ fn backup_list_check_restore_round_trip() {
     ok(&["check", "--repo", &repo, &id, "--read-data"]);
 
     let out = env.path("out.db");
-    ok(&[
-        "restore",
-        &id,
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, &id, &out);
     assert!(same_file(&db, &out));
     integrity_ok(&out);
 }
@@ -76,15 +69,7 @@ fn restore_refuses_to_overwrite_without_force() {
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     // A stale WAL beside the target must not be replayed onto the restore.
     std::fs::write(env.path("out.db-wal"), b"stale wal").unwrap();
-    ok(&[
-        "restore",
-        "latest",
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-        "--force",
-    ]);
+    restore(&repo, "latest", &out);
     assert!(same_file(&db, &out));
     assert!(!env.path("out.db-wal").exists());
 }
@@ -125,24 +110,10 @@ fn incremental_backup_stores_little_and_unchanged_backup_almost_nothing() {
 
     // Every backup restores to its own version.
     let out = env.path("inc.db");
-    ok(&[
-        "restore",
-        inc["id"].as_str().unwrap(),
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, inc["id"].as_str().unwrap(), &out);
     assert_eq!(std::fs::read(&out).unwrap(), after);
     let out1 = env.path("first.db");
-    ok(&[
-        "restore",
-        first["id"].as_str().unwrap(),
-        "--repo",
-        &repo,
-        "--to",
-        &out1.to_string_lossy(),
-    ]);
+    restore(&repo, first["id"].as_str().unwrap(), &out1);
     assert_eq!(std::fs::read(&out1).unwrap(), before);
 }
 
@@ -161,14 +132,7 @@ fn restored_database_keeps_page_size_encoding_and_header_fields() {
     let repo = env.init("repo");
     env.backup(&repo, &db);
     let out = env.path("out.db");
-    ok(&[
-        "restore",
-        "latest",
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, "latest", &out);
     let conn = rusqlite::Connection::open(&out).unwrap();
     let q = |sql: &str| -> String {
         conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
@@ -256,14 +220,7 @@ fn delete_then_prune_frees_space_and_keeps_other_backups() {
     assert!(after < before, "prune freed nothing: {before} -> {after}");
     ok(&["check", "--repo", &repo, "--read-data"]);
     let out = env.path("b.db");
-    ok(&[
-        "restore",
-        b["id"].as_str().unwrap(),
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, b["id"].as_str().unwrap(), &out);
     assert!(same_file(&db, &out));
 }
 
@@ -290,13 +247,6 @@ fn restore_reads_blocks_spread_over_many_small_packs() {
         env.backup(&repo, &db);
     }
     let out = env.path("out.db");
-    ok(&[
-        "restore",
-        "latest",
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, "latest", &out);
     assert!(same_file(&db, &out));
 }

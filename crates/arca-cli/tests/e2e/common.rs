@@ -158,3 +158,16 @@ pub fn dir_size(p: &Path) -> u64 {
     }
     n
 }
+
+/// Restores backup `id` (or `latest`) of `repo` to `to`, overwriting it.
+pub fn restore(repo: &str, id: &str, to: &Path) {
+    ok(&[
+        "restore",
+        id,
+        "--repo",
+        repo,
+        "--to",
+        &to.to_string_lossy(),
+        "--force",
+    ]);
+}

@@ -22,15 +22,7 @@ fn two_backups_at_once_both_succeed() {
     ok(&["check", "--repo", &repo, "--read-data"]);
     for (s, src) in [(&sa, &a), (&sb, &b)] {
         let out = env.path("out.db");
-        ok(&[
-            "restore",
-            s["id"].as_str().unwrap(),
-            "--repo",
-            &repo,
-            "--to",
-            &out.to_string_lossy(),
-            "--force",
-        ]);
+        restore(&repo, s["id"].as_str().unwrap(), &out);
         integrity_ok(&out);
         let n = |p: &std::path::Path| -> i64 {
             Connection::open(p)
@@ -60,14 +52,7 @@ fn prune_beside_a_backup_never_deletes_what_the_backup_uses() {
     let snap = backup.join().unwrap();
     ok(&["check", "--repo", &repo, "--read-data"]);
     let out = env.path("out.db");
-    ok(&[
-        "restore",
-        snap["id"].as_str().unwrap(),
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, snap["id"].as_str().unwrap(), &out);
     assert!(same_file(&db, &out));
 }
 
@@ -114,14 +99,7 @@ fn consistent_while_written(journal: &str) {
     let written = writer.join().unwrap();
 
     let out = env.path("out.db");
-    ok(&[
-        "restore",
-        snap["id"].as_str().unwrap(),
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, snap["id"].as_str().unwrap(), &out);
     integrity_ok(&out);
     let c = Connection::open(&out).unwrap();
     let (count, max, sum): (i64, i64, i64) = c

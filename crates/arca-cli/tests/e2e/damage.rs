@@ -24,15 +24,7 @@ fn two_backups(env: &Env) -> (String, serde_json::Value, serde_json::Value, Vec<
 
 fn restore_first_still_works(env: &Env, repo: &str, first: &serde_json::Value) {
     let out = env.path("restored-first.db");
-    ok(&[
-        "restore",
-        first["id"].as_str().unwrap(),
-        "--repo",
-        repo,
-        "--to",
-        &out.to_string_lossy(),
-        "--force",
-    ]);
+    restore(&repo, first["id"].as_str().unwrap(), &out);
     assert!(same_file(&env.path("first.db"), &out));
 }
 

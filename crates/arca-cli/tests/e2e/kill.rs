@@ -58,14 +58,7 @@ fn backup_killed_midway_leaves_a_sound_repository() {
         "prune leaves no temp files"
     );
     let out = env.path("restored.db");
-    ok(&[
-        "restore",
-        first["id"].as_str().unwrap(),
-        "--repo",
-        &repo,
-        "--to",
-        &out.to_string_lossy(),
-    ]);
+    restore(&repo, first["id"].as_str().unwrap(), &out);
     assert!(same_file(&env.path("first.db"), &out));
     // Backups that completed before a kill restore as well.
     for s in json(&["list", "--repo", &repo, "--json"])
@@ -73,15 +66,7 @@ fn backup_killed_midway_leaves_a_sound_repository() {
         .unwrap()
     {
         let out = env.path("each.db");
-        ok(&[
-            "restore",
-            s["id"].as_str().unwrap(),
-            "--repo",
-            &repo,
-            "--to",
-            &out.to_string_lossy(),
-            "--force",
-        ]);
+        restore(&repo, s["id"].as_str().unwrap(), &out);
         integrity_ok(&out);
     }
 }
