@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::{hostname, LockGuard};
-use crate::pack::{pack_path, seal_frame, BlobEntry, BlobKind, PackBuilder, SealedFrame};
+use crate::pack::{
+    pack_path, seal_frame, seal_frame_with, BlobEntry, BlobKind, PackBuilder, SealedFrame,
+};
 use crate::repository::Repository;
 use crate::snapshot::{encode_list, FileEntry, Snapshot, LIST_IDS};
 use crate::Progress;
@@ -100,6 +102,9 @@ impl<'r> BackupSession<'r> {
         let (seg_tx, seg_rx) = bounded::<(u64, Vec<u8>)>(n * 2);
         let (hashed_tx, hashed_rx) = bounded::<(u64, Vec<u8>, Vec<BlobId>)>(n * 2);
         let (frame_tx, frame_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(n * 2);
+        // Buffers go round (reader → hashers → dedup → compressors → reader),
+        // so a backup does not allocate and fault in a fresh megabyte per segment.
+        let (pool_tx, pool_rx) = bounded::<Vec<u8>>(n * 8);
 
         let (read_bytes, lists, blocks) = std::thread::scope(|s| {
             for _ in 0..n {
@@ -116,15 +121,20 @@ impl<'r> BackupSession<'r> {
             drop(hashed_tx);
             for _ in 0..n {
                 let rx = frame_rx.clone();
-                let fail = &fail;
+                let (fail, pool_tx) = (&fail, pool_tx.clone());
                 s.spawn(move || {
+                    let mut compressor = match zstd::bulk::Compressor::new(level) {
+                        Ok(c) => c,
+                        Err(e) => return fail(Error::Format(format!("zstd compressor: {e}"))),
+                    };
                     for (raw, blobs) in rx {
-                        let r = seal_frame(env, level, BlobKind::Data, &raw, blobs)
+                        let r = seal_frame_with(env, &mut compressor, BlobKind::Data, &raw, blobs)
                             .and_then(|f| packer.add(f));
                         if let Err(e) = r {
                             fail(e);
                             return;
                         }
+                        let _ = pool_tx.try_send(raw);
                     }
                 });
             }
@@ -163,18 +173,33 @@ impl<'r> BackupSession<'r> {
                             }
                             new_ids.push((id, block));
                         }
+                        let mut fresh = Vec::with_capacity(new_ids.len());
                         if !new_ids.is_empty() {
                             let mut seen = seen.lock().unwrap();
-                            for (id, block) in new_ids {
-                                if seen.insert(id) {
-                                    raw.extend_from_slice(block);
-                                    blobs.push(BlobEntry {
-                                        id,
-                                        len: block.len() as u32,
-                                    });
-                                }
-                            }
+                            fresh.extend(new_ids.into_iter().filter(|(id, _)| seen.insert(*id)));
                         }
+                        let whole = raw.is_empty()
+                            && buf.len() == seg_bytes
+                            && fresh.len() == buf.len().div_ceil(block_size);
+                        let entries = fresh.iter().map(|(id, block)| BlobEntry {
+                            id: *id,
+                            len: block.len() as u32,
+                        });
+                        if whole {
+                            // Every block of the segment is new: it is the frame.
+                            let entries = entries.collect();
+                            drop(fresh);
+                            if frame_tx.send((buf, entries)).is_err() {
+                                return Err(Error::Cancelled);
+                            }
+                            continue;
+                        }
+                        blobs.extend(entries);
+                        for (_, block) in &fresh {
+                            raw.extend_from_slice(block);
+                        }
+                        drop(fresh);
+                        let _ = pool_tx.try_send(buf);
                         if raw.len() >= frame_size {
                             let full = std::mem::replace(
                                 &mut raw,
@@ -199,7 +224,8 @@ impl<'r> BackupSession<'r> {
             let mut seq = 0u64;
             let mut total = 0u64;
             let read_result: Result<()> = loop {
-                let mut buf = vec![0u8; seg_bytes];
+                let mut buf = pool_rx.try_recv().unwrap_or_default();
+                buf.resize(seg_bytes, 0);
                 let got = match fill(reader, &mut buf) {
                     Ok(g) => g,
                     Err(e) => break Err(Error::Source(e)),

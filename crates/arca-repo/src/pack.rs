@@ -80,7 +80,22 @@ pub fn seal_frame(
     raw: &[u8],
     blobs: Vec<BlobEntry>,
 ) -> Result<SealedFrame> {
-    let compressed = zstd::bulk::compress(raw, level)
+    let mut c = zstd::bulk::Compressor::new(level)
+        .map_err(|e| Error::Format(format!("zstd compressor: {e}")))?;
+    seal_frame_with(env, &mut c, kind, raw, blobs)
+}
+
+/// Like [`seal_frame`] with a compressor the caller keeps: a fresh zstd
+/// context per frame allocates and clears its tables every time.
+pub fn seal_frame_with(
+    env: &Envelope,
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    kind: BlobKind,
+    raw: &[u8],
+    blobs: Vec<BlobEntry>,
+) -> Result<SealedFrame> {
+    let compressed = compressor
+        .compress(raw)
         .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
     Ok(SealedFrame {
         kind,
