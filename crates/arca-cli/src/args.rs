@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use arca_repo::Secret;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -39,18 +40,58 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-/// Where the repository is. `--backup_dir filesystem --path P` is mo_br's spelling.
+/// Where the repository is: `--repo PATH|URL`, or mo_br's spellings
+/// `--backup_dir filesystem --path P` and `--backup_dir s3 --bucket B --filepath P`.
 #[derive(Debug, Args, Clone)]
 pub struct RepoArgs {
-    /// Repository path (or file:// URL). Also from ARCA_REPO.
-    #[arg(long, env = "ARCA_REPO", value_name = "PATH")]
+    /// Repository: a path, file:///PATH, s3://BUCKET/PREFIX, gs://, azblob://,
+    /// webhdfs://HOST:PORT/PATH, cos:// or oss://. Also from ARCA_REPO.
+    #[arg(
+        long,
+        env = "ARCA_REPO",
+        hide_env_values = true,
+        value_name = "PATH|URL"
+    )]
     pub repo: Option<String>,
-    /// mo_br: the kind of backup location; `filesystem` with --path.
+    /// mo_br: the kind of backup location: `filesystem` (with --path) or `s3`
+    /// (with --bucket and --filepath).
     #[arg(long = "backup_dir", value_name = "KIND", hide = true)]
     pub backup_dir: Option<String>,
     /// mo_br: the backup location for --backup_dir filesystem.
     #[arg(long = "path", value_name = "PATH", hide = true)]
     pub path: Option<String>,
+    /// Object storage endpoint, e.g. http://127.0.0.1:8333 [default:
+    /// AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Bucket, with --filepath: the same as --repo s3://BUCKET/FILEPATH.
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// Folder inside --bucket.
+    #[arg(long, value_name = "PREFIX")]
+    pub filepath: Option<String>,
+    /// S3 path-style addressing (ENDPOINT/BUCKET/KEY), as MinIO wants;
+    /// endpoints other than AWS, Alibaba and Tencent get it anyway.
+    #[arg(long = "is_minio", alias = "path-style")]
+    pub is_minio: bool,
+    /// IAM role to assume (S3, OSS).
+    #[arg(long = "role_arn", alias = "role-arn", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Access key id. Shows in the process list: prefer AWS_ACCESS_KEY_ID
+    /// or ~/.aws/credentials.
+    #[arg(long = "access_key_id", alias = "access-key-id", value_name = "ID")]
+    pub access_key_id: Option<Secret>,
+    /// Secret access key. Shows in the process list: prefer
+    /// AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.
+    #[arg(
+        long = "secret_access_key",
+        alias = "secret-access-key",
+        value_name = "KEY"
+    )]
+    pub secret_access_key: Option<Secret>,
     /// Seconds to wait for another arca holding a conflicting lock.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub lock_wait: u64,

@@ -46,7 +46,7 @@ pub struct BackupSession<'r> {
     packer: Packer<'r>,
     parallelism: usize,
     files: Vec<FileEntry>,
-    _lock: LockGuard,
+    lock: LockGuard,
 }
 
 impl<'r> BackupSession<'r> {
@@ -60,7 +60,7 @@ impl<'r> BackupSession<'r> {
             packer: Packer::new(repo),
             parallelism: parallelism.max(1),
             files: Vec::new(),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -278,6 +278,7 @@ impl<'r> BackupSession<'r> {
     /// Writes the last pack, the index, then the snapshot that references them.
     pub fn commit(self, new: NewSnapshot) -> Result<Snapshot> {
         self.packer.flush()?;
+        self.lock.ensure_held()?;
         let state = self.packer.into_written();
         let mut stored = state.stored;
         if !state.written.is_empty() {
@@ -423,5 +424,64 @@ impl<'r> Packer<'r> {
 
     pub(crate) fn into_written(self) -> PackerState {
         self.state.into_inner().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Location;
+    use crate::config::InitOptions;
+    use crate::NoProgress;
+
+    fn new_snapshot() -> NewSnapshot {
+        NewSnapshot {
+            engine: "test".into(),
+            source: "test://data".into(),
+            kind: "physical".into(),
+            name: None,
+            tags: vec![],
+            start_time: jiff::Timestamp::now(),
+        }
+    }
+
+    fn back_up(session: &mut BackupSession<'_>, data: &[u8]) {
+        let mut reader = std::io::Cursor::new(data.to_vec());
+        session
+            .add_file(
+                "f",
+                &mut reader,
+                data.len() as u64,
+                4096,
+                serde_json::Value::Null,
+                &NoProgress,
+            )
+            .unwrap();
+    }
+
+    /// A backup whose lock was removed as stale (while a prune could run)
+    /// must not commit a snapshot that may reference deleted packs.
+    #[test]
+    fn a_backup_that_lost_its_lock_does_not_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::parse(&dir.path().join("repo").to_string_lossy()).unwrap();
+        let repo = Repository::init(&loc, &InitOptions::default()).unwrap();
+        let data: Vec<u8> = (0..64 * 4096u32)
+            .map(|i| (i / 4096 * 7 + i % 251) as u8)
+            .collect();
+
+        let mut ok = BackupSession::start(&repo, 2).unwrap();
+        back_up(&mut ok, &data);
+        let snap = ok.commit(new_snapshot()).unwrap();
+        assert_eq!(snap.size, data.len() as u64);
+
+        let mut lost = BackupSession::start(&repo, 2).unwrap();
+        back_up(&mut lost, &data[..4096 * 3]);
+        for entry in std::fs::read_dir(dir.path().join("repo/locks")).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        let err = lost.commit(new_snapshot()).unwrap_err();
+        assert!(err.to_string().contains("removed as stale"), "{err}");
+        assert_eq!(repo.snapshots().unwrap().len(), 1);
     }
 }

@@ -16,7 +16,7 @@ pub enum Error {
     AlreadyExists { location: String },
 
     #[error(
-        "{location} is not empty and is not an Arca repository: choose an empty or new directory"
+        "{location} is not empty and is not an Arca repository: choose an empty or new directory or prefix"
     )]
     NotEmpty { location: String },
 
@@ -52,6 +52,16 @@ pub enum Error {
         source: opendal::Error,
     },
 
+    /// An object store refused or failed a request. The message names the
+    /// bucket and endpoint, and never a credential.
+    #[error("{message}")]
+    Remote {
+        kind: opendal::ErrorKind,
+        /// The store's own error code, e.g. S3's `NoSuchBucket`.
+        code: Option<String>,
+        message: String,
+    },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -69,6 +79,20 @@ pub enum Error {
 impl Error {
     pub fn corrupt(msg: impl Into<String>) -> Error {
         Error::Corrupt(msg.into())
+    }
+
+    /// The file or object is not there.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Storage { source, .. } => source.kind() == opendal::ErrorKind::NotFound,
+            Error::Remote { kind, .. } => *kind == opendal::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+
+    /// The object store says the bucket does not exist.
+    pub fn is_missing_bucket(&self) -> bool {
+        matches!(self, Error::Remote { code: Some(c), .. } if c == "NoSuchBucket")
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {

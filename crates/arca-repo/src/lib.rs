@@ -28,10 +28,11 @@ pub mod pack;
 pub mod prune;
 pub mod repository;
 pub mod restorer;
+pub mod secret;
 pub mod snapshot;
 
 pub use archiver::{BackupSession, NewSnapshot};
-pub use backend::Location;
+pub use backend::{Location, Scheme, StoreOptions};
 pub use check::{check, CheckOptions, CheckReport};
 pub use config::InitOptions;
 pub use error::{Error, Result};
@@ -39,6 +40,7 @@ pub use id::{BlobId, Id};
 pub use prune::{prune, PruneReport};
 pub use repository::Repository;
 pub use restorer::restore_file;
+pub use secret::Secret;
 pub use snapshot::{FileEntry, Snapshot};
 
 /// Progress of a long operation, in bytes. The CLI draws bars; libraries

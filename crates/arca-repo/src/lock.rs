@@ -74,7 +74,23 @@ pub struct LockGuard {
     backend: Backend,
     path: String,
     stop: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
     refresher: Option<JoinHandle<()>>,
+}
+
+impl LockGuard {
+    /// Fails if this lock was removed as stale by another arca (this process
+    /// was paused or cut off longer than the stale time): a prune may have
+    /// deleted what this process wrote, so it must not commit.
+    pub fn ensure_held(&self) -> Result<()> {
+        if !self.lost.load(Ordering::SeqCst) && self.backend.exists(&self.path)? {
+            return Ok(());
+        }
+        Err(Error::Locked(format!(
+            "this process's lock {} was removed as stale by another arca, so a prune may have removed its data; nothing was committed: run the command again",
+            self.path
+        )))
+    }
 }
 
 impl Drop for LockGuard {
@@ -157,9 +173,7 @@ fn conflicts(backend: &Backend, own: &str, exclusive: bool) -> Result<Option<Str
                     continue;
                 }
             },
-            Err(Error::Storage { source, .. }) if source.kind() == opendal::ErrorKind::NotFound => {
-                continue
-            }
+            Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
         if info.is_stale(now) {
@@ -176,13 +190,20 @@ fn conflicts(backend: &Backend, own: &str, exclusive: bool) -> Result<Option<Str
 
 fn spawn_refresher(backend: Backend, path: String, mut info: LockInfo) -> LockGuard {
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
+    let lost = Arc::new(AtomicBool::new(false));
+    let (flag, gone) = (stop.clone(), lost.clone());
     let (b, p) = (backend.clone(), path.clone());
     let refresher = std::thread::Builder::new()
         .name("arca-lock".into())
         .spawn(move || loop {
             std::thread::park_timeout(REFRESH_EVERY);
             if flag.load(Ordering::SeqCst) {
+                return;
+            }
+            // A lock another arca removed as stale must stay removed: writing
+            // it again would hide that a prune may have run meanwhile.
+            if matches!(b.exists(&p), Ok(false)) {
+                gone.store(true, Ordering::SeqCst);
                 return;
             }
             info.refreshed = jiff::Timestamp::now();
@@ -195,6 +216,7 @@ fn spawn_refresher(backend: Backend, path: String, mut info: LockInfo) -> LockGu
         backend,
         path,
         stop,
+        lost,
         refresher,
     }
 }

@@ -21,9 +21,13 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// Creates a repository. Refuses a non-empty directory that is not one.
+    /// Creates a repository. Refuses a non-empty directory (or bucket
+    /// prefix) that is not one.
     pub fn init(location: &Location, opts: &InitOptions) -> Result<Repository> {
         let loc = location.to_string();
+        if location.remote_store().is_some() {
+            return Repository::init_remote(location, opts);
+        }
         if let Some(path) = location.local_path() {
             if path.join(CONFIG_FILE).exists() {
                 return Err(Error::AlreadyExists { location: loc });
@@ -48,8 +52,46 @@ impl Repository {
         Repository::from_parts(backend, config)
     }
 
+    /// On an object store: a prefix can hold objects without being a
+    /// repository, and a PUT is atomic, so the `config` object alone says
+    /// whether one is there.
+    fn init_remote(location: &Location, opts: &InitOptions) -> Result<Repository> {
+        let loc = location.to_string();
+        let config = Config::new(opts)?;
+        let backend = Backend::open(location, true)?;
+        // A bucket that does not exist yet is empty; some stores (SeaweedFS,
+        // MinIO with auto-create) make it on the first PUT, the others fail
+        // that PUT with a message naming the bucket.
+        match backend.probe_read(CONFIG_FILE) {
+            Ok(Some(_)) => return Err(Error::AlreadyExists { location: loc }),
+            Ok(None) => {}
+            Err(e) if e.is_missing_bucket() => {}
+            Err(e) => return Err(e),
+        }
+        match backend.is_empty() {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::NotEmpty { location: loc }),
+            Err(e) if e.is_missing_bucket() => {}
+            Err(e) => return Err(e),
+        }
+        let json = serde_json::to_vec_pretty(&config).expect("config encodes");
+        backend.write(CONFIG_FILE, json)?;
+        Repository::from_parts(backend, config)
+    }
+
     pub fn open(location: &Location) -> Result<Repository> {
         let loc = location.to_string();
+        if location.remote_store().is_some() {
+            let backend = Backend::open(location, false)?;
+            let Some(bytes) = backend.probe_read(CONFIG_FILE)? else {
+                return Err(if backend.is_empty()? {
+                    Error::NoRepository { location: loc }
+                } else {
+                    Error::NotARepository { location: loc }
+                });
+            };
+            return Repository::from_config_bytes(backend, &loc, &bytes);
+        }
         if let Some(path) = location.local_path() {
             if !path.exists() {
                 return Err(Error::NoRepository { location: loc });
@@ -61,12 +103,15 @@ impl Repository {
         let backend = Backend::open(location, false)?;
         let bytes = match backend.read(CONFIG_FILE) {
             Ok(b) => b,
-            Err(Error::Storage { source, .. }) if source.kind() == opendal::ErrorKind::NotFound => {
-                return Err(Error::NotARepository { location: loc })
-            }
+            Err(e) if e.is_not_found() => return Err(Error::NotARepository { location: loc }),
             Err(e) => return Err(e),
         };
-        let config: Config = serde_json::from_slice(&bytes)
+        Repository::from_config_bytes(backend, &loc, &bytes)
+    }
+
+    fn from_config_bytes(backend: Backend, loc: &str, bytes: &[u8]) -> Result<Repository> {
+        let loc = loc.to_string();
+        let config: Config = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(format!("{loc}/config does not parse: {e}")))?;
         if config.version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {

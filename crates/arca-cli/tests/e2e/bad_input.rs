@@ -42,7 +42,7 @@ fn uninitialized_directory() {
         "keep me"
     );
     // init refuses an existing repository.
-    let repo = env.init("repo");
+    let repo = env.init_local("repo");
     let (_, err) = fails(&["init", "--repo", &repo]);
     assert!(
         one_line(&err).contains("already holds a repository"),
@@ -53,7 +53,7 @@ fn uninitialized_directory() {
 #[test]
 fn source_that_does_not_exist() {
     let env = Env::new();
-    let repo = env.init("repo");
+    let repo = env.init_local("repo");
     let src = format!("sqlite://{}", env.path("missing.db").display());
     let (_, err) = fails(&["backup", "--repo", &repo, "--source", &src]);
     let line = one_line(&err);
@@ -71,7 +71,7 @@ fn source_that_does_not_exist() {
 #[test]
 fn source_that_is_not_sqlite() {
     let env = Env::new();
-    let repo = env.init("repo");
+    let repo = env.init_local("repo");
     let txt = env.path("notes.txt");
     std::fs::write(
         &txt,
@@ -90,7 +90,7 @@ fn source_that_is_not_sqlite() {
 #[test]
 fn unknown_backup_id_and_unsupported_source() {
     let env = Env::new();
-    let repo = env.init("repo");
+    let repo = env.init_local("repo");
     let (_, err) = fails(&[
         "restore",
         "deadbeef",

@@ -1,3 +1,9 @@
+//! The behaviour suite: what every store must do, run against the store
+//! `ARCA_TEST_BACKEND` names (`fs`, the default, or `s3` on SeaweedFS), as
+//! OpenDAL's own behaviour tests do. `scripts/test.sh` runs it for both.
+
+use rusqlite::Connection;
+
 use super::common::*;
 
 #[test]
@@ -147,60 +153,6 @@ fn restored_database_keeps_page_size_encoding_and_header_fields() {
 }
 
 #[test]
-fn mo_br_flags_and_arca_repo_env_work() {
-    let env = Env::new();
-    let db = env.path("app.db");
-    make_db(&db, 1, "DELETE");
-    let repo = env.s("repo");
-    ok(&["init", "--backup_dir", "filesystem", "--path", &repo]);
-    let src = format!("sqlite://{}", db.display());
-    ok(&[
-        "backup",
-        "--backup_dir",
-        "filesystem",
-        "--path",
-        &repo,
-        "--source",
-        &src,
-        "--parallelism",
-        "3",
-    ]);
-    let out = env.s("out.db");
-    ok(&[
-        "restore",
-        "latest",
-        "--backup_dir",
-        "filesystem",
-        "--path",
-        &repo,
-        "--restore_dir",
-        "filesystem",
-        "--restore_path",
-        &out,
-        "--parallelism",
-        "2",
-    ]);
-    assert!(same_file(&db, std::path::Path::new(&out)));
-    ok(&[
-        "check",
-        "--path",
-        &repo,
-        "--backup_dir",
-        "filesystem",
-        "--parallelism",
-        "2",
-    ]);
-    let o = arca()
-        .env("ARCA_REPO", &repo)
-        .args(["list", "--json"])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
-}
-
-#[test]
 fn delete_then_prune_frees_space_and_keeps_other_backups() {
     let env = Env::new();
     let db = env.path("app.db");
@@ -210,13 +162,13 @@ fn delete_then_prune_frees_space_and_keeps_other_backups() {
     // Rewrite most rows so the second backup shares little with the first.
     touch_rows(&db, 1);
     let b = env.backup(&repo, &db);
-    let before = dir_size(std::path::Path::new(&repo));
+    let before = repo_size(&repo);
     ok(&["delete", a["id"].as_str().unwrap(), "--repo", &repo]);
     let listed = json(&["list", "--repo", &repo, "--json"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let report: serde_json::Value = json(&["prune", "--repo", &repo, "--json"]);
     assert!(report["bytes_freed"].as_u64().unwrap() > 0, "{report}");
-    let after = dir_size(std::path::Path::new(&repo));
+    let after = repo_size(&repo);
     assert!(after < before, "prune freed nothing: {before} -> {after}");
     ok(&["check", "--repo", &repo, "--read-data"]);
     let out = env.path("b.db");
@@ -231,7 +183,7 @@ fn restore_reads_blocks_spread_over_many_small_packs() {
     let env = Env::new();
     let db = env.path("app.db");
     make_db(&db, 12, "DELETE");
-    let repo = env.s("repo");
+    let repo = env.repo("repo");
     ok(&[
         "init",
         "--repo",
@@ -248,5 +200,56 @@ fn restore_reads_blocks_spread_over_many_small_packs() {
     }
     let out = env.path("out.db");
     restore(&repo, "latest", &out);
+    assert!(same_file(&db, &out));
+}
+
+#[test]
+fn two_backups_at_once_both_succeed() {
+    let env = Env::new();
+    let (a, b) = (env.path("a.db"), env.path("b.db"));
+    make_db(&a, 12, "DELETE");
+    make_db(&b, 12, "WAL");
+    touch_rows(&b, 2);
+    let repo = env.init("repo");
+    let (ra, rb) = (repo.clone(), repo.clone());
+    let (pa, pb) = (a.clone(), b.clone());
+    let ta = std::thread::spawn(move || Env::new().backup(&ra, &pa));
+    let tb = std::thread::spawn(move || Env::new().backup(&rb, &pb));
+    let (sa, sb) = (ta.join().unwrap(), tb.join().unwrap());
+    assert_ne!(sa["id"], sb["id"]);
+    ok(&["check", "--repo", &repo, "--read-data"]);
+    for (s, src) in [(&sa, &a), (&sb, &b)] {
+        let out = env.path("out.db");
+        restore(&repo, s["id"].as_str().unwrap(), &out);
+        integrity_ok(&out);
+        let n = |p: &std::path::Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .query_row("SELECT sum(v) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(n(&out), n(src));
+    }
+}
+
+#[test]
+fn prune_beside_a_backup_never_deletes_what_the_backup_uses() {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 24, "DELETE");
+    let repo = env.init("repo");
+    let old = env.backup(&repo, &db);
+    touch_rows(&db, 7);
+    // Deleting the old backup makes most of its blocks prunable, while the
+    // next backup dedups against exactly those blocks.
+    ok(&["delete", old["id"].as_str().unwrap(), "--repo", &repo]);
+    let (r, p) = (repo.clone(), db.clone());
+    let backup = std::thread::spawn(move || Env::new().backup(&r, &p));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    ok(&["prune", "--repo", &repo]);
+    let snap = backup.join().unwrap();
+    ok(&["check", "--repo", &repo, "--read-data"]);
+    let out = env.path("out.db");
+    restore(&repo, snap["id"].as_str().unwrap(), &out);
     assert!(same_file(&db, &out));
 }

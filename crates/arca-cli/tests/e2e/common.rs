@@ -6,9 +6,39 @@ use std::process::Output;
 use assert_cmd::Command;
 use rusqlite::Connection;
 
+/// Where the behaviour suite keeps its repositories: `ARCA_TEST_BACKEND=fs`
+/// (the default) or `s3` (a SeaweedFS the tests start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Fs,
+    S3,
+}
+
+pub fn store() -> Store {
+    match std::env::var("ARCA_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("fs") => Store::Fs,
+        Ok("s3") => Store::S3,
+        Ok(other) => panic!("ARCA_TEST_BACKEND={other}: use fs or s3"),
+    }
+}
+
+/// The `arca` binary, with no repository or AWS settings from the caller's
+/// environment; with `ARCA_TEST_BACKEND=s3`, set up for the test SeaweedFS.
 pub fn arca() -> Command {
+    let mut c = arca_plain();
+    if store() == Store::S3 {
+        super::seaweed::server().set_env(&mut c);
+    }
+    c
+}
+
+/// The `arca` binary, with no repository or AWS settings at all.
+pub fn arca_plain() -> Command {
     let mut c = Command::cargo_bin("arca").unwrap();
     c.env_remove("ARCA_REPO");
+    for v in super::seaweed::AWS_VARS {
+        c.env_remove(v);
+    }
     c
 }
 
@@ -59,9 +89,31 @@ impl Env {
         self.path(name).to_string_lossy().into_owned()
     }
 
-    /// Creates a repository at `repo`.
-    pub fn init(&self, repo: &str) -> String {
-        let r = self.s(repo);
+    /// A name unique to this Env (its temp directory's), for bucket prefixes.
+    pub fn id(&self) -> String {
+        let name = self.dir.path().file_name().unwrap().to_string_lossy();
+        name.trim_start_matches('.').to_string()
+    }
+
+    /// A new repository location named `name` on the store under test: a
+    /// directory in this Env, or a prefix of the test bucket unique to it.
+    pub fn repo(&self, name: &str) -> String {
+        match store() {
+            Store::Fs => self.s(name),
+            Store::S3 => super::seaweed::server().url(&format!("{}/{name}", self.id())),
+        }
+    }
+
+    /// Creates a repository named `name` on the store under test.
+    pub fn init(&self, name: &str) -> String {
+        let r = self.repo(name);
+        ok(&["init", "--repo", &r]);
+        r
+    }
+
+    /// Creates a repository in a local directory, whatever the store under test.
+    pub fn init_local(&self, name: &str) -> String {
+        let r = self.s(name);
         ok(&["init", "--repo", &r]);
         r
     }
@@ -143,6 +195,15 @@ pub fn packs(repo: &str) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// Bytes a repository holds, on either store.
+pub fn repo_size(repo: &str) -> u64 {
+    if repo.starts_with("s3://") {
+        super::seaweed::server().size(repo)
+    } else {
+        dir_size(Path::new(repo))
+    }
 }
 
 pub fn dir_size(p: &Path) -> u64 {

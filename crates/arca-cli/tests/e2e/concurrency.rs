@@ -5,57 +5,6 @@ use rusqlite::Connection;
 
 use super::common::*;
 
-#[test]
-fn two_backups_at_once_both_succeed() {
-    let env = Env::new();
-    let (a, b) = (env.path("a.db"), env.path("b.db"));
-    make_db(&a, 12, "DELETE");
-    make_db(&b, 12, "WAL");
-    touch_rows(&b, 2);
-    let repo = env.init("repo");
-    let (ra, rb) = (repo.clone(), repo.clone());
-    let (pa, pb) = (a.clone(), b.clone());
-    let ta = std::thread::spawn(move || Env::new().backup(&ra, &pa));
-    let tb = std::thread::spawn(move || Env::new().backup(&rb, &pb));
-    let (sa, sb) = (ta.join().unwrap(), tb.join().unwrap());
-    assert_ne!(sa["id"], sb["id"]);
-    ok(&["check", "--repo", &repo, "--read-data"]);
-    for (s, src) in [(&sa, &a), (&sb, &b)] {
-        let out = env.path("out.db");
-        restore(&repo, s["id"].as_str().unwrap(), &out);
-        integrity_ok(&out);
-        let n = |p: &std::path::Path| -> i64 {
-            Connection::open(p)
-                .unwrap()
-                .query_row("SELECT sum(v) FROM t", [], |r| r.get(0))
-                .unwrap()
-        };
-        assert_eq!(n(&out), n(src));
-    }
-}
-
-#[test]
-fn prune_beside_a_backup_never_deletes_what_the_backup_uses() {
-    let env = Env::new();
-    let db = env.path("app.db");
-    make_db(&db, 24, "DELETE");
-    let repo = env.init("repo");
-    let old = env.backup(&repo, &db);
-    touch_rows(&db, 7);
-    // Deleting the old backup makes most of its blocks prunable, while the
-    // next backup dedups against exactly those blocks.
-    ok(&["delete", old["id"].as_str().unwrap(), "--repo", &repo]);
-    let (r, p) = (repo.clone(), db.clone());
-    let backup = std::thread::spawn(move || Env::new().backup(&r, &p));
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    ok(&["prune", "--repo", &repo]);
-    let snap = backup.join().unwrap();
-    ok(&["check", "--repo", &repo, "--read-data"]);
-    let out = env.path("out.db");
-    restore(&repo, snap["id"].as_str().unwrap(), &out);
-    assert!(same_file(&db, &out));
-}
-
 /// A writer keeps committing while `arca backup` runs: the restored file is
 /// sound and holds exactly a prefix of the writer's transactions.
 fn consistent_while_written(journal: &str) {
@@ -66,7 +15,7 @@ fn consistent_while_written(journal: &str) {
         let c = Connection::open(&db).unwrap();
         c.execute_batch("CREATE TABLE log(n INTEGER PRIMARY KEY, pad TEXT); CREATE TABLE total(s INTEGER); INSERT INTO total VALUES (0);").unwrap();
     }
-    let repo = env.init("repo");
+    let repo = env.init_local("repo");
     let stop = Arc::new(AtomicBool::new(false));
     let (flag, path) = (stop.clone(), db.clone());
     let writer = std::thread::spawn(move || {

@@ -8,7 +8,7 @@ use super::common::*;
 fn two_backups(env: &Env) -> (String, serde_json::Value, serde_json::Value, Vec<PathBuf>) {
     let db = env.path("app.db");
     make_db(&db, 6, "DELETE");
-    let repo = env.init("repo");
+    let repo = env.init_local("repo");
     let first = env.backup(&repo, &db);
     std::fs::copy(&db, env.path("first.db")).unwrap();
     let old: HashSet<PathBuf> = packs(&repo).into_iter().collect();
@@ -24,7 +24,7 @@ fn two_backups(env: &Env) -> (String, serde_json::Value, serde_json::Value, Vec<
 
 fn restore_first_still_works(env: &Env, repo: &str, first: &serde_json::Value) {
     let out = env.path("restored-first.db");
-    restore(&repo, first["id"].as_str().unwrap(), &out);
+    restore(repo, first["id"].as_str().unwrap(), &out);
     assert!(same_file(&env.path("first.db"), &out));
 }
 

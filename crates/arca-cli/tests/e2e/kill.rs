@@ -19,7 +19,7 @@ fn backup_killed_midway_leaves_a_sound_repository() {
     touch_rows(&db, 1);
 
     // How long an uninterrupted backup of the changed database takes.
-    let probe = env.init("probe");
+    let probe = env.init_local("probe");
     let t = Instant::now();
     env.backup(&probe, &db);
     let full = t.elapsed();

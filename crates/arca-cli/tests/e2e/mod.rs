@@ -1,7 +1,10 @@
 mod common;
+mod seaweed;
 
-mod backup_restore;
 mod bad_input;
+mod behaviour;
+mod cli_forms;
 mod concurrency;
 mod damage;
 mod kill;
+mod object_storage;

@@ -1,58 +1,31 @@
 //! Storage: a thin wrapper over an OpenDAL operator.
 //!
-//! Nothing above this module knows which store it talks to. Calls are
+//! Nothing above this module knows which store it talks to: a local
+//! directory ([`Location::Local`]) or an object store ([`Location::Remote`]:
+//! S3 and S3-compatible stores, GCS, Azure Blob, WebHDFS, COS, OSS). Calls are
 //! blocking for the caller; the I/O itself runs on a small tokio runtime the
 //! backend owns, so worker threads can call it in parallel.
+//!
+//! Every file is written whole: on a local disk under [`TMP_DIR`] and renamed
+//! into place; on an object store by one PUT, which is atomic (WebHDFS, which
+//! has no atomic create, writes under [`TMP_DIR`] and renames, as a disk does).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod location;
+mod remote;
+mod s3;
+mod stores;
+
+use std::sync::{Arc, Once};
 
 use opendal::blocking;
 use opendal::layers::RetryLayer;
 use opendal::options::ListOptions;
 use opendal::{ErrorKind, Operator};
 
+pub use location::{Location, Remote, Scheme, StoreOptions};
+
 use crate::error::{Error, Result};
-
-/// Where a repository lives, as the user gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Local(PathBuf),
-}
-
-impl Location {
-    /// Parses `--repo`: a local path or a `file://` URL.
-    pub fn parse(s: &str) -> Result<Location> {
-        if s.is_empty() {
-            return Err(Error::Format(
-                "the repository location is empty: pass --repo PATH or set ARCA_REPO".into(),
-            ));
-        }
-        if let Some(rest) = s.strip_prefix("file://") {
-            return Ok(Location::Local(PathBuf::from(rest)));
-        }
-        if let Some((scheme, _)) = s.split_once("://") {
-            return Err(Error::Format(format!(
-                "repository URL scheme {scheme}:// is not supported by this build: use a local path or file:///PATH"
-            )));
-        }
-        Ok(Location::Local(PathBuf::from(s)))
-    }
-
-    pub fn local_path(&self) -> Option<&Path> {
-        match self {
-            Location::Local(p) => Some(p),
-        }
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
+use crate::id::Id;
 
 /// One file in a listing: its path relative to the repository root, and size.
 #[derive(Debug, Clone)]
@@ -64,8 +37,18 @@ pub struct ListEntry {
 #[derive(Clone)]
 pub struct Backend {
     op: blocking::Operator,
+    /// Object stores only.
+    remote: Option<Arc<RemoteParts>>,
     location: Location,
     _rt: Arc<tokio::runtime::Runtime>,
+}
+
+struct RemoteParts {
+    /// The same store with short retries, for the first request.
+    quick: blocking::Operator,
+    describe: remote::Describe,
+    /// The store has no atomic create: write to TMP_DIR, then rename.
+    rename_writes: bool,
 }
 
 /// Files written with rename-into-place on local disks land here first.
@@ -73,6 +56,7 @@ pub const TMP_DIR: &str = ".tmp";
 
 impl Backend {
     /// Opens the store at `location`, creating a local root directory if `create`.
+    /// Opening an object store sends no request.
     pub fn open(location: &Location, create: bool) -> Result<Backend> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -80,7 +64,7 @@ impl Backend {
             .enable_all()
             .build()
             .map_err(|e| Error::io("tokio runtime", e))?;
-        let op = match location {
+        let (op, remote) = match location {
             Location::Local(path) => {
                 if create {
                     std::fs::create_dir_all(path.join(TMP_DIR)).map_err(|e| Error::io(path, e))?;
@@ -93,20 +77,38 @@ impl Backend {
                 if tmp.is_dir() {
                     builder = builder.atomic_write_dir(&tmp.to_string_lossy());
                 }
-                Operator::new(builder)
+                let op = Operator::new(builder)
                     .map_err(|e| storage_err(&location.to_string(), e))?
-                    .layer(RetryLayer::new().with_jitter().with_max_times(5))
+                    .layer(RetryLayer::new().with_jitter().with_max_times(5));
+                (op, None)
+            }
+            Location::Remote(r) => {
+                install_http_transport();
+                let store = remote::open(r)?;
+                (store.main, Some((store.quick, store.describe, r.scheme)))
             }
         };
-        let op = {
-            let _guard = rt.enter();
-            blocking::Operator::new(op).map_err(|e| storage_err("runtime", e))?
+        let guard = rt.enter();
+        let op = blocking::Operator::new(op).map_err(|e| storage_err("runtime", e))?;
+        let remote = match remote {
+            None => None,
+            Some((quick, describe, scheme)) => Some(Arc::new(RemoteParts {
+                quick: blocking::Operator::new(quick).map_err(|e| storage_err("runtime", e))?,
+                describe,
+                rename_writes: scheme == Scheme::Webhdfs,
+            })),
         };
+        drop(guard);
         Ok(Backend {
             op,
+            remote,
             location: location.clone(),
             _rt: Arc::new(rt),
         })
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     pub fn location(&self) -> &Location {
@@ -117,7 +119,7 @@ impl Backend {
         self.op
             .read(path)
             .map(|b| b.to_vec())
-            .map_err(|e| storage_err(path, e))
+            .map_err(|e| self.err("read", path, e))
     }
 
     /// Reads `len` bytes at `offset`; fails if the file is shorter.
@@ -129,7 +131,7 @@ impl Backend {
         let buf = self
             .op
             .read_options(path, opts)
-            .map_err(|e| storage_err(path, e))?;
+            .map_err(|e| self.err("read", path, e))?;
         if buf.len() as u64 != len {
             return Err(Error::corrupt(format!(
                 "{path} is shorter than the index says: read {} of {len} bytes at offset {offset}",
@@ -139,19 +141,63 @@ impl Backend {
         Ok(buf.to_bytes())
     }
 
+    /// Reads a small file with few retries; None if it does not exist. The
+    /// first request of a command goes through here, so a wrong endpoint or
+    /// bad credentials fail at once.
+    pub fn probe_read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let op = self.remote.as_ref().map_or(&self.op, |r| &r.quick);
+        match op.read(path) {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("read", path, e)),
+        }
+    }
+
+    /// True if the repository root holds nothing at all.
+    pub fn is_empty(&self) -> Result<bool> {
+        let opts = ListOptions {
+            limit: Some(8),
+            ..Default::default()
+        };
+        let lister = match self.op.lister_options("/", opts) {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(self.err("list", "", e)),
+        };
+        for entry in lister {
+            let entry = entry.map_err(|e| self.err("list", "", e))?;
+            if !matches!(entry.path(), "" | "/") {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        if self.remote.as_ref().is_some_and(|r| r.rename_writes) {
+            let tmp = format!("{TMP_DIR}/{}", Id::random().to_hex());
+            self.op
+                .write(&tmp, data)
+                .map_err(|e| self.err("write", &tmp, e))?;
+            return self
+                .op
+                .rename(&tmp, path)
+                .map_err(|e| self.err("rename", path, e));
+        }
         self.op
             .write(path, data)
             .map(|_| ())
-            .map_err(|e| storage_err(path, e))
+            .map_err(|e| self.err("write", path, e))
     }
 
     pub fn delete(&self, path: &str) -> Result<()> {
-        self.op.delete(path).map_err(|e| storage_err(path, e))
+        self.op
+            .delete(path)
+            .map_err(|e| self.err("delete", path, e))
     }
 
     pub fn exists(&self, path: &str) -> Result<bool> {
-        self.op.exists(path).map_err(|e| storage_err(path, e))
+        self.op.exists(path).map_err(|e| self.err("stat", path, e))
     }
 
     /// Size of one file, or None if it does not exist.
@@ -159,7 +205,7 @@ impl Backend {
         match self.op.stat(path) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(storage_err(path, e)),
+            Err(e) => Err(self.err("stat", path, e)),
         }
     }
 
@@ -173,7 +219,7 @@ impl Backend {
         let entries = match self.op.list_options(&dir, opts) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(storage_err(&dir, e)),
+            Err(e) => return Err(self.err("list", &dir, e)),
         };
         let mut out = Vec::new();
         for e in entries {
@@ -191,7 +237,42 @@ impl Backend {
         }
         Ok(out)
     }
+
+    /// Local errors keep OpenDAL's error as their source; object-store
+    /// errors become one line naming the bucket and endpoint, never a secret.
+    fn err(&self, op: &str, path: &str, e: opendal::Error) -> Error {
+        match &self.remote {
+            Some(r) => r.describe.error(op, path, &e),
+            None => storage_err(path, e),
+        }
+    }
 }
+
+/// Installs the HTTP client object stores use (reqwest with rustls and
+/// ring), once per process. A connect timeout makes an endpoint that does not
+/// answer fail like one that refuses.
+fn install_http_transport() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another crypto provider is installed already: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal::init_default_registry();
+        match reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+        {
+            Ok(client) => opendal::HttpTransporter::install_default(
+                opendal_http_transport_reqwest::ReqwestTransport::new(client),
+            ),
+            Err(e) => {
+                tracing::warn!("HTTP client with a connect timeout: {e}; using the default");
+                opendal_http_transport_reqwest::install_default();
+            }
+        }
+    });
+}
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn storage_err(path: &str, source: opendal::Error) -> Error {
     Error::Storage {
