@@ -60,8 +60,16 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         "change about 1% of the rows",
         "(UPDATE orders … on every 100th order)",
     );
+    let before = std::fs::read(&db)?;
     let changed = change_rows(&db)?;
-    println!("   updated {changed} orders");
+    let after = std::fs::read(&db)?;
+    let changed_bytes = changed_page_bytes(&before, &after);
+    println!(
+        "   updated {changed} orders, scattered over the table: {} of {} pages changed ({})",
+        changed_bytes / 4096,
+        after.len() / 4096,
+        bytes(changed_bytes)
+    );
 
     step(
         5,
@@ -70,10 +78,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     );
     let second = backup(&repo, &source, "second", par)?;
     println!(
-        "   the second backup added {} for a {} database ({:.1}% of the first backup's {})",
+        "   the second backup added {} for {} of changed pages ({:.2}x, compressed); the first added {}",
         bytes(second.stored_bytes),
-        bytes(second.size),
-        100.0 * second.stored_bytes as f64 / first.stored_bytes.max(1) as f64,
+        bytes(changed_bytes),
+        second.stored_bytes as f64 / changed_bytes.max(1) as f64,
         bytes(first.stored_bytes)
     );
 
@@ -271,6 +279,17 @@ fn create_sample(db: &Path, size_mb: u64) -> Result<u64> {
     }
     tx.commit()?;
     Ok(orders)
+}
+
+/// Bytes of the 4 KiB pages that differ between two versions of a file.
+fn changed_page_bytes(before: &[u8], after: &[u8]) -> u64 {
+    let differ = before
+        .chunks(4096)
+        .zip(after.chunks(4096))
+        .filter(|(a, b)| a != b)
+        .count();
+    let grown = after.len().saturating_sub(before.len()).div_ceil(4096);
+    ((differ + grown) * 4096) as u64
 }
 
 fn change_rows(db: &Path) -> Result<usize> {

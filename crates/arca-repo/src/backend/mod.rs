@@ -54,6 +54,12 @@ struct RemoteParts {
 /// Files written with rename-into-place on local disks land here first.
 pub const TMP_DIR: &str = ".tmp";
 
+/// Objects larger than this are uploaded in parts of [`MULTIPART_PART`] bytes,
+/// [`MULTIPART_CONCURRENCY`] at a time.
+const MULTIPART_ABOVE: usize = 16 << 20;
+const MULTIPART_PART: usize = 8 << 20;
+const MULTIPART_CONCURRENCY: usize = 4;
+
 impl Backend {
     /// Opens the store at `location`, creating a local root directory if `create`.
     /// Opening an object store sends no request.
@@ -183,6 +189,20 @@ impl Backend {
                 .op
                 .rename(&tmp, path)
                 .map_err(|e| self.err("rename", path, e));
+        }
+        if self.remote.is_some() && data.len() > MULTIPART_ABOVE {
+            // Packs go up as a multipart upload with parts in flight at once:
+            // one stream to an object store rarely fills the link.
+            let opts = opendal::options::WriteOptions {
+                chunk: Some(MULTIPART_PART),
+                concurrent: MULTIPART_CONCURRENCY,
+                ..Default::default()
+            };
+            return self
+                .op
+                .write_options(path, data, opts)
+                .map(|_| ())
+                .map_err(|e| self.err("write", path, e));
         }
         self.op
             .write(path, data)
