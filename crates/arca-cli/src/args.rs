@@ -16,6 +16,10 @@ pub struct Cli {
     /// More log output (-v info, -vv debug). ARCA_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The file of named repositories (`arca repo`) [default:
+    /// $XDG_CONFIG_HOME/arca/arca.toml, else ~/.config/arca/arca.toml].
+    #[arg(long, global = true, env = "ARCA_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +42,25 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show Arca's main job on a sample SQLite database, step by step.
     Demo(DemoArgs),
+    /// Named repositories: `repo add NAME URL`, then `--repo NAME` anywhere.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+}
+
+impl Command {
+    /// The repository flags of the verbs that take them.
+    pub fn repo_args_mut(&mut self) -> Option<&mut RepoArgs> {
+        match self {
+            Command::Init(a) => Some(&mut a.repo),
+            Command::Backup(a) => Some(&mut a.repo),
+            Command::List(a) => Some(&mut a.repo),
+            Command::Check(a) => Some(&mut a.repo),
+            Command::Restore(a) => Some(&mut a.repo),
+            Command::Delete(a) => Some(&mut a.repo),
+            Command::Prune(a) => Some(&mut a.repo),
+            Command::Demo(_) | Command::Repo(_) => None,
+        }
+    }
 }
 
 /// Where the repository is: `--repo PATH|URL`, or mo_br's spellings
@@ -45,7 +68,9 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct RepoArgs {
     /// Repository: a path, file:///PATH, s3://BUCKET/PREFIX, gs://, azblob://,
-    /// webhdfs://HOST:PORT/PATH, cos:// or oss://. Also from ARCA_REPO.
+    /// webhdfs://HOST:PORT/PATH, cos:// or oss://; or the NAME of a registered
+    /// repository (`arca repo add`), `repo:NAME` to be explicit. Also from
+    /// ARCA_REPO.
     #[arg(
         long,
         env = "ARCA_REPO",
@@ -95,6 +120,104 @@ pub struct RepoArgs {
     /// Seconds to wait for another arca holding a conflicting lock.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub lock_wait: u64,
+    /// The global `--config`, copied here so `--repo NAME` can be looked up.
+    #[arg(skip)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Register a repository under a name; `--repo NAME` then reaches it.
+    /// Does not contact the store.
+    Add(Box<RepoAddArgs>),
+    /// List the registered repositories (never their secrets).
+    List(RepoListArgs),
+    /// Forget a registered repository; its data is not touched.
+    Remove(RepoRemoveArgs),
+}
+
+/// `arca repo add NAME URL` with the store options `--repo` takes, and where
+/// the credentials come from when the repository is used.
+#[derive(Debug, Args)]
+pub struct RepoAddArgs {
+    /// The name: letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+    pub name: String,
+    /// A path, file:///PATH, s3://BUCKET/PREFIX, gs://, azblob://,
+    /// webhdfs://HOST:PORT/PATH, cos:// or oss://. A relative path is stored
+    /// as an absolute one.
+    #[arg(value_name = "PATH|URL")]
+    pub url: String,
+    /// Object storage endpoint, e.g. http://127.0.0.1:8333.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// S3 path-style addressing (ENDPOINT/BUCKET/KEY), as MinIO wants.
+    #[arg(long = "is_minio", alias = "path-style")]
+    pub is_minio: bool,
+    /// IAM role to assume (S3, OSS).
+    #[arg(long = "role_arn", alias = "role-arn", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Access key id, stored in the config file (an id is not a secret; use
+    /// --access-key-id-env or --access-key-id-file to keep it out).
+    #[arg(
+        long = "access_key_id",
+        alias = "access-key-id",
+        value_name = "ID",
+        conflicts_with_all = ["access_key_id_env", "access_key_id_file"]
+    )]
+    pub access_key_id: Option<Secret>,
+    /// Read the access key id from this environment variable when the
+    /// repository is used.
+    #[arg(
+        long = "access-key-id-env",
+        value_name = "VAR",
+        conflicts_with = "access_key_id_file"
+    )]
+    pub access_key_id_env: Option<String>,
+    /// Read the access key id from this file when the repository is used.
+    #[arg(long = "access-key-id-file", value_name = "PATH")]
+    pub access_key_id_file: Option<PathBuf>,
+    /// Read the secret access key from this environment variable when the
+    /// repository is used.
+    #[arg(
+        long = "secret-env",
+        value_name = "VAR",
+        conflicts_with_all = ["secret_file", "secret_access_key"]
+    )]
+    pub secret_env: Option<String>,
+    /// Read the secret access key from this file (mode 0600) when the
+    /// repository is used.
+    #[arg(
+        long = "secret-file",
+        value_name = "PATH",
+        conflicts_with = "secret_access_key"
+    )]
+    pub secret_file: Option<PathBuf>,
+    /// Secret access key to write into the config file in clear: only with
+    /// --store-secret-in-config. Prefer --secret-env or --secret-file.
+    #[arg(
+        long = "secret_access_key",
+        alias = "secret-access-key",
+        value_name = "KEY"
+    )]
+    pub secret_access_key: Option<Secret>,
+    /// Write --secret_access_key into the config file (which is then mode 0600).
+    #[arg(long = "store-secret-in-config")]
+    pub store_secret_in_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepoListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepoRemoveArgs {
+    /// The registered name.
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

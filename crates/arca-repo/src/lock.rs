@@ -100,7 +100,7 @@ impl Drop for LockGuard {
             t.thread().unpark();
             let _ = t.join();
         }
-        if let Err(e) = self.backend.delete(&self.path) {
+        if let Err(e) = self.backend.delete_quick(&self.path) {
             tracing::warn!("could not remove lock {}: {e}", self.path);
         }
     }

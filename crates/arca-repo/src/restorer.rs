@@ -222,11 +222,19 @@ fn read_spans(index: &Index, frames: &[(u32, u32)]) -> Vec<(usize, usize)> {
 }
 
 fn damaged(file: &FileEntry, pack: &crate::id::Id, e: Error) -> Error {
-    Error::corrupt(format!(
-        "cannot restore {}: pack {} is damaged or missing ({e}). Run `arca check --read-data` to see every damaged backup",
-        file.path,
-        pack.short()
-    ))
+    match e {
+        // The store failed to answer: say so, not that the data is damaged.
+        Error::Remote { .. } | Error::Storage { .. } if !e.is_not_found() => Error::Format(format!(
+            "cannot restore {}: reading pack {} failed: {e}",
+            file.path,
+            pack.short()
+        )),
+        e => Error::corrupt(format!(
+            "cannot restore {}: pack {} is damaged or missing ({e}). Run `arca check --read-data` to see every damaged backup",
+            file.path,
+            pack.short()
+        )),
+    }
 }
 
 #[cfg(test)]

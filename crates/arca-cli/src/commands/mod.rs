@@ -7,17 +7,23 @@ pub mod demo;
 mod init;
 mod list;
 mod prune;
+mod repo;
 mod restore;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use arca_repo::{Location, Repository, Scheme, StoreOptions};
 
 use crate::args::{Cli, Command, RepoArgs};
+use crate::registry::{self, Lookup};
 
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(mut cli: Cli) -> Result<ExitCode> {
+    if let Some(r) = cli.command.repo_args_mut() {
+        r.config.clone_from(&cli.config);
+    }
     match cli.command {
         Command::Init(a) => init::run(a),
         Command::Backup(a) => backup::run(a),
@@ -27,19 +33,66 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Delete(a) => delete::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Repo(c) => repo::run(c, cli.config.as_deref()),
     }
+}
+
+/// How `--repo` was resolved.
+enum Origin {
+    /// A path or URL.
+    Given,
+    /// A registered repository.
+    Registered { name: String },
+    /// A bare name that is not registered, taken as a relative path.
+    Unregistered { name: String, config: PathBuf },
 }
 
 /// Resolves `--repo`, `ARCA_REPO`, or mo_br's `--backup_dir filesystem --path P`
 /// and `--backup_dir s3 --bucket B --filepath P`, with the object-store flags.
+/// `--repo NAME` (or `repo:NAME`) is a registered repository
+/// ([`registry::lookup`] says when a bare name is one); the flags given
+/// override its stored options.
 pub fn location(a: &RepoArgs) -> Result<Location> {
-    let opts = StoreOptions {
+    Ok(resolve(a)?.0)
+}
+
+fn resolve(a: &RepoArgs) -> Result<(Location, Origin)> {
+    let mut opts = StoreOptions {
         endpoint: a.endpoint.clone(),
         region: a.region.clone(),
         path_style: a.is_minio,
         role_arn: a.role_arn.clone(),
         access_key_id: a.access_key_id.clone(),
         secret_access_key: a.secret_access_key.clone(),
+    };
+    let mut repo = a.repo.clone();
+    let mut origin = Origin::Given;
+    let mut named = None;
+    if let Some(r) = &a.repo {
+        match registry::lookup(r, a.config.as_deref())? {
+            Lookup::Named(n) => {
+                tracing::info!(
+                    "repository {} is {} (registered in {})",
+                    n.name,
+                    n.entry.url,
+                    n.config.display()
+                );
+                opts = n.store_options(&opts)?;
+                repo = Some(n.entry.url.clone());
+                named = Some(format!(
+                    "repository {} (registered in {})",
+                    n.name,
+                    n.config.display()
+                ));
+                origin = Origin::Registered { name: n.name };
+            }
+            Lookup::Unregistered { name, config } => origin = Origin::Unregistered { name, config },
+            Lookup::NotAName => {}
+        }
+    }
+    let parse = |r: &str, opts: StoreOptions| match &named {
+        Some(what) => Location::parse_with(r, opts).with_context(|| what.clone()),
+        None => Ok(Location::parse_with(r, opts)?),
     };
     let kind = a.backup_dir.as_deref().map(str::to_ascii_lowercase);
     let store = match kind.as_deref() {
@@ -62,14 +115,14 @@ pub fn location(a: &RepoArgs) -> Result<Location> {
         };
         let prefix = a.filepath.as_deref().unwrap_or("");
         let loc = Location::remote(scheme, bucket, prefix, opts.clone())?;
-        if let Some(r) = &a.repo {
-            if Location::parse_with(r, opts)? != loc {
+        if let Some(r) = &repo {
+            if parse(r, opts)? != loc {
                 bail!("--repo (or ARCA_REPO) and --bucket/--filepath name different repositories: give one");
             }
         }
         loc
     } else {
-        let given = match (&a.repo, &a.path) {
+        let given = match (&repo, &a.path) {
             (Some(r), None) => r.clone(),
             (None, Some(p)) => p.clone(),
             (Some(r), Some(p)) if r == p => r.clone(),
@@ -78,7 +131,7 @@ pub fn location(a: &RepoArgs) -> Result<Location> {
             }
             (None, None) => bail!("no repository given: pass --repo PATH|URL or set ARCA_REPO"),
         };
-        Location::parse_with(&given, opts)?
+        parse(&given, opts)?
     };
     if a.access_key_id.is_some() || a.secret_access_key.is_some() {
         eprintln!(
@@ -86,11 +139,21 @@ pub fn location(a: &RepoArgs) -> Result<Location> {
              prefer AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials"
         );
     }
-    Ok(loc)
+    Ok((loc, origin))
 }
 
 pub fn open(a: &RepoArgs) -> Result<Repository> {
-    let mut repo = Repository::open(&location(a)?)?;
+    let (loc, origin) = resolve(a)?;
+    let mut repo = Repository::open(&loc).map_err(|e| match (&e, origin) {
+        (arca_repo::Error::NoRepository { .. }, Origin::Unregistered { name, config }) => anyhow!(
+            "{e}; {name} is not a registered repository name either (`arca repo list` shows those in {})",
+            config.display()
+        ),
+        (arca_repo::Error::NoRepository { location }, Origin::Registered { name }) => anyhow!(
+            "no repository at {location} (registered as {name}): create one with `arca init --repo {name}`"
+        ),
+        _ => e.into(),
+    })?;
     repo.lock_wait = Duration::from_secs(a.lock_wait);
     Ok(repo)
 }

@@ -1,4 +1,5 @@
 mod common;
+mod proxy;
 mod seaweed;
 
 mod bad_input;
@@ -6,5 +7,7 @@ mod behaviour;
 mod cli_forms;
 mod concurrency;
 mod damage;
+mod faults_s3;
 mod kill;
 mod object_storage;
+mod registry;

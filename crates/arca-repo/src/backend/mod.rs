@@ -159,6 +159,14 @@ impl Backend {
         }
     }
 
+    /// Deletes with few retries: for cleanup on the way out (a lock), where
+    /// a store that is down should not hold the exit for the full retry
+    /// budget; what is left behind is cleaned up later (stale locks).
+    pub fn delete_quick(&self, path: &str) -> Result<()> {
+        let op = self.remote.as_ref().map_or(&self.op, |r| &r.quick);
+        op.delete(path).map_err(|e| self.err("delete", path, e))
+    }
+
     /// True if the repository root holds nothing at all.
     pub fn is_empty(&self) -> Result<bool> {
         let opts = ListOptions {

@@ -235,14 +235,21 @@ fn parse_detail(e: &opendal::Error) -> (Option<String>, String) {
     (None, detail)
 }
 
+/// True if no connection to the store could be made (refused, timed out,
+/// name not resolved). A connection the store accepted and then lost
+/// ("connection closed before message completed", a reset) is not one: the
+/// store is there, and "check --endpoint" would send the user the wrong way.
 fn is_connect_failure(e: &opendal::Error) -> bool {
     let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(c) = cause {
+        if let Some(r) = c.downcast_ref::<reqwest::Error>() {
+            return r.is_connect();
+        }
         let text = c.to_string().to_ascii_lowercase();
-        if text.contains("connect")
+        if text.contains("connection refused")
             || text.contains("dns")
             || text.contains("resolve")
-            || text.contains("connection refused")
+            || text.contains("connect error")
         {
             return true;
         }
