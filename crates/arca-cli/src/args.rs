@@ -339,15 +339,26 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args, Clone, Copy)]
 pub struct Parallelism {
-    /// Worker threads for hashing, compression and I/O (default: CPU cores).
+    /// Worker threads for hashing, compression and I/O (default: CPU cores; twice that for restore).
     #[arg(long, value_name = "N")]
     pub parallelism: Option<usize>,
 }
 
 impl Parallelism {
+    /// For CPU-bound work (backup, check): one thread a core.
     pub fn get(&self) -> usize {
-        self.parallelism
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        self.or(1)
+    }
+
+    /// For restore, which waits on reads as much as it computes: two
+    /// threads a core (measured faster from object storage, the same on disk).
+    pub fn get_for_restore(&self) -> usize {
+        self.or(2)
+    }
+
+    fn or(&self, per_core: usize) -> usize {
+        self.parallelism.filter(|&n| n > 0).unwrap_or_else(|| {
+            per_core * std::thread::available_parallelism().map_or(2, |n| n.get())
+        })
     }
 }

@@ -29,7 +29,7 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         &RestoreOptions {
             to,
             force: a.force,
-            parallelism: a.par.get(),
+            parallelism: a.par.get_for_restore(),
         },
         &bar,
     )?;
