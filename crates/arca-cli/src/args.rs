@@ -289,8 +289,9 @@ pub struct CheckArgs {
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// Backup id, unique prefix, or `latest`.
-    pub id: String,
+    /// Backup id, unique prefix, or `latest`. Without it (mo_br's restore
+    /// of a backup given by its location), the repository must hold one backup.
+    pub id: Option<String>,
     /// Target database file (or an existing directory to restore into).
     #[arg(long, value_name = "PATH")]
     pub to: Option<PathBuf>,

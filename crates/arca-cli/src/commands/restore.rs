@@ -20,7 +20,10 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         (None, None) => bail!("no restore target: pass --to PATH"),
     };
     let repo = super::open(&a.repo)?;
-    let snap = repo.find_snapshot(&a.id)?;
+    let snap = match &a.id {
+        Some(id) => repo.find_snapshot(id)?,
+        None => the_only_backup(&repo)?,
+    };
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");
     let report = arca_ops::restore(
@@ -49,4 +52,18 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// mo_br names a backup by its location alone; here that means a repository
+/// holding exactly one backup.
+fn the_only_backup(repo: &arca_repo::Repository) -> Result<arca_repo::Snapshot> {
+    let mut snaps = repo.snapshots()?;
+    match snaps.len() {
+        0 => Err(arca_repo::Error::NoSnapshots.into()),
+        1 => Ok(snaps.remove(0)),
+        n => bail!(
+            "{} holds {n} backups: name one (an id from `arca list`, or `latest`)",
+            repo.location()
+        ),
+    }
 }

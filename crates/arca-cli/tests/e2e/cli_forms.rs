@@ -6,6 +6,48 @@ use std::path::Path;
 use super::common::*;
 use super::seaweed::{self, BUCKET, SECRET_KEY};
 
+/// mo_br restores a backup named by its location alone: without an id, a
+/// repository holding one backup restores it; one holding more asks for an id.
+#[test]
+fn mo_br_restore_by_location_without_an_id() {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 1, "DELETE");
+    let repo = env.init("repo");
+    env.backup(&repo, &db);
+    let restore = |out: &str| {
+        arca_plain()
+            .args([
+                "restore",
+                "--backup_dir",
+                "filesystem",
+                "--path",
+                &repo,
+                "--restore_dir",
+                "filesystem",
+                "--restore_path",
+                out,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = env.s("one.db");
+    assert!(restore(&out).status.success());
+    assert!(same_file(&db, Path::new(&out)));
+
+    touch_rows(&db, 5);
+    env.backup(&repo, &db);
+    let again = env.s("two.db");
+    let o = restore(&again);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("holds 2 backups") && err.contains("latest"),
+        "{err}"
+    );
+    assert!(!Path::new(&again).exists());
+}
+
 #[test]
 fn mo_br_flags_and_arca_repo_env_work() {
     let env = Env::new();
