@@ -232,3 +232,28 @@ pub fn restore(repo: &str, id: &str, to: &Path) {
         "--force",
     ]);
 }
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The single `error:` line of a failed run.
+pub fn error_line(o: &Output) -> String {
+    assert!(!o.status.success(), "should have failed: {}", text(o));
+    let t = text(o);
+    let errors: Vec<&str> = t.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line: {t}");
+    let other: Vec<&str> = t
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("error:") && !l.starts_with("warning:"))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "only the error line (and warnings) expected: {t}"
+    );
+    errors[0].to_string()
+}

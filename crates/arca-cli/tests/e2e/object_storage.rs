@@ -2,7 +2,6 @@
 //! and telling a repository from a prefix that holds something else. Always
 //! run against the test SeaweedFS, whatever `ARCA_TEST_BACKEND` says.
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::common::*;
@@ -10,31 +9,6 @@ use super::seaweed::{self, arca_s3, ACCESS_KEY, BUCKET, SECRET_KEY};
 
 /// A permanent error must not wait out the retry budget.
 const AT_ONCE: Duration = Duration::from_secs(10);
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The single `error:` line of a failed run.
-fn error_line(o: &Output) -> String {
-    assert!(!o.status.success(), "should have failed: {}", text(o));
-    let t = text(o);
-    let errors: Vec<&str> = t.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "expected one error line: {t}");
-    let other: Vec<&str> = t
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("error:") && !l.starts_with("warning:"))
-        .collect();
-    assert!(
-        other.is_empty(),
-        "only the error line (and warnings) expected: {t}"
-    );
-    errors[0].to_string()
-}
 
 #[test]
 fn wrong_secret_fails_at_once_naming_bucket_and_endpoint_never_the_secret() {

@@ -22,14 +22,6 @@ fn arca_cfg(cfg: &Path) -> Command {
     c
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn stdout_ok(o: Output) -> String {
     assert!(o.status.success(), "should have succeeded: {}", text(&o));
     String::from_utf8(o.stdout).unwrap()
@@ -42,20 +34,6 @@ fn ok_cfg(cfg: &Path, args: &[&str]) -> String {
 
 fn json_cfg(cfg: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok_cfg(cfg, args)).unwrap()
-}
-
-/// The single `error:` line of a failed run (warnings aside).
-fn error_line(o: &Output) -> String {
-    assert!(!o.status.success(), "should have failed: {}", text(o));
-    let t = text(o);
-    let errors: Vec<&str> = t.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "expected one error line: {t}");
-    let other: Vec<&str> = t
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("error:") && !l.starts_with("warning:"))
-        .collect();
-    assert!(other.is_empty(), "only the error line expected: {t}");
-    errors[0].to_string()
 }
 
 fn err_cfg(cfg: &Path, args: &[&str]) -> String {
