@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use crate::archiver::Packer;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Id};
-use crate::index::{Index, IndexFile};
+use crate::index::IndexFile;
 use crate::pack::{decompress_frame, pack_path, seal_frame, BlobEntry, BlobKind, DATA_DIR};
 use crate::repository::{parse_name, Repository};
 
@@ -133,6 +133,12 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
 
     // One new index for everything kept, then the old index files go.
     let changed = !delete.is_empty() || index.files.len() > 1;
+    // The packs the index names once this prune is done.
+    let indexed: HashSet<Id> = if changed {
+        keep.iter().chain(&written.written).map(|p| p.id).collect()
+    } else {
+        index.packs.iter().map(|p| p.id).collect()
+    };
     if changed {
         let mut packs = keep;
         packs.extend(written.written);
@@ -150,7 +156,6 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     }
 
     // Garbage: packs no index knows (from backups cut off mid-way) and temp files.
-    let indexed: HashSet<Id> = repo_indexed_packs(repo)?;
     for entry in repo.backend.list(DATA_DIR)? {
         let known = parse_name(&entry.path).is_ok_and(|id| indexed.contains(&id));
         if !known {
@@ -164,9 +169,4 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         report.garbage_files += 1;
     }
     Ok(report)
-}
-
-fn repo_indexed_packs(repo: &Repository) -> Result<HashSet<Id>> {
-    let index: Index = repo.load_index()?;
-    Ok(index.packs.iter().map(|p| p.id).collect())
 }
