@@ -132,6 +132,33 @@ fn missing_bucket_wrong_endpoint_and_missing_credentials_fail_cleanly() {
     assert!(line.contains("AWS_ACCESS_KEY_ID"), "{line}");
 }
 
+/// A bucket name S3 refuses ("b1" is too short) is an error no retry can
+/// fix, whatever HTTP status the store sends it with: `init` fails with one
+/// line naming the problem, without a retry and without claiming any.
+#[test]
+fn invalid_bucket_name_fails_without_retries() {
+    let sw = seaweed::server();
+    let env = Env::new();
+    let url = format!("s3://b1/{}", env.id());
+    let o = arca_s3()
+        .args(["init", "--repo", &url, "--endpoint", &sw.endpoint])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // One error line and nothing else: a retry would have logged a warning.
+    let line = error_line(&o);
+    assert!(
+        line.contains("invalid bucket name") && line.contains("InvalidBucketName"),
+        "{line}"
+    );
+    assert!(
+        line.contains("bucket b1 at endpoint") && line.contains(&sw.endpoint),
+        "{line}"
+    );
+    assert!(!text(&o).contains("retr"), "{}", text(&o));
+    assert!(!text(&o).contains(SECRET_KEY), "{}", text(&o));
+}
+
 /// Standard AWS files are read: ~/.aws/credentials with a profile.
 #[test]
 fn credentials_come_from_the_aws_credentials_file() {

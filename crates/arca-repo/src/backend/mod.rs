@@ -10,6 +10,7 @@
 //! into place; on an object store by one PUT, which is atomic (WebHDFS, which
 //! has no atomic create, writes under [`TMP_DIR`] and renames, as a disk does).
 
+mod classify;
 mod location;
 mod remote;
 mod s3;

@@ -7,10 +7,13 @@
 //!    to PUT a 32 MiB pack at 0.3 MB/s);
 //! 2. concurrent limit: at most [`MAX_REQUESTS`] requests in flight, so a
 //!    retry waiting out its backoff holds no slot;
-//! 3. retry: errors OpenDAL marks temporary (timeouts, 5xx, throttling,
+//! 3. classify: errors whose S3 code no retry can fix (an invalid bucket
+//!    name, a bad signature…) are made permanent even when the store sends
+//!    them with a 5xx (see [`super::classify`]);
+//! 4. retry: errors OpenDAL marks temporary (timeouts, 5xx, throttling,
 //!    connection resets) are retried with exponential backoff and jitter;
 //!    permanent ones (403, 404, a missing bucket) return at once;
-//! 4. logging: each operation as a tracing event (debug), never a secret.
+//! 5. logging: each operation as a tracing event (debug), never a secret.
 //!
 //! A second operator with the same service and short retries makes the
 //! first request of a command, so a wrong endpoint fails in a second rather
@@ -25,6 +28,7 @@ use opendal::layers::{
 use opendal::raw::Operation;
 use opendal::{ErrorKind, Operator};
 
+use super::classify::{self, ClassifyLayer};
 use super::location::{Remote, Scheme};
 use crate::error::{Error, Result};
 
@@ -124,6 +128,7 @@ fn layered<I: opendal::layers::RetryInterceptor>(op: Operator, retry: RetryLayer
             .with_io_timeout(IO_TIMEOUT),
     )
     .layer(ConcurrentLimitLayer::new(MAX_REQUESTS))
+    .layer(ClassifyLayer)
     .layer(retry)
     .layer(LoggingLayer::new(TraceLog))
 }
@@ -140,9 +145,17 @@ impl Describe {
         let connect = is_connect_failure(e);
         let no_credentials = e.kind() == ErrorKind::Unexpected
             && format!("{e}").contains("failed to load signing credential");
+        // By their code: a store may send these with a 5xx, not a 403.
+        let denied = e.kind() == ErrorKind::PermissionDenied
+            || matches!(
+                code.as_deref(),
+                Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")
+            );
+        let bad_name = code.as_deref() == Some("InvalidBucketName");
         let reason = match e.kind() {
             _ if no_credentials => "no credentials found",
-            ErrorKind::PermissionDenied => "access denied",
+            _ if denied => "access denied",
+            _ if bad_name => "invalid bucket name",
             ErrorKind::NotFound => "not found",
             ErrorKind::ConfigInvalid if code.as_deref() == Some("NoSuchBucket") => {
                 "the bucket does not exist"
@@ -150,12 +163,14 @@ impl Describe {
             ErrorKind::ConfigInvalid => "invalid configuration",
             ErrorKind::RateLimited => "the store kept throttling requests",
             _ if connect => "cannot connect",
-            _ if e.is_persistent() => "failed after retries",
+            _ if classify::was_retried(e) => "failed after retries",
             _ => "failed",
         };
         let hint = match e.kind() {
-            _ if no_credentials => self.credentials_hint(),
-            ErrorKind::PermissionDenied => self.credentials_hint(),
+            _ if no_credentials || denied => self.credentials_hint(),
+            _ if bad_name => {
+                ": bucket names are 3 to 63 lowercase letters, digits, dots and hyphens"
+            }
             ErrorKind::ConfigInvalid if code.as_deref() == Some("NoSuchBucket") => {
                 ": create it, or check --bucket and --endpoint"
             }
@@ -207,17 +222,12 @@ impl Describe {
 /// the first line of OpenDAL's message and the root cause.
 fn parse_detail(e: &opendal::Error) -> (Option<String>, String) {
     let msg = e.message();
-    let field = |name: &str| -> Option<String> {
-        let start = msg.find(&format!("{name}: \""))? + name.len() + 3;
-        let len = msg[start..].find('"')?;
-        Some(msg[start..start + len].to_string()).filter(|s| !s.is_empty())
-    };
-    if let Some(code) = field("code") {
-        let detail = match field("message") {
+    if let Some(code) = classify::error_field(msg, "code") {
+        let detail = match classify::error_field(msg, "message") {
             Some(m) => format!("{code}: {m}"),
-            None => code.clone(),
+            None => code.to_string(),
         };
-        return (Some(code), detail);
+        return (Some(code.to_string()), detail);
     }
     let mut detail: String = msg.lines().next().unwrap_or("").chars().take(200).collect();
     let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
@@ -310,14 +320,25 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::LazyLock;
     use std::time::Instant;
 
     use crate::backend::{Backend, Location, StoreOptions};
     use crate::secret::Secret;
 
+    /// Requests a fake S3 endpoint answered, by path.
+    #[derive(Default)]
+    struct Hits {
+        transient: AtomicUsize,
+        denied: AtomicUsize,
+        bad_name: AtomicUsize,
+        down: AtomicUsize,
+    }
+
     /// A fake S3 endpoint: `transient` answers 503 SlowDown twice, then
-    /// 200; `denied` answers 403 SignatureDoesNotMatch.
-    fn fake_s3(transient_hits: &'static AtomicUsize, denied_hits: &'static AtomicUsize) -> u16 {
+    /// 200; `bad-name` answers 500 InvalidBucketName; `down` always answers
+    /// 503 ServiceUnavailable; anything else 403 SignatureDoesNotMatch.
+    fn fake_s3(hits: &'static Hits) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
@@ -337,13 +358,19 @@ mod tests {
                     .unwrap_or("")
                     .to_string();
                 let (status, body) = if line.contains("/transient") {
-                    if transient_hits.fetch_add(1, Ordering::SeqCst) < 2 {
+                    if hits.transient.fetch_add(1, Ordering::SeqCst) < 2 {
                         ("503 Service Unavailable", "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>")
                     } else {
                         ("200 OK", "hello")
                     }
+                } else if line.contains("/bad-name") {
+                    hits.bad_name.fetch_add(1, Ordering::SeqCst);
+                    ("500 Internal Server Error", "<Error><Code>InvalidBucketName</Code><Message>The specified bucket is not valid.</Message></Error>")
+                } else if line.contains("/down") {
+                    hits.down.fetch_add(1, Ordering::SeqCst);
+                    ("503 Service Unavailable", "<Error><Code>ServiceUnavailable</Code><Message>Try again.</Message></Error>")
                 } else {
-                    denied_hits.fetch_add(1, Ordering::SeqCst);
+                    hits.denied.fetch_add(1, Ordering::SeqCst);
                     ("403 Forbidden", "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match.</Message></Error>")
                 };
                 let _ = write!(
@@ -356,13 +383,8 @@ mod tests {
         port
     }
 
-    #[test]
-    fn transient_errors_are_retried_and_permanent_ones_fail_at_once() {
-        static TRANSIENT: AtomicUsize = AtomicUsize::new(0);
-        static DENIED: AtomicUsize = AtomicUsize::new(0);
-        let port = fake_s3(&TRANSIENT, &DENIED);
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let secret = "fake-secret-0a1b2c3d";
+    fn fake_backend(hits: &'static Hits, secret: &str) -> (Backend, String) {
+        let endpoint = format!("http://127.0.0.1:{}", fake_s3(hits));
         let loc = Location::parse_with(
             "s3://bkt/pre",
             StoreOptions {
@@ -373,11 +395,18 @@ mod tests {
             },
         )
         .unwrap();
-        let b = Backend::open(&loc, false).unwrap();
+        (Backend::open(&loc, false).unwrap(), endpoint)
+    }
+
+    #[test]
+    fn transient_errors_are_retried_and_permanent_ones_fail_at_once() {
+        static HITS: LazyLock<Hits> = LazyLock::new(Hits::default);
+        let secret = "fake-secret-0a1b2c3d";
+        let (b, endpoint) = fake_backend(&HITS, secret);
 
         assert_eq!(b.read("transient").unwrap(), b"hello");
         assert_eq!(
-            TRANSIENT.load(Ordering::SeqCst),
+            HITS.transient.load(Ordering::SeqCst),
             3,
             "two 503s, then success"
         );
@@ -385,7 +414,7 @@ mod tests {
         let t = Instant::now();
         let e = b.read("denied").unwrap_err().to_string();
         assert!(t.elapsed().as_secs() < 2, "a 403 is not retried");
-        assert_eq!(DENIED.load(Ordering::SeqCst), 1);
+        assert_eq!(HITS.denied.load(Ordering::SeqCst), 1);
         assert!(
             e.contains("access denied") && e.contains("SignatureDoesNotMatch"),
             "{e}"
@@ -395,5 +424,30 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains(secret), "{e}");
+    }
+
+    /// An invalid bucket name sent with a 5xx, which OpenDAL takes for
+    /// temporary: one request, then one line that names the problem and
+    /// does not claim retries.
+    #[test]
+    fn a_permanent_s3_code_with_a_5xx_fails_at_once() {
+        static HITS: LazyLock<Hits> = LazyLock::new(Hits::default);
+        let (b, endpoint) = fake_backend(&HITS, "fake-secret-4e5f6a7b");
+        let e = b.read("bad-name").unwrap_err().to_string();
+        assert_eq!(HITS.bad_name.load(Ordering::SeqCst), 1, "retried: {e}");
+        assert!(
+            e.contains("invalid bucket name") && e.contains("InvalidBucketName"),
+            "{e}"
+        );
+        assert!(!e.contains("retries"), "{e}");
+        assert!(
+            e.contains("bucket bkt at endpoint") && e.contains(&endpoint),
+            "{e}"
+        );
+
+        // A 5xx without such a code is still retried, and says so.
+        let e = b.probe_read("down").unwrap_err().to_string();
+        assert_eq!(HITS.down.load(Ordering::SeqCst), 3, "two retries: {e}");
+        assert!(e.contains("failed after retries"), "{e}");
     }
 }
