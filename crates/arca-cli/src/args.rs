@@ -42,6 +42,10 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show Arca's main job on a sample SQLite database, step by step.
     Demo(DemoArgs),
+    /// Stream WAL over a replication slot into the repository until stopped
+    /// (SIGINT/SIGTERM), so the archive is seconds behind the server.
+    #[command(name = "wal-stream")]
+    WalStream(WalStreamArgs),
     /// Named repositories: `repo add NAME URL`, then `--repo NAME` anywhere.
     #[command(subcommand)]
     Repo(RepoCommand),
@@ -58,6 +62,7 @@ impl Command {
             Command::Restore(a) => Some(&mut a.repo),
             Command::Delete(a) => Some(&mut a.repo),
             Command::Prune(a) => Some(&mut a.repo),
+            Command::WalStream(a) => Some(&mut a.repo),
             Command::Demo(_) | Command::Repo(_) => None,
         }
     }
@@ -362,4 +367,22 @@ impl Parallelism {
             per_core * std::thread::available_parallelism().map_or(2, |n| n.get())
         })
     }
+}
+
+#[derive(Debug, Args)]
+pub struct WalStreamArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The server: postgres://USER@HOST:PORT/DB (or a socket directory as
+    /// host), as a user with the REPLICATION attribute; the password from
+    /// PGPASSWORD or ~/.pgpass rather than the URL, which `ps` shows.
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// The physical replication slot to stream from; created if missing.
+    #[arg(long, value_name = "NAME", default_value = "arca")]
+    pub slot: String,
+    /// Seconds between status reports to the server; while WAL keeps
+    /// arriving, the growing segment is stored at least this often.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub status_interval: u64,
 }

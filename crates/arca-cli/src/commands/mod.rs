@@ -9,6 +9,7 @@ mod list;
 mod prune;
 mod repo;
 mod restore;
+mod wal_stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => prune::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => repo::run(c, cli.config.as_deref()),
+        Command::WalStream(a) => wal_stream::run(a),
     }
 }
 
