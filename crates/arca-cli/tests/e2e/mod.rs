@@ -10,4 +10,5 @@ mod damage;
 mod faults_s3;
 mod kill;
 mod object_storage;
+mod pg_stream;
 mod registry;
