@@ -761,6 +761,9 @@ impl Replication {
             "53300" if msg.contains("max_wal_senders") => Some(
                 "set max_wal_senders above 0 (and wal_level = replica) in postgresql.conf and restart the server".into(),
             ),
+            "58P01" if msg.contains("removed") => Some(
+                "the server no longer has WAL the repository lacks, so the archive has a gap here: take a new backup, and keep the slot so the server holds WAL until it is streamed".into(),
+            ),
             "55000" if msg.contains("wal_level") => {
                 Some("set wal_level = replica in postgresql.conf and restart the server".into())
             }
