@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "arca",
     version,
-    about = "Backup and restore for SQLite (PostgreSQL and MySQL to come) into a deduplicated, compressed repository"
+    about = "Backup and restore for SQLite and PostgreSQL (MySQL to come) into a deduplicated, compressed repository"
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug). ARCA_LOG overrides.
@@ -42,10 +42,19 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show Arca's main job on a sample SQLite database, step by step.
     Demo(DemoArgs),
+    /// PostgreSQL archive_command: `arca wal-push --repo R %p`.
+    #[command(name = "wal-push")]
+    WalPush(WalPushArgs),
+    /// PostgreSQL restore_command: `arca wal-fetch --repo R %f %p`.
+    #[command(name = "wal-fetch")]
+    WalFetch(WalFetchArgs),
     /// Stream WAL over a replication slot into the repository until stopped
     /// (SIGINT/SIGTERM), so the archive is seconds behind the server.
     #[command(name = "wal-stream")]
     WalStream(WalStreamArgs),
+    /// Named points in time (PostgreSQL restore points): create, show, drop, restore.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Named repositories: `repo add NAME URL`, then `--repo NAME` anywhere.
     #[command(subcommand)]
     Repo(RepoCommand),
@@ -62,7 +71,10 @@ impl Command {
             Command::Restore(a) => Some(&mut a.repo),
             Command::Delete(a) => Some(&mut a.repo),
             Command::Prune(a) => Some(&mut a.repo),
+            Command::WalPush(a) => Some(&mut a.repo),
+            Command::WalFetch(a) => Some(&mut a.repo),
             Command::WalStream(a) => Some(&mut a.repo),
+            Command::Snapshot(c) => Some(c.repo_args_mut()),
             Command::Demo(_) | Command::Repo(_) => None,
         }
     }
@@ -249,9 +261,14 @@ pub struct InitArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// The database: sqlite://PATH.
+    /// The database: sqlite://PATH or postgres://USER@HOST:PORT/DB (password
+    /// from PGPASSWORD or ~/.pgpass rather than the URL, which `ps` shows).
     #[arg(long, value_name = "URL")]
     pub source: String,
+    /// PostgreSQL: the data directory on this host [default: the server's
+    /// data_directory].
+    #[arg(long, value_name = "PATH")]
+    pub pgdata: Option<PathBuf>,
     /// A name for this backup.
     #[arg(long)]
     pub name: Option<String>,
@@ -290,7 +307,7 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
@@ -309,6 +326,8 @@ pub struct RestoreArgs {
     /// mo_br: the restore target for --restore_dir filesystem.
     #[arg(long = "restore_path", value_name = "PATH", hide = true)]
     pub restore_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub pitr: PitrArgs,
     #[command(flatten)]
     pub par: Parallelism,
     #[arg(long)]
@@ -369,6 +388,70 @@ impl Parallelism {
     }
 }
 
+/// PostgreSQL point-in-time restore: where recovery stops, and whether to
+/// start the restored cluster.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PitrArgs {
+    /// PostgreSQL: recover to this time, "YYYY-MM-DD HH:MM:SS[.ffffff][+TZ]"
+    /// (without a zone: this machine's).
+    #[arg(long, value_name = "TIME")]
+    pub target_time: Option<String>,
+    /// PostgreSQL: recover to this WAL position (e.g. 0/16B3748).
+    #[arg(long, value_name = "LSN")]
+    pub target_lsn: Option<String>,
+    /// PostgreSQL: recover to a named snapshot (`arca snapshot create`).
+    #[arg(long, value_name = "NAME")]
+    pub target_snapshot: Option<String>,
+    /// PostgreSQL: start the restored cluster as a temporary instance (it
+    /// archives nothing) and print how to connect.
+    #[arg(long)]
+    pub start: bool,
+    /// PostgreSQL: the port the restored cluster listens on [default with
+    /// --start: a free one].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+}
+
+impl PitrArgs {
+    /// Whether any flag asks for a PostgreSQL restore.
+    pub fn is_set(&self) -> bool {
+        self.target_time.is_some()
+            || self.target_lsn.is_some()
+            || self.target_snapshot.is_some()
+            || self.start
+            || self.port.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WalPushArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The WAL file (archive_command's %p, relative to the data directory).
+    #[arg(value_name = "WAL_FILE")]
+    pub wal_file: PathBuf,
+    /// The data directory [default: the working directory, as archive_command has].
+    #[arg(long, value_name = "PATH")]
+    pub pgdata: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WalFetchArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The WAL file's name (restore_command's %f).
+    pub name: String,
+    /// Where to write it (restore_command's %p).
+    pub dest: PathBuf,
+    /// The cluster's system identifier [default: from global/pg_control in
+    /// --pgdata or the working directory].
+    #[arg(long, value_name = "ID")]
+    pub cluster: Option<String>,
+    /// The data directory being recovered [default: the working directory].
+    #[arg(long, value_name = "PATH")]
+    pub pgdata: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct WalStreamArgs {
     #[command(flatten)]
@@ -385,4 +468,98 @@ pub struct WalStreamArgs {
     /// arriving, the growing segment is stored at least this often.
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub status_interval: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Record a named point in time (a restore point in the WAL); copies no data.
+    Create(SnapshotCreateArgs),
+    /// List named points, optionally one (--sname) or those in a time range.
+    Show(SnapshotShowArgs),
+    /// Forget a named point.
+    Drop(SnapshotDropArgs),
+    /// Restore the cluster as it was at a named point.
+    Restore(SnapshotRestoreArgs),
+}
+
+impl SnapshotCommand {
+    pub fn repo_args_mut(&mut self) -> &mut RepoArgs {
+        match self {
+            SnapshotCommand::Create(a) => &mut a.repo,
+            SnapshotCommand::Show(a) => &mut a.repo,
+            SnapshotCommand::Drop(a) => &mut a.repo,
+            SnapshotCommand::Restore(a) => &mut a.repo,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotCreateArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The cluster: postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// The snapshot's name (unique in the repository).
+    #[arg(long)]
+    pub sname: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotShowArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Only this snapshot.
+    #[arg(long)]
+    pub sname: Option<String>,
+    /// Only snapshots at or after this time ("YYYY-MM-DD HH:MM:SS[+TZ]").
+    #[arg(long = "beginTs", alias = "begin-ts", value_name = "TIME")]
+    pub begin_ts: Option<String>,
+    /// Only snapshots at or before this time.
+    #[arg(long = "endTs", alias = "end-ts", value_name = "TIME")]
+    pub end_ts: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotDropArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long)]
+    pub sname: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotRestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long)]
+    pub sname: String,
+    /// The data directory to create.
+    #[arg(long, value_name = "PATH")]
+    pub to: PathBuf,
+    /// Overwrite an existing data directory (no server may be running on it).
+    #[arg(long)]
+    pub force: bool,
+    /// Start the restored cluster as a temporary instance.
+    #[arg(long)]
+    pub start: bool,
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    #[command(flatten)]
+    pub par: Parallelism,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks a command's definition only when it parses one: check all.
+    #[test]
+    fn every_command_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

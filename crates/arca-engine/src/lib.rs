@@ -46,6 +46,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod postgres;
 pub mod sqlite;
 
 /// An engine error. `Display` is one line naming the path and what to do.
@@ -86,6 +87,18 @@ pub enum Error {
     #[error("I/O error on {}: {}", .0.display(), .1)]
     Io(PathBuf, std::io::Error),
 
+    /// A PostgreSQL server could not be reached or refused the connection.
+    #[error("cannot connect to {server}: {reason}; check host, port, user and password (URL, PGPASSWORD or ~/.pgpass)")]
+    Connect { server: String, reason: String },
+
+    /// A PostgreSQL server answered with an error, or is not fit for a backup.
+    #[error("PostgreSQL at {server}: {reason}")]
+    Server { server: String, reason: String },
+
+    /// Something this build cannot do yet, or will not do.
+    #[error("{0}")]
+    Unsupported(String),
+
     /// Any other SQLite error.
     #[error("SQLite error on {}: {}", .0.display(), .1)]
     Sqlite(PathBuf, rusqlite::Error),
@@ -122,7 +135,10 @@ impl Error {
             | Error::Damaged { path, .. }
             | Error::Io(path, _)
             | Error::Sqlite(path, _) => Some(path),
-            Error::InvalidSource { .. } => None,
+            Error::InvalidSource { .. }
+            | Error::Connect { .. }
+            | Error::Server { .. }
+            | Error::Unsupported(_) => None,
         }
     }
 }

@@ -11,6 +11,9 @@ pub struct BackupOptions {
     pub name: Option<String>,
     pub tags: Vec<String>,
     pub parallelism: usize,
+    /// PostgreSQL: the data directory on this host, if not the server's own
+    /// `data_directory`.
+    pub pgdata: Option<std::path::PathBuf>,
 }
 
 pub fn backup(
@@ -20,6 +23,7 @@ pub fn backup(
 ) -> Result<Snapshot> {
     match EngineKind::of_source(&opts.source)? {
         EngineKind::Sqlite => backup_sqlite(repo, opts, progress),
+        EngineKind::Postgres => crate::pg::backup_postgres(repo, opts, progress),
     }
 }
 
@@ -54,6 +58,7 @@ fn backup_sqlite(
         name: opts.name.clone(),
         tags: opts.tags.clone(),
         start_time,
+        meta: serde_json::Value::Null,
     })?;
     Ok(snap)
 }

@@ -4,6 +4,7 @@
 //! stores it. Neither knows the other; this crate connects them.
 
 pub mod backup;
+pub mod pg;
 pub mod restore;
 
 pub use backup::{backup, BackupOptions};
@@ -25,6 +26,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
     Sqlite,
+    Postgres,
 }
 
 impl EngineKind {
@@ -32,13 +34,14 @@ impl EngineKind {
         match source.split_once("://") {
             None => Ok(EngineKind::Sqlite),
             Some(("sqlite" | "file", _)) => Ok(EngineKind::Sqlite),
-            Some((scheme @ ("postgres" | "postgresql" | "mysql" | "mariadb"), _)) => {
+            Some(("postgres" | "postgresql", _)) => Ok(EngineKind::Postgres),
+            Some((scheme @ ("mysql" | "mariadb"), _)) => {
                 Err(Error::Unsupported(format!(
-                    "{scheme}:// sources are not supported yet in this build; SQLite is: --source sqlite://PATH"
+                    "{scheme}:// sources are not supported yet in this build; SQLite and PostgreSQL are: --source sqlite://PATH or postgres://USER@HOST:PORT/DB"
                 )))
             }
             Some((scheme, _)) => Err(Error::Unsupported(format!(
-                "unknown source scheme {scheme}://: use sqlite://PATH"
+                "unknown source scheme {scheme}://: use sqlite://PATH or postgres://USER@HOST:PORT/DB"
             ))),
         }
     }

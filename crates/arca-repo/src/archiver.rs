@@ -36,6 +36,7 @@ pub struct NewSnapshot {
     pub name: Option<String>,
     pub tags: Vec<String>,
     pub start_time: jiff::Timestamp,
+    pub meta: serde_json::Value,
 }
 
 /// One backup in progress: holds a shared lock and the repository's index.
@@ -308,6 +309,7 @@ impl<'r> BackupSession<'r> {
             stored_bytes: stored,
             parent,
             files: self.files,
+            meta: new.meta,
         };
         let manifest_len = snap.encode(&self.repo.env)?.len() as u64;
         snap.stored_bytes = stored + manifest_len;
@@ -442,6 +444,7 @@ mod tests {
             name: None,
             tags: vec![],
             start_time: jiff::Timestamp::now(),
+            meta: serde_json::Value::Null,
         }
     }
 

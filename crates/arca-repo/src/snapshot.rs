@@ -50,6 +50,10 @@ pub struct Snapshot {
     #[serde(default)]
     pub parent: Option<Id>,
     pub files: Vec<FileEntry>,
+    /// What the engine records about the whole backup (PostgreSQL: LSNs,
+    /// timeline, system identifier, directories).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
 }
 
 impl Snapshot {

@@ -17,6 +17,7 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
             name: a.name,
             tags: a.tags,
             parallelism: a.par.get(),
+            pgdata: a.pgdata,
         },
         &bar,
     )?;

@@ -196,6 +196,7 @@ fn backup(repo: &Repository, source: &str, name: &str, par: usize) -> Result<arc
             name: Some(name.to_string()),
             tags: vec!["demo".into()],
             parallelism: par,
+            pgdata: None,
         },
         &NoProgress,
     )?;

@@ -6,9 +6,12 @@ mod delete;
 pub mod demo;
 mod init;
 mod list;
+mod pg_restore;
 mod prune;
 mod repo;
 mod restore;
+mod snapshot;
+mod wal;
 mod wal_stream;
 
 use std::path::PathBuf;
@@ -35,7 +38,10 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => prune::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => repo::run(c, cli.config.as_deref()),
+        Command::WalPush(a) => wal::push(a),
+        Command::WalFetch(a) => wal::fetch(a),
         Command::WalStream(a) => wal_stream::run(a),
+        Command::Snapshot(c) => snapshot::run(c),
     }
 }
 
@@ -142,6 +148,60 @@ fn resolve(a: &RepoArgs) -> Result<(Location, Origin)> {
         );
     }
     Ok((loc, origin))
+}
+
+/// The flags that reach the same repository from another process (the
+/// restore_command of a restored PostgreSQL): never a secret.
+pub fn repo_flags(a: &RepoArgs) -> Result<Vec<String>> {
+    let (loc, origin) = resolve(a)?;
+    let mut v = vec!["--repo".to_string()];
+    match origin {
+        Origin::Registered { name } => v.push(format!("repo:{name}")),
+        _ => v.push(match loc.local_path() {
+            Some(p) => std::path::absolute(p)?.display().to_string(),
+            None => loc.to_string(),
+        }),
+    }
+    if let Some(c) = &a.config {
+        v.extend([
+            "--config".into(),
+            std::path::absolute(c)?.display().to_string(),
+        ]);
+    }
+    for (flag, val) in [
+        ("--endpoint", &a.endpoint),
+        ("--region", &a.region),
+        ("--role_arn", &a.role_arn),
+    ] {
+        if let Some(val) = val {
+            v.extend([flag.to_string(), val.clone()]);
+        }
+    }
+    if a.is_minio {
+        v.push("--is_minio".into());
+    }
+    Ok(v)
+}
+
+/// A time as users write it: "YYYY-MM-DD HH:MM:SS[.ffffff][+TZ]", RFC 3339,
+/// or without a zone in this machine's zone.
+pub fn parse_time(s: &str) -> Result<jiff::Timestamp> {
+    let t = s.trim();
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    // PostgreSQL's own "+00" offset form.
+    let padded = match t.rfind(['+', '-']) {
+        Some(i) if i > 10 && t.len() - i == 3 => format!("{t}:00"),
+        _ => t.to_string(),
+    };
+    if let Ok(ts) = padded.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let civil: jiff::civil::DateTime = t.parse().map_err(|_| {
+        anyhow!("{s:?} is not a time: write YYYY-MM-DD HH:MM:SS, optionally with .ffffff and a zone such as +00:00")
+    })?;
+    Ok(civil.to_zoned(jiff::tz::TimeZone::system())?.timestamp())
 }
 
 pub fn open(a: &RepoArgs) -> Result<Repository> {

@@ -13,17 +13,23 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
             bail!("--restore_dir {kind} is not supported: use --restore_dir filesystem --restore_path PATH, or --to PATH");
         }
     }
-    let to = match (a.to, a.restore_path) {
+    let to = match (a.to.clone(), a.restore_path.clone()) {
         (Some(t), None) | (None, Some(t)) => t,
         (Some(t), Some(p)) if t == p => t,
         (Some(_), Some(_)) => bail!("--to and --restore_path name different targets: give one"),
         (None, None) => bail!("no restore target: pass --to PATH"),
     };
     let repo = super::open(&a.repo)?;
+    if a.pitr.is_set() {
+        return super::pg_restore::run(&repo, &a, to);
+    }
     let snap = match &a.id {
         Some(id) => repo.find_snapshot(id)?,
         None => the_only_backup(&repo)?,
     };
+    if snap.engine == "postgres" {
+        return super::pg_restore::run(&repo, &a, to);
+    }
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");
     let report = arca_ops::restore(

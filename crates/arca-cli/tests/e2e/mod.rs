@@ -1,4 +1,5 @@
 mod common;
+mod postgres;
 mod proxy;
 mod seaweed;
 
@@ -10,5 +11,6 @@ mod damage;
 mod faults_s3;
 mod kill;
 mod object_storage;
+mod pg_pitr;
 mod pg_stream;
 mod registry;

@@ -240,6 +240,18 @@ impl Backend {
 
     /// All files under `dir` (recursively), with their sizes. A missing dir is empty.
     pub fn list(&self, dir: &str) -> Result<Vec<ListEntry>> {
+        Ok(self
+            .list_entries(dir, false)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    fn list_entries(
+        &self,
+        dir: &str,
+        times: bool,
+    ) -> Result<Vec<(ListEntry, Option<opendal::raw::Timestamp>)>> {
         let dir = format!("{}/", dir.trim_end_matches('/'));
         let opts = ListOptions {
             recursive: true,
@@ -252,19 +264,38 @@ impl Backend {
         };
         let mut out = Vec::new();
         for e in entries {
-            if e.metadata().is_dir() {
+            let meta = e.metadata();
+            if meta.is_dir() {
                 continue;
             }
-            let size = match e.metadata().content_length() {
-                0 => self.size(e.path())?.unwrap_or(0),
-                n => n,
-            };
-            out.push(ListEntry {
-                path: e.path().to_string(),
-                size,
-            });
+            let (mut size, mut modified) = (meta.content_length(), meta.last_modified());
+            if size == 0 || (times && modified.is_none()) {
+                // Some listings (local files) carry neither: ask the file.
+                match self.op.stat(e.path()) {
+                    Ok(m) => (size, modified) = (m.content_length(), m.last_modified()),
+                    Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                    Err(err) => return Err(self.err("stat", e.path(), err)),
+                }
+            }
+            out.push((
+                ListEntry {
+                    path: e.path().to_string(),
+                    size,
+                },
+                modified,
+            ));
         }
         Ok(out)
+    }
+
+    /// Like [`Backend::list`], with each file's modification time where the
+    /// store gives one (in the listing, else from a stat).
+    pub fn list_with_times(&self, dir: &str) -> Result<Vec<(ListEntry, Option<jiff::Timestamp>)>> {
+        Ok(self
+            .list_entries(dir, true)?
+            .into_iter()
+            .map(|(e, t)| (e, t.map(jiff::Timestamp::from)))
+            .collect())
     }
 
     /// Local errors keep OpenDAL's error as their source; object-store

@@ -1,0 +1,194 @@
+//! `restore` of a PostgreSQL backup: a data directory that recovers to the
+//! target, optionally started as a temporary instance.
+
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{anyhow, bail, Context, Result};
+use arca_ops::pg::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget};
+use arca_repo::Repository;
+
+use crate::args::RestoreArgs;
+use crate::output::{bytes, print_json};
+use crate::progress::Bar;
+
+pub fn run(repo: &Repository, a: &RestoreArgs, to: PathBuf) -> Result<ExitCode> {
+    let p = &a.pitr;
+    let target = match (&p.target_time, &p.target_lsn, &p.target_snapshot) {
+        (None, None, None) => PgTarget::Latest,
+        (Some(t), None, None) => PgTarget::Time(super::parse_time(t)?),
+        (None, Some(l), None) => PgTarget::Lsn(
+            l.parse()
+                .map_err(|e: String| anyhow!("--target-lsn: {e}"))?,
+        ),
+        (None, None, Some(n)) => PgTarget::Snapshot(n.clone()),
+        _ => bail!("give one of --target-time, --target-lsn and --target-snapshot"),
+    };
+    let chosen = match &a.id {
+        Some(id) => Some(repo.find_snapshot(id)?),
+        None => None,
+    };
+    let (snap, meta, recovery) = choose_backup(repo, chosen, &target)?;
+    let port = match (p.port, p.start) {
+        (Some(port), _) => Some(port),
+        (None, true) => Some(free_port()?),
+        (None, false) => None,
+    };
+    let started = std::time::Instant::now();
+    let bar = Bar::new("restore");
+    let report = restore_postgres(
+        repo,
+        &snap,
+        &meta,
+        recovery,
+        &PgRestoreOptions {
+            to: to.clone(),
+            force: a.force,
+            parallelism: a.par.get_for_restore(),
+            target: target.clone(),
+            restore_command: restore_command(a, &meta.system_identifier)?,
+            port,
+            temporary: p.start,
+        },
+        &bar,
+    )?;
+    bar.finish();
+    if a.json && !p.start {
+        let mut v = serde_json::to_value(&report)?;
+        v["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let what = match &target {
+        PgTarget::Latest => "the newest archived WAL".to_string(),
+        PgTarget::Time(t) => format!("{t}"),
+        PgTarget::Lsn(l) => format!("WAL position {l}"),
+        PgTarget::Snapshot(n) => format!("snapshot {n}"),
+    };
+    println!(
+        "restored backup {} to {} ({}); it recovers to {what} when started",
+        snap.id.short(),
+        to.display(),
+        bytes(report.bytes)
+    );
+    if p.start {
+        let port = port.expect("--start chose a port");
+        start(&to, meta.server_version_num, port)?;
+        println!(
+            "started a temporary PostgreSQL on port {port} from {}: connect with psql -h 127.0.0.1 -p {port} -U {}; stop it with pg_ctl -D {} stop",
+            to.display(),
+            user_of(&snap.source),
+            to.display()
+        );
+    } else {
+        println!("start it with: pg_ctl -D {} start", to.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn user_of(source: &str) -> String {
+    source
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .map_or_else(|| "postgres".into(), |(u, _)| u.to_string())
+}
+
+/// `arca wal-fetch` with the repository flags this restore was given (never
+/// a secret: the server's environment or ~/.aws provides those).
+fn restore_command(a: &RestoreArgs, cluster: &str) -> Result<String> {
+    let exe = std::env::current_exe().context("cannot find the arca binary for restore_command")?;
+    let mut args = vec![exe.display().to_string(), "wal-fetch".into()];
+    args.extend(super::repo_flags(&a.repo)?);
+    args.extend(["--cluster".into(), cluster.to_string()]);
+    let mut cmd: Vec<String> = args.iter().map(|s| shell_quote(s)).collect();
+    cmd.extend(["%f".into(), "%p".into()]);
+    Ok(cmd.join(" "))
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Starts the restored cluster with `pg_ctl`, as the data directory's owner.
+fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
+    let pg_ctl = find_pg_ctl(version_num)?;
+    let owner = std::fs::metadata(dir)?;
+    let log = dir.join("arca-start.log");
+    let mut cmd = Command::new(&pg_ctl);
+    cmd.arg("-D")
+        .arg(dir)
+        .arg("-l")
+        .arg(&log)
+        .args(["-w", "-t", "600", "start", "-o"])
+        .arg(format!("-p {port}"));
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    if me == 0 && owner.uid() != 0 {
+        cmd.uid(owner.uid()).gid(owner.gid());
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", pg_ctl.display()))?;
+    if !out.status.success() {
+        let tail = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+        bail!(
+            "pg_ctl could not start the restored cluster in {}: {}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            tail.into_iter()
+                .rev()
+                .map(|l| format!("\n  {l}"))
+                .collect::<String>()
+        );
+    }
+    // pg_ctl returns once connections are accepted, which a hot standby
+    // does before recovery ends; the server removes recovery.signal when it
+    // has replayed to the target and promoted.
+    let signal = dir.join("recovery.signal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    while signal.exists() {
+        if !dir.join("postmaster.pid").exists() || std::time::Instant::now() > deadline {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            bail!(
+                "the restored cluster in {} stopped before it finished recovery:{}",
+                dir.display(),
+                tail.into_iter()
+                    .rev()
+                    .map(|l| format!("\n  {l}"))
+                    .collect::<String>()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn find_pg_ctl(version_num: u32) -> Result<PathBuf> {
+    let major = version_num / 10000;
+    let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_ctl"));
+    if debian.is_file() {
+        return Ok(debian);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("pg_ctl"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("pg_ctl for PostgreSQL {major} not found (looked in {} and PATH): install the server package, or start the restored cluster yourself", debian.display()))
+}

@@ -1,0 +1,87 @@
+//! `snapshot create|show|drop|restore`: named points in time.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use arca_ops::pg::{create_point, drop_point, points};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use crate::args::{PitrArgs, RestoreArgs, SnapshotCommand};
+use crate::output::print_json;
+
+pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
+    match c {
+        SnapshotCommand::Create(a) => {
+            let repo = super::open(&a.repo)?;
+            let p = create_point(&repo, &a.source, &a.sname)?;
+            if a.json {
+                print_json(&p)?;
+            } else {
+                println!(
+                    "snapshot {} at {} (WAL {}, cluster {})",
+                    p.name, p.time, p.lsn, p.system_identifier
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SnapshotCommand::Show(a) => {
+            let repo = super::open(&a.repo)?;
+            let begin = a.begin_ts.as_deref().map(super::parse_time).transpose()?;
+            let end = a.end_ts.as_deref().map(super::parse_time).transpose()?;
+            let shown: Vec<_> = points(&repo)?
+                .into_iter()
+                .filter(|p| a.sname.as_ref().is_none_or(|n| &p.name == n))
+                .filter(|p| begin.is_none_or(|b| p.time >= b))
+                .filter(|p| end.is_none_or(|e| p.time <= e))
+                .collect();
+            if let Some(n) = &a.sname {
+                if shown.is_empty() {
+                    bail!("no snapshot named {n}: `arca snapshot show` lists them");
+                }
+            }
+            if a.json {
+                print_json(&shown)?;
+            } else {
+                let mut t = Table::new();
+                t.load_preset(UTF8_FULL_CONDENSED);
+                t.set_header(["SNAPSHOT NAME", "TIMESTAMP", "LSN", "TIMELINE", "CLUSTER"]);
+                for p in &shown {
+                    t.add_row([
+                        p.name.clone(),
+                        p.time
+                            .to_zoned(jiff::tz::TimeZone::system())
+                            .strftime("%Y-%m-%d %H:%M:%S %Z")
+                            .to_string(),
+                        p.lsn.to_string(),
+                        p.timeline.to_string(),
+                        p.system_identifier.clone(),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SnapshotCommand::Drop(a) => {
+            let repo = super::open(&a.repo)?;
+            let p = drop_point(&repo, &a.sname)?;
+            println!("dropped snapshot {} ({})", p.name, p.lsn);
+            Ok(ExitCode::SUCCESS)
+        }
+        SnapshotCommand::Restore(a) => super::restore::run(RestoreArgs {
+            repo: a.repo,
+            id: None,
+            to: Some(a.to),
+            force: a.force,
+            restore_dir: None,
+            restore_path: None,
+            pitr: PitrArgs {
+                target_snapshot: Some(a.sname),
+                start: a.start,
+                port: a.port,
+                ..PitrArgs::default()
+            },
+            par: a.par,
+            json: false,
+        }),
+    }
+}

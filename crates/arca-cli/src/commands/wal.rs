@@ -1,0 +1,75 @@
+//! `wal-push` and `wal-fetch`: PostgreSQL's archive_command and restore_command.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use arca_engine::postgres::wal::control_sysid;
+use arca_ops::pg::{wal_fetch, wal_push, Fetched};
+use arca_repo::Pushed;
+
+use crate::args::{WalFetchArgs, WalPushArgs};
+
+pub fn push(a: WalPushArgs) -> Result<ExitCode> {
+    let repo = super::open(&a.repo)?;
+    let (cluster, pushed) = wal_push(&repo, &a.wal_file, a.pgdata.as_deref())?;
+    match pushed {
+        Pushed::Stored { bytes } => {
+            tracing::info!(
+                "archived {} for cluster {cluster} ({bytes} B stored)",
+                a.wal_file.display()
+            )
+        }
+        Pushed::AlreadyStored => tracing::info!(
+            "{} was archived before with the same content",
+            a.wal_file.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// PostgreSQL ends recovery when restore_command exits 1..=125 and aborts it
+/// above 125: a missing segment at the end of the archive is the normal end,
+/// while a gap or an unreachable repository must never end recovery early.
+const ABORT_RECOVERY: u8 = 126;
+
+pub fn fetch(a: WalFetchArgs) -> Result<ExitCode> {
+    match try_fetch(&a) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: arca wal-fetch {}: {e:#}", a.name);
+            Ok(ExitCode::from(ABORT_RECOVERY))
+        }
+    }
+}
+
+fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
+    let cluster = match &a.cluster {
+        Some(c) => c.clone(),
+        None => {
+            let dir = a.pgdata.as_deref().unwrap_or(Path::new("."));
+            let control = dir.join("global/pg_control");
+            let bytes = std::fs::read(&control).map_err(|e| {
+                anyhow!(
+                    "cannot read {} to tell which cluster to fetch for ({e}): pass --cluster SYSTEM_ID or --pgdata",
+                    control.display()
+                )
+            })?;
+            control_sysid(&bytes)
+                .ok_or_else(|| anyhow!("{} is too short", control.display()))?
+                .to_string()
+        }
+    };
+    let repo = super::open(&a.repo)?;
+    match wal_fetch(&repo, &cluster, &a.name, &a.dest)? {
+        Fetched::Found => Ok(ExitCode::SUCCESS),
+        Fetched::Missing => {
+            tracing::info!("{} is not archived", a.name);
+            Ok(ExitCode::FAILURE)
+        }
+        Fetched::Gap(gap) => {
+            eprintln!("error: {gap}; refusing to end recovery early");
+            Ok(ExitCode::from(ABORT_RECOVERY))
+        }
+    }
+}

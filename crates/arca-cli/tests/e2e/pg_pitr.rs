@@ -1,0 +1,228 @@
+//! PostgreSQL: physical backup, WAL archiving, and restores to a time, an LSN,
+//! a named snapshot and the newest WAL, each checked on the started cluster.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::common::{error_line, Env};
+use super::postgres::{arca, give_to_server, ok, Pg};
+
+/// A repository the server's archive_command can write into.
+fn server_repo(env: &Env) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = env.init_local("repo");
+    give_to_server(Path::new(&repo));
+    repo
+}
+
+/// Commits batch `n` (three rows) and returns the server's time after the commit.
+fn commit_batch(pg: &Pg, n: i32) -> String {
+    pg.sql(&format!(
+        "INSERT INTO t(batch, k) SELECT {n}, g FROM generate_series(1, 3) g"
+    ));
+    let t = pg.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'");
+    // A pause, so a target time between two batches is well apart from both.
+    std::thread::sleep(Duration::from_millis(1100));
+    t
+}
+
+fn batches(pg: &Pg) -> String {
+    pg.sql("SELECT string_agg(DISTINCT batch::text, ',' ORDER BY batch::text) FROM t")
+}
+
+/// Restores with `flags` and --start, and returns the batches the cluster holds.
+fn restore_and_read(env: &Env, repo: &str, name: &str, flags: &[&str]) -> String {
+    let to = env.path(name);
+    let mut args = vec![
+        "restore",
+        "--repo",
+        repo,
+        "--to",
+        to.to_str().unwrap(),
+        "--start",
+    ];
+    args.extend_from_slice(flags);
+    let out = ok(&args);
+    let port: u16 = out
+        .split("on port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {out:?}"));
+    let pg = Pg::adopt(to, port);
+    let got = batches(&pg);
+    // The restored cluster is a new timeline that archives nothing.
+    assert_eq!(pg.sql("SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(pg.sql("SHOW archive_mode"), "off");
+    got
+}
+
+#[test]
+fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    commit_batch(&pg, 1);
+    commit_batch(&pg, 2);
+    let backup = ok(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &pg.url(),
+        "--pgdata",
+        pg.data.to_str().unwrap(),
+    ]);
+    assert_eq!(backup.trim().len(), 64, "{backup}");
+    let after3 = commit_batch(&pg, 3);
+    let lsn_after3 = pg.sql("SELECT pg_current_wal_insert_lsn()");
+    let after4 = commit_batch(&pg, 4);
+    ok(&[
+        "snapshot",
+        "create",
+        "--repo",
+        &repo,
+        "--source",
+        &pg.url(),
+        "--sname",
+        "after4",
+    ]);
+    commit_batch(&pg, 5);
+    pg.archive_now();
+
+    // Between batch 3 and batch 4: the midpoint of their commit times is
+    // after 3's commit (+0.55 s) and before 4's (-0.55 s).
+    let between = |a: &str| {
+        let t: jiff::Timestamp = a.parse().unwrap();
+        (t + jiff::SignedDuration::from_millis(550)).to_string()
+    };
+    assert_eq!(
+        restore_and_read(
+            &env,
+            &repo,
+            "at-time",
+            &["--target-time", &between(&after3)]
+        ),
+        "1,2,3"
+    );
+    assert_eq!(
+        restore_and_read(
+            &env,
+            &repo,
+            "at-time4",
+            &["--target-time", &between(&after4)]
+        ),
+        "1,2,3,4"
+    );
+    assert_eq!(
+        restore_and_read(&env, &repo, "at-lsn", &["--target-lsn", &lsn_after3]),
+        "1,2,3"
+    );
+    assert_eq!(
+        restore_and_read(&env, &repo, "at-snap", &["--target-snapshot", "after4"]),
+        "1,2,3,4"
+    );
+    assert_eq!(restore_and_read(&env, &repo, "latest", &[]), "1,2,3,4,5");
+
+    // The snapshot verbs.
+    let shown = ok(&["snapshot", "show", "--repo", &repo]);
+    assert!(shown.contains("after4"), "{shown}");
+    let to = env.path("snap-restore");
+    ok(&[
+        "snapshot",
+        "restore",
+        "--repo",
+        &repo,
+        "--sname",
+        "after4",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert!(to.join("recovery.signal").exists());
+    let conf = std::fs::read_to_string(to.join("postgresql.auto.conf")).unwrap();
+    assert!(conf.contains("recovery_target_name = 'after4'"), "{conf}");
+    ok(&["snapshot", "drop", "--repo", &repo, "--sname", "after4"]);
+    let shown = ok(&["snapshot", "show", "--repo", &repo]);
+    assert!(!shown.contains("after4"), "{shown}");
+
+    // A target before the backup ended cannot be reached from it.
+    let out = arca()
+        .args([
+            "restore",
+            "--repo",
+            &repo,
+            "--to",
+            env.s("too-early").as_str(),
+        ])
+        .args(["--target-lsn", "0/1000000"])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("ends before the recovery target"), "{line}");
+}
+
+#[test]
+fn a_missing_wal_segment_fails_the_restore_naming_the_gap() {
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
+    for n in 1..=3 {
+        commit_batch(&pg, n);
+        pg.archive_now();
+    }
+    let stream = std::fs::read_dir(Path::new(&repo).join("logs/postgres"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut segs: Vec<String> = std::fs::read_dir(&stream)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    segs.sort();
+    let victim = segs[segs.len() - 2].clone();
+    std::fs::remove_file(stream.join(&victim)).unwrap();
+
+    let out = arca()
+        .args(["restore", "--repo", &repo, "--to", env.s("gap").as_str()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains(&victim), "{line}");
+    assert!(line.contains("missing"), "{line}");
+    assert!(
+        !env.path("gap").exists(),
+        "a failed restore leaves no data directory"
+    );
+
+    // wal-fetch itself refuses to end recovery at the gap: exit 126 makes
+    // PostgreSQL abort recovery instead of promoting a shorter history.
+    let cluster = stream.file_name().unwrap().to_string_lossy().into_owned();
+    let out = arca()
+        .args(["wal-fetch", "--repo", &repo, "--cluster", &cluster, &victim])
+        .arg(env.path("seg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&victim));
+    // The end of the archive is the normal end of recovery: exit 1.
+    let out = arca()
+        .args([
+            "wal-fetch",
+            "--repo",
+            &repo,
+            "--cluster",
+            &cluster,
+            "00000001FFFFFFFF000000FF",
+        ])
+        .arg(env.path("seg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("docs.md")]
+
+mod backend;
+mod config;
+pub mod replication;
+mod restore;
+pub mod wal;
+
+pub use backend::{list_data_dir, BackupStart, BackupStop, DataEntry, DataFileReader, PgBackup};
+pub use config::PgSource;
+pub use restore::{
+    prepare_target, set_owner_and_modes, write_recovery, RecoverySettings, RecoveryTarget,
+};
+pub use wal::{Lsn, Segment};

@@ -1,0 +1,131 @@
+//! A physical backup of a running PostgreSQL cluster.
+
+use std::os::unix::fs::MetadataExt;
+
+use arca_engine::postgres::{list_data_dir, DataEntry, DataFileReader, PgSource, Segment};
+use arca_repo::{BackupSession, NewSnapshot, Progress, Repository, Snapshot};
+
+use super::{stream, PgBackupMeta};
+use crate::{BackupOptions, Error, Result};
+
+/// PostgreSQL's page: blocks of this size dedupe pages that did not change.
+const PAGE: u32 = 8192;
+
+pub fn backup_postgres(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Snapshot> {
+    let source = PgSource::parse(&opts.source, opts.pgdata.clone())?;
+    let start_time = jiff::Timestamp::now();
+    let mut session = BackupSession::start(repo, opts.parallelism.max(1))?;
+    // From here until stop() the server keeps full-page writes for the
+    // backup; an error drops the session, which ends the backup.
+    let pg = source.start_backup("arca")?;
+    let start = pg.start.clone();
+    let root = start.data_directory.clone();
+    let root_meta = std::fs::metadata(&root).map_err(|e| arca_repo::Error::io(&root, e))?;
+    let entries = list_data_dir(&root)?;
+    let total: u64 = entries
+        .iter()
+        .map(|e| match e {
+            DataEntry::File { size, .. } => *size,
+            DataEntry::Dir(_) => 0,
+        })
+        .sum();
+    progress.set_total(total);
+    let mut dirs = Vec::new();
+    for entry in &entries {
+        match entry {
+            DataEntry::Dir(d) => dirs.push(d.clone()),
+            DataEntry::File { path, size } => {
+                let Some(mut reader) = DataFileReader::open(&root.join(path), *size)? else {
+                    continue; // dropped since it was listed; WAL replays the drop
+                };
+                session.add_file(
+                    path,
+                    &mut reader,
+                    *size,
+                    PAGE,
+                    serde_json::Value::Null,
+                    progress,
+                )?;
+            }
+        }
+    }
+    let stop = pg.stop()?;
+    let stop_time = jiff::Timestamp::now();
+    add_text(&mut session, "backup_label", &stop.backup_label, progress)?;
+    if !stop.tablespace_map.is_empty() {
+        add_text(
+            &mut session,
+            "tablespace_map",
+            &stop.tablespace_map,
+            progress,
+        )?;
+    }
+    // pg_backup_stop waited for the archiver; make sure it archived here.
+    let stream = stream(&start.system_identifier);
+    let seg = start.wal_segment_size;
+    let first = Segment::of(start.timeline, start.lsn, seg);
+    let last = Segment::of(start.timeline, stop.lsn, seg);
+    let archived: std::collections::HashSet<String> = repo
+        .list_logs(&stream)?
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    for n in first.number..=last.number {
+        let name = Segment {
+            timeline: start.timeline,
+            number: n,
+        }
+        .name(seg);
+        if !archived.contains(&name) {
+            return Err(Error::Unsupported(format!(
+                "the server did not archive WAL segment {name}, which this backup needs, into {}: set archive_mode = on and archive_command = 'arca wal-push --repo {} %p' on the server, then back up again",
+                repo.location(),
+                repo.location()
+            )));
+        }
+    }
+    let meta = PgBackupMeta {
+        system_identifier: start.system_identifier.clone(),
+        timeline: start.timeline,
+        start_lsn: start.lsn,
+        stop_lsn: stop.lsn,
+        stop_time,
+        wal_segment_size: seg,
+        server_version_num: start.server_version_num,
+        dirs,
+        uid: root_meta.uid(),
+        gid: root_meta.gid(),
+    };
+    let snap = session.commit(NewSnapshot {
+        engine: "postgres".into(),
+        source: source.to_string(),
+        kind: "physical".into(),
+        name: opts.name.clone(),
+        tags: opts.tags.clone(),
+        start_time,
+        meta: serde_json::to_value(&meta).expect("meta encodes"),
+    })?;
+    Ok(snap)
+}
+
+fn add_text(
+    session: &mut BackupSession<'_>,
+    name: &str,
+    text: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let bytes = text.as_bytes();
+    session.add_file(
+        name,
+        &mut &bytes[..],
+        bytes.len() as u64,
+        PAGE,
+        serde_json::Value::Null,
+        progress,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Named restore points (mo_br's snapshots): a point in the WAL made by
+//! `pg_create_restore_point`, recorded in the repository as a manifest with
+//! no files. Creating one copies no data.
+
+use arca_engine::postgres::{Lsn, PgSource};
+use arca_repo::{Id, Repository, Snapshot};
+
+use crate::{Error, Result};
+
+pub const POINT_KIND: &str = "point";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Point {
+    pub name: String,
+    pub lsn: Lsn,
+    pub time: jiff::Timestamp,
+    pub timeline: u32,
+    pub system_identifier: String,
+    #[serde(skip_deserializing)]
+    pub id: String,
+}
+
+impl Point {
+    pub fn of(snap: &Snapshot) -> Option<Point> {
+        if snap.engine != "postgres" || snap.kind != POINT_KIND {
+            return None;
+        }
+        let mut p: Point = serde_json::from_value(snap.meta.clone()).ok()?;
+        p.id = snap.id.to_hex();
+        Some(p)
+    }
+}
+
+/// All named points, oldest first.
+pub fn points(repo: &Repository) -> Result<Vec<Point>> {
+    let mut v: Vec<Point> = repo.snapshots()?.iter().filter_map(Point::of).collect();
+    v.sort_by_key(|p| p.time);
+    Ok(v)
+}
+
+/// Creates a restore point on the server, switches to a new WAL segment so
+/// the archiver sends the point at once, and records it.
+pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(Error::Unsupported(
+            "--sname must be 1 to 63 characters (PostgreSQL's limit for a restore point)".into(),
+        ));
+    }
+    if points(repo)?.iter().any(|p| p.name == name) {
+        return Err(Error::Unsupported(format!(
+            "a snapshot named {name} exists: choose another --sname, or drop it first (arca snapshot drop --sname {name})"
+        )));
+    }
+    let source = PgSource::parse(source, None)?;
+    let mut client = source.connect()?;
+    let server = |e: postgres::Error| {
+        Error::Engine(arca_engine::Error::Server {
+            server: source.to_string(),
+            reason: e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+        })
+    };
+    let row = client
+        .query_one(
+            "SELECT pg_create_restore_point($1)::text,
+                    (SELECT timeline_id FROM pg_control_checkpoint()),
+                    (SELECT system_identifier::text FROM pg_control_system())",
+            &[&name],
+        )
+        .map_err(server)?;
+    let time = jiff::Timestamp::now();
+    client
+        .execute("SELECT pg_switch_wal()", &[])
+        .map_err(server)?;
+    let lsn: String = row.get(0);
+    let point = Point {
+        name: name.to_string(),
+        lsn: lsn.parse().map_err(Error::Unsupported)?,
+        time,
+        timeline: row.get::<_, i32>(1) as u32,
+        system_identifier: row.get(2),
+        id: String::new(),
+    };
+    let _lock = repo.lock_shared("snapshot create")?;
+    let snap = Snapshot {
+        version: 1,
+        id: Id::random(),
+        engine: "postgres".into(),
+        source: source.to_string(),
+        kind: POINT_KIND.into(),
+        name: Some(name.to_string()),
+        tags: Vec::new(),
+        hostname: arca_repo::lock::hostname(),
+        start_time: time,
+        end_time: time,
+        size: 0,
+        stored_bytes: 0,
+        parent: None,
+        files: Vec::new(),
+        meta: serde_json::to_value(&point).expect("point encodes"),
+    };
+    repo.write_snapshot(&snap)?;
+    Ok(Point {
+        id: snap.id.to_hex(),
+        ..point
+    })
+}
+
+/// Forgets a named point (the WAL it is in stays).
+pub fn drop_point(repo: &Repository, name: &str) -> Result<Point> {
+    let snaps = repo.snapshots()?;
+    let Some((snap, point)) = snaps
+        .iter()
+        .find_map(|s| Point::of(s).filter(|p| p.name == name).map(|p| (s, p)))
+    else {
+        return Err(Error::Unsupported(format!(
+            "no snapshot named {name}: `arca snapshot show` lists them"
+        )));
+    };
+    let _lock = repo.lock_shared("snapshot drop")?;
+    repo.delete_snapshot(&snap.id)?;
+    Ok(point)
+}

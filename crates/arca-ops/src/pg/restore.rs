@@ -1,0 +1,223 @@
+//! Restore a PostgreSQL backup into a data directory set up to recover to a
+//! point: files into a staging directory beside the target, recovery
+//! settings, then one rename, so a failed restore leaves no half-written
+//! data directory.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use arca_engine::postgres::{
+    prepare_target, set_owner_and_modes, write_recovery, Lsn, RecoverySettings, RecoveryTarget,
+    Segment,
+};
+use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
+
+use super::points::points;
+use super::wal::check_chain;
+use super::{stream, PgBackupMeta};
+use crate::{Error, RestoreReport, Result};
+
+/// Where recovery should stop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgTarget {
+    /// Replay all archived WAL.
+    Latest,
+    Time(jiff::Timestamp),
+    Lsn(Lsn),
+    /// A named snapshot (restore point).
+    Snapshot(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct PgRestoreOptions {
+    pub to: PathBuf,
+    pub force: bool,
+    pub parallelism: usize,
+    pub target: PgTarget,
+    /// The `restore_command` the restored server runs, with `%f %p`.
+    pub restore_command: String,
+    pub port: Option<u16>,
+    /// A temporary instance beside the original: it archives nothing.
+    pub temporary: bool,
+}
+
+/// Picks the backup to start from: the newest one of the cluster that ends
+/// before the target (or `chosen`, checked against the target).
+pub fn choose_backup(
+    repo: &Repository,
+    chosen: Option<Snapshot>,
+    target: &PgTarget,
+) -> Result<(Snapshot, PgBackupMeta, Option<RecoveryTarget>)> {
+    let snaps = repo.snapshots()?;
+    let (want_cluster, recovery, limit_lsn, limit_time) = match target {
+        PgTarget::Latest => (None, None, None, None),
+        PgTarget::Time(t) => (
+            None,
+            Some(RecoveryTarget::Time(
+                t.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
+            )),
+            None,
+            Some(*t),
+        ),
+        PgTarget::Lsn(l) => (None, Some(RecoveryTarget::Lsn(*l)), Some(*l), None),
+        PgTarget::Snapshot(name) => {
+            let p = points(repo)?
+                .into_iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "no snapshot named {name}: `arca snapshot show` lists them"
+                    ))
+                })?;
+            (
+                Some(p.system_identifier.clone()),
+                Some(RecoveryTarget::Name(p.name.clone())),
+                Some(p.lsn),
+                None,
+            )
+        }
+    };
+    let fits = |m: &PgBackupMeta| {
+        want_cluster
+            .as_ref()
+            .is_none_or(|c| &m.system_identifier == c)
+            && limit_lsn.is_none_or(|l| m.stop_lsn <= l)
+            && limit_time.is_none_or(|t| m.stop_time <= t)
+    };
+    if let Some(snap) = chosen {
+        let meta = PgBackupMeta::of(&snap).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{} is not a PostgreSQL physical backup",
+                snap.id.short()
+            ))
+        })?;
+        if !fits(&meta) {
+            return Err(Error::Unsupported(format!(
+                "backup {} ends at {} ({}), after the recovery target: choose an earlier backup, or leave the id out and arca picks one",
+                snap.id.short(),
+                meta.stop_lsn,
+                meta.stop_time
+            )));
+        }
+        return Ok((snap, meta, recovery));
+    }
+    let best = snaps
+        .into_iter()
+        .filter_map(|s| PgBackupMeta::of(&s).map(|m| (s, m)))
+        .filter(|(_, m)| fits(m))
+        .max_by_key(|(_, m)| m.stop_lsn);
+    match best {
+        Some((s, m)) => Ok((s, m, recovery)),
+        None => Err(Error::Unsupported(
+            "no PostgreSQL backup in this repository ends before the recovery target: take a backup first (arca backup --source postgres://…), or choose a later target".into(),
+        )),
+    }
+}
+
+pub fn restore_postgres(
+    repo: &Repository,
+    snap: &Snapshot,
+    meta: &PgBackupMeta,
+    recovery: Option<RecoveryTarget>,
+    opts: &PgRestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
+    prepare_target(&opts.to, opts.force)?;
+    let parent = match opts.to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(RepoError::Format(format!(
+            "cannot restore to {}: directory {} does not exist",
+            opts.to.display(),
+            parent.display()
+        ))
+        .into());
+    }
+    let _lock = repo.lock_shared("restore")?;
+    check_wal(repo, meta, &opts.target)?;
+    let index = repo.load_index()?;
+    let staging = parent.join(format!(
+        ".{}.arca-restore-{}",
+        opts.to
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        std::fs::create_dir(&staging).map_err(|e| RepoError::io(&staging, e))?;
+        for d in &meta.dirs {
+            let p = staging.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| RepoError::io(&p, e))?;
+        }
+        progress.set_total(snap.size);
+        for file in &snap.files {
+            let p = staging.join(&file.path);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
+            }
+            let out = std::fs::File::create(&p).map_err(|e| RepoError::io(&p, e))?;
+            out.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| RepoError::io(&p, e))?;
+            restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress)?;
+            out.sync_all().map_err(|e| RepoError::io(&p, e))?;
+        }
+        write_recovery(
+            &staging,
+            &RecoverySettings {
+                restore_command: opts.restore_command.clone(),
+                target: recovery.clone(),
+                port: opts.port,
+                temporary: opts.temporary,
+            },
+        )?;
+        set_owner_and_modes(&staging, meta.uid, meta.gid)?;
+        if opts.to.exists() {
+            std::fs::remove_dir_all(&opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
+        }
+        std::fs::rename(&staging, &opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    Ok(RestoreReport {
+        snapshot: snap.id.to_hex(),
+        files: vec![opts.to.clone()],
+        bytes: snap.size,
+    })
+}
+
+/// Refuses a restore whose WAL has a gap before the target: PostgreSQL would
+/// end recovery at the gap and come up silently short.
+fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Result<()> {
+    let seg = meta.wal_segment_size;
+    let archived: BTreeSet<String> = repo
+        .list_logs(&stream(&meta.system_identifier))?
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    let first = Segment::of(meta.timeline, meta.start_lsn, seg);
+    let newest = archived
+        .iter()
+        .filter_map(|n| Segment::parse(n.trim_end_matches(".partial"), seg))
+        .filter(|s| s.timeline == meta.timeline)
+        .max();
+    let last = match target {
+        PgTarget::Lsn(l) => Segment::of(meta.timeline, *l, seg),
+        _ => newest.unwrap_or(first),
+    };
+    let last = last.max(Segment::of(meta.timeline, meta.stop_lsn, seg));
+    check_chain(&archived, first, last, seg).map_err(|missing| {
+        Error::Unsupported(format!(
+            "WAL segment {missing} is missing from {}: recovery from the backup (which starts at {}) would stop there, before the target. Archive it from the server's pg_wal (arca wal-push), or restore to a point before it (--target-lsn {})",
+            repo.location(),
+            meta.start_lsn,
+            Segment::parse(&missing, seg).map(|s| s.start_lsn(seg)).unwrap_or_default()
+        ))
+    })
+}

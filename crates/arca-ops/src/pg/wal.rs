@@ -1,0 +1,203 @@
+//! `archive_command` and `restore_command`: WAL into the repository and back.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arca_engine::postgres::wal::{control_sysid, is_segment_name, segment_sysid};
+use arca_engine::postgres::Segment;
+use arca_repo::{Error as RepoError, Pushed, Repository};
+
+use super::{stream, PgBackupMeta};
+use crate::{Error, Result};
+
+/// Archives one WAL file (`%p`). The cluster is named by the segment's own
+/// header, or for history and backup files by `global/pg_control` in
+/// `pgdata` (the working directory of `archive_command` is the data directory).
+pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result<(String, Pushed)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Unsupported(format!("{} is not a WAL file", path.display())))?;
+    let data = std::fs::read(path).map_err(|e| RepoError::io(path, e))?;
+    let control = pgdata.unwrap_or(Path::new(".")).join("global/pg_control");
+    let from_control = std::fs::read(&control).ok().and_then(|c| control_sysid(&c));
+    let sysid = if is_segment_name(&name) {
+        let Some((sysid, _)) = segment_sysid(&data) else {
+            return Err(Error::Unsupported(format!(
+                "{} does not start with a WAL segment header: is it a WAL segment?",
+                path.display()
+            )));
+        };
+        if let Some(c) = from_control.filter(|&c| c != sysid) {
+            return Err(Error::Unsupported(format!(
+                "{} belongs to cluster {sysid}, but {} says {c}: push each cluster's WAL from its own data directory",
+                path.display(),
+                control.display()
+            )));
+        }
+        sysid
+    } else {
+        from_control.ok_or_else(|| {
+            Error::Unsupported(format!(
+                "cannot tell which cluster {name} belongs to: run wal-push from the data directory (as archive_command does) or pass --pgdata"
+            ))
+        })?
+    };
+    let pushed = repo.put_log(&stream(&sysid.to_string()), &name, &data, false)?;
+    Ok((sysid.to_string(), pushed))
+}
+
+/// A gap in the archived WAL: recovery would stop before `missing`.
+#[derive(Debug, Clone)]
+pub struct WalGap {
+    pub missing: String,
+    pub next_archived: String,
+}
+
+impl std::fmt::Display for WalGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WAL segment {} is missing from the repository although {} is archived: recovery would stop at the gap",
+            self.missing, self.next_archived
+        )
+    }
+}
+
+pub enum Fetched {
+    Found,
+    /// Not archived: the end of the WAL, which ends recovery.
+    Missing,
+    /// Not archived, but later segments are: recovery must not end here.
+    Gap(WalGap),
+}
+
+/// Fetches `name` into `dest` (written under a temporary name, then renamed).
+/// A missing segment with a partial one streamed in its place yields the partial.
+pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Result<Fetched> {
+    let stream = stream(cluster);
+    let mut data = repo.get_log(&stream, name)?;
+    if data.is_none() && is_segment_name(name) {
+        if let Some(gap) = find_gap(repo, &stream, name)? {
+            return Ok(Fetched::Gap(gap));
+        }
+        data = repo.get_log(&stream, &format!("{name}.partial"))?;
+    }
+    let Some(data) = data else {
+        return Ok(Fetched::Missing);
+    };
+    let tmp = temp_name(dest);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(RepoError::io(dest, e).into());
+    }
+    Ok(Fetched::Found)
+}
+
+fn temp_name(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.arca-{}", std::process::id()))
+}
+
+/// A later segment of the same timeline is archived while `name` is not.
+fn find_gap(repo: &Repository, stream: &str, name: &str) -> Result<Option<WalGap>> {
+    let later = repo
+        .list_logs(stream)?
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n.len() == 24 && n[..8] == name[..8] && n.as_str() > name)
+        .min();
+    Ok(later.map(|next| WalGap {
+        missing: name.to_string(),
+        next_archived: next,
+    }))
+}
+
+/// Checks that every segment from `first` to `last` is archived; names the
+/// first one missing.
+pub(crate) fn check_chain(
+    archived: &std::collections::BTreeSet<String>,
+    first: Segment,
+    last: Segment,
+    seg_size: u64,
+) -> std::result::Result<(), String> {
+    for n in first.number..=last.number {
+        let name = Segment {
+            timeline: first.timeline,
+            number: n,
+        }
+        .name(seg_size);
+        if !archived.contains(&name) && !archived.contains(&format!("{name}.partial")) {
+            return Err(name);
+        }
+    }
+    Ok(())
+}
+
+/// The recoverable window of one cluster.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterWindow {
+    pub system_identifier: String,
+    pub backups: usize,
+    /// The earliest point a restore can reach: the oldest backup's stop.
+    pub from: Option<jiff::Timestamp>,
+    /// The newest archived WAL.
+    pub to: Option<jiff::Timestamp>,
+    pub newest_segment: Option<String>,
+    /// How far the archive is behind now.
+    pub lag_seconds: Option<i64>,
+    pub segments: usize,
+}
+
+/// One entry per cluster with backups or archived WAL.
+pub fn cluster_windows(
+    repo: &Repository,
+    snaps: &[arca_repo::Snapshot],
+) -> Result<Vec<ClusterWindow>> {
+    let mut out = Vec::new();
+    let mut clusters: Vec<String> = snaps
+        .iter()
+        .filter_map(PgBackupMeta::of)
+        .map(|m| m.system_identifier)
+        .collect();
+    for s in repo.log_streams()? {
+        if let Some(id) = s.strip_prefix("postgres/") {
+            clusters.push(id.to_string());
+        }
+    }
+    clusters.sort();
+    clusters.dedup();
+    let now = jiff::Timestamp::now();
+    for id in clusters {
+        let metas: Vec<PgBackupMeta> = snaps
+            .iter()
+            .filter_map(PgBackupMeta::of)
+            .filter(|m| m.system_identifier == id)
+            .collect();
+        let logs = repo.list_logs(&stream(&id))?;
+        let newest = logs
+            .iter()
+            .filter(|l| is_segment_name(&l.name))
+            .max_by(|a, b| a.name.cmp(&b.name));
+        let to = logs.iter().filter_map(|l| l.modified).max();
+        out.push(ClusterWindow {
+            system_identifier: id,
+            backups: metas.len(),
+            from: metas.iter().map(|m| m.stop_time).min(),
+            to,
+            newest_segment: newest.map(|l| l.name.clone()),
+            lag_seconds: to.map(|t| now.duration_since(t).as_secs().max(0)),
+            segments: logs.len(),
+        });
+    }
+    Ok(out)
+}
