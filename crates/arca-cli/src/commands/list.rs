@@ -16,6 +16,9 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             print_json(&v)?;
         } else {
             println!("{}", snapshot_table(&snaps, &path));
+            for w in arca_ops::pg::cluster_windows(&repo, &snaps)? {
+                println!("{}", window_line(&w));
+            }
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -65,4 +68,32 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One PostgreSQL cluster's recoverable window and archive lag.
+fn window_line(w: &arca_ops::pg::ClusterWindow) -> String {
+    let local = |t: &jiff::Timestamp| {
+        t.to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
+    let window = match (&w.from, &w.to) {
+        (Some(f), Some(t)) if f <= t => format!("recoverable from {} to {}", local(f), local(t)),
+        (Some(f), _) => format!(
+            "recoverable at {} only (no WAL archived after it)",
+            local(f)
+        ),
+        (None, _) => "not recoverable: no backup yet".to_string(),
+    };
+    let lag = match w.lag_seconds {
+        Some(s) => format!("archive lag {s} s"),
+        None => "no WAL archived".to_string(),
+    };
+    format!(
+        "PostgreSQL cluster {}: {window}; {lag}; newest WAL {}; {} backups, {} WAL files",
+        w.system_identifier,
+        w.newest_segment.as_deref().unwrap_or("-"),
+        w.backups,
+        w.segments
+    )
 }

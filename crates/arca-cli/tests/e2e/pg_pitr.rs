@@ -91,6 +91,14 @@ fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
     ]);
     commit_batch(&pg, 5);
     pg.archive_now();
+    let listed = ok(&["list", "--repo", &repo]);
+    let window = listed
+        .lines()
+        .find(|l| l.starts_with("PostgreSQL cluster "))
+        .unwrap_or_else(|| panic!("no cluster window in {listed}"));
+    assert!(window.contains("recoverable from "), "{window}");
+    assert!(window.contains("archive lag "), "{window}");
+    assert!(window.contains("1 backups"), "{window}");
 
     // Between batch 3 and batch 4: the midpoint of their commit times is
     // after 3's commit (+0.55 s) and before 4's (-0.55 s).
@@ -225,4 +233,49 @@ fn a_missing_wal_segment_fails_the_restore_naming_the_gap() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn archiving_into_an_unreachable_repository_fails_and_catches_up_without_loss() {
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
+    commit_batch(&pg, 1);
+    pg.archive_now();
+
+    // The repository goes away: archive_command fails, PostgreSQL keeps the
+    // segment in pg_wal and retries.
+    let away = env.path("repo-away");
+    std::fs::rename(&repo, &away).unwrap();
+    let failures = || -> u64 {
+        pg.sql("SELECT failed_count FROM pg_stat_archiver")
+            .parse()
+            .unwrap()
+    };
+    let before = failures();
+    commit_batch(&pg, 2);
+    let pending = pg.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    pg.sql("SELECT pg_switch_wal()");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while failures() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archive_command never failed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
+    assert!(
+        last < pending,
+        "{pending} archived while the repository was away"
+    );
+    assert!(pg.data.join("pg_wal").join(&pending).exists());
+
+    // Back again: the archiver catches up and nothing is lost.
+    std::fs::rename(&away, &repo).unwrap();
+    commit_batch(&pg, 3);
+    pg.archive_now();
+    assert_eq!(restore_and_read(&env, &repo, "after-outage", &[]), "1,2,3");
 }
