@@ -269,6 +269,10 @@ pub struct BackupArgs {
     /// data_directory].
     #[arg(long, value_name = "PATH")]
     pub pgdata: Option<PathBuf>,
+    /// PostgreSQL: read every file, also those whose size and modification
+    /// time say they did not change since the last backup.
+    #[arg(long)]
+    pub full: bool,
     /// A name for this backup.
     #[arg(long)]
     pub name: Option<String>,

@@ -14,6 +14,8 @@ pub struct BackupOptions {
     /// PostgreSQL: the data directory on this host, if not the server's own
     /// `data_directory`.
     pub pgdata: Option<std::path::PathBuf>,
+    /// PostgreSQL: read every file, also those unchanged since the last backup.
+    pub full: bool,
 }
 
 pub fn backup(

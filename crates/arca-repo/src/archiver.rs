@@ -65,6 +65,22 @@ impl<'r> BackupSession<'r> {
         })
     }
 
+    /// Records a file unchanged since an earlier backup by that backup's
+    /// entry: its block lists are in the repository already, and this
+    /// session's lock keeps prune from removing them before the commit.
+    pub fn add_unchanged(&mut self, entry: FileEntry) -> Result<()> {
+        for list in &entry.lists {
+            if !self.index.contains(list) {
+                return Err(Error::corrupt(format!(
+                    "block list {list} of {} is not in the index",
+                    entry.path
+                )));
+            }
+        }
+        self.files.push(entry);
+        Ok(())
+    }
+
     /// Stores one file read from `reader` (exactly `len` bytes) in blocks of
     /// `page_size` (or the repository's configured block size).
     pub fn add_file(

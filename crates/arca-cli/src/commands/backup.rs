@@ -18,6 +18,7 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
             tags: a.tags,
             parallelism: a.par.get(),
             pgdata: a.pgdata,
+            full: a.full,
         },
         &bar,
     )?;

@@ -197,6 +197,7 @@ fn backup(repo: &Repository, source: &str, name: &str, par: usize) -> Result<arc
             tags: vec!["demo".into()],
             parallelism: par,
             pgdata: None,
+            full: false,
         },
         &NoProgress,
     )?;

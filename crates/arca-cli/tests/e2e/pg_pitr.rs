@@ -279,3 +279,98 @@ fn archiving_into_an_unreachable_repository_fails_and_catches_up_without_loss() 
     pg.archive_now();
     assert_eq!(restore_and_read(&env, &repo, "after-outage", &[]), "1,2,3");
 }
+
+#[test]
+fn an_incremental_backup_stores_about_the_changed_pages_and_restores_checked() {
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE big(id int PRIMARY KEY, v text)");
+    pg.sql("INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g");
+    // Hint bits and the visibility map set now, not by the next reader.
+    pg.sql("VACUUM FREEZE big");
+    pg.sql("CHECKPOINT");
+    let first: serde_json::Value = serde_json::from_str(&ok(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &pg.url(),
+        "--json",
+    ]))
+    .unwrap();
+    // Change 1% of the rows, then back up again.
+    pg.sql("UPDATE big SET v = upper(v) WHERE id <= 2000");
+    pg.sql("CHECKPOINT");
+    let out = arca()
+        .args([
+            "-v",
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &pg.url(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let skipped: u64 = log
+        .split(" files (")
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of unchanged files in {log}"));
+    assert!(
+        skipped > 100,
+        "unchanged catalog files are not read again: {log}"
+    );
+    let size = first["size"].as_u64().unwrap();
+    let full = first["stored_bytes"].as_u64().unwrap();
+    let incr = second["stored_bytes"].as_u64().unwrap();
+    // 2,000 updated rows touch a few dozen 8 KiB heap pages, the pages
+    // their new versions go to, and index pages: far below the first backup.
+    assert!(
+        incr * 10 < full,
+        "incremental {incr} B vs full {full} B of {size} B"
+    );
+
+    pg.sql("UPDATE big SET v = 'after' WHERE id = 1");
+    pg.archive_now();
+    let expected = pg.sql("SELECT md5(string_agg(v, ',' ORDER BY id)) FROM big");
+    let to = env.path("restored");
+    let out = ok(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--to",
+        to.to_str().unwrap(),
+        "--start",
+    ]);
+    let port: u16 = out
+        .split("on port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let restored = Pg::adopt(to, port);
+    assert_eq!(
+        restored.sql("SELECT md5(string_agg(v, ',' ORDER BY id)) FROM big"),
+        expected
+    );
+    let check = std::process::Command::new(super::postgres::bin_dir().join("pg_amcheck"))
+        .args([
+            "--install-missing",
+            "--heapallindexed",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .args(["-p", &port.to_string(), "-d", "postgres"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "pg_amcheck: {check:?}");
+}

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::config::{describe, PgSource};
@@ -163,7 +164,12 @@ impl PgBackup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataEntry {
     Dir(String),
-    File { path: String, size: u64 },
+    /// `mtime_ns`: the modification time in nanoseconds since 1970.
+    File {
+        path: String,
+        size: u64,
+        mtime_ns: i64,
+    },
 }
 
 /// Directories whose contents a backup skips (the server recreates or does
@@ -265,6 +271,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<DataEntry>) -> Result<(), Error> 
             out.push(DataEntry::File {
                 path: rel,
                 size: meta.len(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             });
         }
     }
