@@ -311,16 +311,6 @@ fn wal_stream_keeps_the_archive_seconds_behind_and_resumes_where_it_stopped() {
     assert!(out.contains(&format!("{name3}.partial growing")), "{out}");
 }
 
-/// Puts `lines` at the top of pg_hba.conf (the first match wins) and reloads.
-fn hba_first(pg: &Pg, lines: &str) {
-    let path = pg.data.join("pg_hba.conf");
-    let old = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("{lines}\n{old}")).unwrap();
-    assert_eq!(pg.sql("SELECT pg_reload_conf()"), "t");
-    // The postmaster reloads asynchronously.
-    std::thread::sleep(Duration::from_millis(500));
-}
-
 fn stream_output(repo: &str, source: &str, envs: &[(&str, &str)]) -> Output {
     let mut c = arca();
     c.args(["wal-stream", "--repo", repo, "--source", source])
@@ -356,8 +346,7 @@ fn wal_stream_errors_are_one_clear_line_and_never_show_the_password() {
     pg.sql("CREATE ROLE streamer LOGIN REPLICATION PASSWORD 'right-secret-1'");
     pg.sql("CREATE ROLE plain LOGIN");
     pg.sql("SET password_encryption = 'md5'; CREATE ROLE md5er LOGIN REPLICATION PASSWORD 'md5-secret-3'");
-    hba_first(
-        &pg,
+    pg.hba_first(
         "host replication streamer 127.0.0.1/32 scram-sha-256\n\
          host replication md5er 127.0.0.1/32 md5",
     );

@@ -267,6 +267,16 @@ impl Pg {
             .unwrap()
     }
 
+    /// Puts `lines` at the top of pg_hba.conf (the first match wins) and reloads.
+    pub fn hba_first(&self, lines: &str) {
+        let path = self.data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{lines}\n{old}")).unwrap();
+        assert_eq!(self.sql("SELECT pg_reload_conf()"), "t");
+        // The postmaster reloads asynchronously.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     /// Switches WAL and waits until the archiver has sent everything so far.
     pub fn archive_now(&self) {
         let seg = self.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");

@@ -87,6 +87,18 @@ impl PgSource {
                 ),
             });
         }
+        let sysid: String = row.get(5);
+        let control = std::fs::read(data_directory.join("global/pg_control"))
+            .map_err(|e| Error::Io(data_directory.join("global/pg_control"), e))?;
+        if super::wal::control_sysid(&control).map(|id| id.to_string()) != Some(sysid.clone()) {
+            return Err(Error::Server {
+                server: source,
+                reason: format!(
+                    "{} is another cluster's data directory (the server's system identifier is {sysid}): pass the server's own with --pgdata",
+                    data_directory.display()
+                ),
+            });
+        }
         let sql = if version >= 150000 {
             "SELECT pg_backup_start($1, true)::text"
         } else {
@@ -103,7 +115,7 @@ impl PgSource {
                 reason,
             })?,
             timeline: tli as u32,
-            system_identifier: row.get(5),
+            system_identifier: sysid,
             server_version_num: version as u32,
             wal_segment_size: row.get::<_, i64>(1) as u64,
             data_directory,

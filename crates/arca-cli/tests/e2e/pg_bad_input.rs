@@ -1,0 +1,125 @@
+//! PostgreSQL backups given bad input or an unfit server: one clear line,
+//! a non-zero exit, no password shown, and no backup recorded.
+
+use std::path::Path;
+
+use super::common::{error_line, Env};
+use super::postgres::{arca, give_to_server, ok, Pg};
+
+fn server_repo(env: &Env) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = env.init_local("repo");
+    give_to_server(Path::new(&repo));
+    repo
+}
+
+fn backups(repo: &str) -> usize {
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--repo", repo, "--json"])).unwrap();
+    v.as_array().unwrap().len()
+}
+
+#[test]
+fn passwords_come_from_pgpassword_or_pgpass_and_never_show() {
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE ROLE backup LOGIN SUPERUSER PASSWORD 'right-secret-7'");
+    pg.hba_first("host all backup 127.0.0.1/32 scram-sha-256");
+    let url = |auth: &str| format!("postgres://{auth}@127.0.0.1:{}/postgres", pg.port);
+
+    let out = arca()
+        .args([
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &url("backup:wrong-secret-9"),
+        ])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("password authentication failed"), "{line}");
+    assert!(!format!("{out:?}").contains("wrong-secret-9"), "{line}");
+
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source", &url("backup")])
+        .env("PGPASSWORD", "right-secret-7")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!format!("{out:?}").contains("right-secret-7"));
+
+    let pgpass = env.path("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{}:*:backup:right-secret-7\n", pg.port),
+    )
+    .unwrap();
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source", &url("backup")])
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", &pgpass)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(backups(&repo), 2);
+}
+
+#[test]
+fn a_server_that_is_down_or_does_not_archive_is_refused() {
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source"])
+        .arg(format!(
+            "postgres://postgres:s3cr3t-x@127.0.0.1:{port}/postgres"
+        ))
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("cannot connect to postgres://postgres@127.0.0.1"),
+        "{line}"
+    );
+    assert!(!format!("{out:?}").contains("s3cr3t-x"));
+
+    // No archive_command: the backup could never be restored.
+    let pg = Pg::start(None);
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source", &pg.url()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("archive_command = 'arca wal-push --repo"),
+        "{line}"
+    );
+    assert_eq!(backups(&repo), 0);
+
+    // A data directory that is not the server's.
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source", &pg.url(), "--pgdata"])
+        .arg(env.path("nowhere"))
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("--pgdata"), "{line}");
+    // Another cluster's data directory.
+    let other = Pg::start(None);
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source", &pg.url(), "--pgdata"])
+        .arg(&other.data)
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("another cluster's data directory"), "{line}");
+    assert_eq!(backups(&repo), 0);
+}
