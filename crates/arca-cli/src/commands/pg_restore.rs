@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, bail, Context, Result};
-use arca_ops::pg::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget};
+use arca_ops::pg::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget, Point};
 use arca_repo::Repository;
 
 use crate::args::RestoreArgs;
@@ -26,9 +26,26 @@ pub fn run(repo: &Repository, a: &RestoreArgs, to: PathBuf) -> Result<ExitCode> 
         (None, None, Some(n)) => PgTarget::Snapshot(n.clone()),
         _ => bail!("give one of --target-time, --target-lsn and --target-snapshot"),
     };
-    let chosen = match &a.id {
-        Some(id) => Some(repo.find_snapshot(id)?),
-        None => None,
+    let mut target = target;
+    let chosen = match a.id.as_deref() {
+        // The newest backup that reaches the target, as without an id.
+        None | Some("latest") => None,
+        Some(id) => {
+            let snap = repo.find_snapshot(id)?;
+            match Point::of(&snap) {
+                // A named point's id means "restore to that point".
+                Some(p) if target == PgTarget::Latest => {
+                    target = PgTarget::Snapshot(p.name);
+                    None
+                }
+                Some(p) => bail!(
+                    "{id} is snapshot {}, a point in time: give it as the target (--target-snapshot {}) or give a backup id",
+                    p.name,
+                    p.name
+                ),
+                None => Some(snap),
+            }
+        }
     };
     let (snap, meta, recovery) = choose_backup(repo, chosen, &target)?;
     let port = match (p.port, p.start) {

@@ -25,6 +25,11 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     }
     let snap = match &a.id {
         Some(id) => repo.find_snapshot(id)?,
+        // A PostgreSQL repository holds many backups; arca picks the newest
+        // that reaches the target.
+        None if repo.snapshots()?.iter().any(|s| s.engine == "postgres") => {
+            return super::pg_restore::run(&repo, &a, to);
+        }
         None => the_only_backup(&repo)?,
     };
     if snap.engine == "postgres" {

@@ -151,6 +151,20 @@ fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
     assert!(to.join("recovery.signal").exists());
     let conf = std::fs::read_to_string(to.join("postgresql.auto.conf")).unwrap();
     assert!(conf.contains("recovery_target_name = 'after4'"), "{conf}");
+    // `latest` means the newest backup, recovering to the newest WAL.
+    let to = env.path("latest-id");
+    ok(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    let conf = std::fs::read_to_string(to.join("postgresql.auto.conf")).unwrap();
+    assert!(conf.contains("restore_command = '"), "{conf}");
+    assert!(!conf.contains("recovery_target"), "{conf}");
+    assert!(to.join("backup_label").exists() && to.join("recovery.signal").exists());
     ok(&["snapshot", "drop", "--repo", &repo, "--sname", "after4"]);
     let shown = ok(&["snapshot", "show", "--repo", &repo]);
     assert!(!shown.contains("after4"), "{shown}");
