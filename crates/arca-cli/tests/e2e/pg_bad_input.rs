@@ -1,18 +1,7 @@
 //! PostgreSQL backups given bad input or an unfit server: one clear line,
 //! a non-zero exit, no password shown, and no backup recorded.
-
-use std::path::Path;
-
 use super::common::{error_line, Env};
-use super::postgres::{arca, give_to_server, ok, Pg};
-
-fn server_repo(env: &Env) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let repo = env.init_local("repo");
-    give_to_server(Path::new(&repo));
-    repo
-}
+use super::postgres::{arca, ok, server_repo, Pg};
 
 fn backups(repo: &str) -> usize {
     let v: serde_json::Value =

@@ -5,16 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::common::{error_line, Env};
-use super::postgres::{arca, give_to_server, ok, Pg};
-
-/// A repository the server's archive_command can write into.
-fn server_repo(env: &Env) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let repo = env.init_local("repo");
-    give_to_server(Path::new(&repo));
-    repo
-}
+use super::postgres::{arca, ok, server_repo, Pg};
 
 /// Commits batch `n` (three rows) and returns the server's time after the commit.
 fn commit_batch(pg: &Pg, n: i32) -> String {

@@ -112,6 +112,16 @@ pub fn give_to_server(path: &Path) {
     walk(path, uid, gid);
 }
 
+/// A local repository in `env` that the server's archive_command can write
+/// into (the Env's directory opened for the server's user to pass through).
+pub fn server_repo(env: &super::common::Env) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = env.init_local("repo");
+    give_to_server(Path::new(&repo));
+    repo
+}
+
 /// Runs a server binary as the server's user.
 pub fn as_server(program: &Path) -> Command {
     if is_root() {
