@@ -8,8 +8,15 @@ use crate::output::{bytes, print_json};
 pub fn run(a: PruneArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
     let report = arca_repo::prune(&repo)?;
+    let wal = {
+        let _lock = repo.lock_exclusive("prune")?;
+        arca_ops::pg::expire_wal(&repo, &repo.snapshots()?)?
+    };
     if a.json {
-        print_json(&report)?;
+        let mut v = serde_json::to_value(&report)?;
+        v["wal_files_deleted"] = wal.files.into();
+        v["wal_bytes_freed"] = wal.bytes.into();
+        print_json(&v)?;
     } else {
         println!(
             "pruned: {} packs deleted, {} repacked, {} leftover files removed, {} freed, {} rewritten",
@@ -19,6 +26,13 @@ pub fn run(a: PruneArgs) -> Result<ExitCode> {
             bytes(report.bytes_freed),
             bytes(report.bytes_written)
         );
+        if wal.files > 0 {
+            println!(
+                "expired: {} WAL files older than every backup, {} freed",
+                wal.files,
+                bytes(wal.bytes)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -378,4 +378,38 @@ fn an_incremental_backup_stores_about_the_changed_pages_and_restores_checked() {
         .output()
         .unwrap();
     assert!(check.status.success(), "pg_amcheck: {check:?}");
+    drop(restored);
+
+    // Without the first backup, the WAL before the second one is of no use:
+    // prune expires it, and the second backup still restores.
+    let wal_files = |repo: &str| -> Vec<String> {
+        let dir = std::fs::read_dir(Path::new(repo).join("logs/postgres"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = wal_files(&repo);
+    ok(&["delete", "--repo", &repo, first["id"].as_str().unwrap()]);
+    let pruned: serde_json::Value =
+        serde_json::from_str(&ok(&["prune", "--repo", &repo, "--json"])).unwrap();
+    let after = wal_files(&repo);
+    assert!(
+        pruned["wal_files_deleted"].as_u64().unwrap() > 0,
+        "{pruned}"
+    );
+    assert_eq!(
+        before.len() - after.len(),
+        pruned["wal_files_deleted"].as_u64().unwrap() as usize
+    );
+    assert!(after.first() > before.first(), "{before:?} -> {after:?}");
+    let to = env.path("after-expire");
+    ok(&["restore", "--repo", &repo, "--to", to.to_str().unwrap()]);
 }

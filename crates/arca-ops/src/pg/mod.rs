@@ -15,7 +15,9 @@ pub use backup::backup_postgres;
 pub use points::{create_point, drop_point, points, Point};
 pub use restore::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget};
 pub use streaming::{wal_stream, StreamEvent, StreamOptions, StreamReport};
-pub use wal::{cluster_windows, wal_fetch, wal_push, ClusterWindow, Fetched, WalGap};
+pub use wal::{
+    cluster_windows, expire_wal, wal_fetch, wal_push, ClusterWindow, Fetched, WalExpired, WalGap,
+};
 
 use arca_repo::Snapshot;
 use serde::{Deserialize, Serialize};

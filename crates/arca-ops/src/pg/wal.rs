@@ -201,3 +201,48 @@ pub fn cluster_windows(
     }
     Ok(out)
 }
+
+/// What [`expire_wal`] removed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WalExpired {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Removes archived WAL no backup can use: segments (and backup history
+/// files) older than the start of each cluster's oldest backup. A cluster
+/// with no backup keeps all its WAL; timeline history files are kept.
+/// The caller holds the exclusive lock, so no restore is choosing a backup.
+pub fn expire_wal(repo: &Repository, snaps: &[arca_repo::Snapshot]) -> Result<WalExpired> {
+    let mut out = WalExpired::default();
+    for s in repo.log_streams()? {
+        let Some(cluster) = s.strip_prefix("postgres/") else {
+            continue;
+        };
+        let metas: Vec<PgBackupMeta> = snaps
+            .iter()
+            .filter_map(PgBackupMeta::of)
+            .filter(|m| m.system_identifier == cluster)
+            .collect();
+        let Some(oldest) = metas
+            .iter()
+            .map(|m| Segment::of(m.timeline, m.start_lsn, m.wal_segment_size).number)
+            .min()
+        else {
+            continue;
+        };
+        let seg_size = metas[0].wal_segment_size;
+        for l in repo.list_logs(&s)? {
+            let base = l.name.split('.').next().unwrap_or(&l.name);
+            let Some(seg) = Segment::parse(base, seg_size) else {
+                continue; // a timeline history file
+            };
+            if seg.number < oldest {
+                repo.delete_log(&s, &l.name)?;
+                out.files += 1;
+                out.bytes += l.stored_bytes;
+            }
+        }
+    }
+    Ok(out)
+}
