@@ -154,17 +154,7 @@ pub fn restore_postgres(
             std::fs::create_dir_all(&p).map_err(|e| RepoError::io(&p, e))?;
         }
         progress.set_total(snap.size);
-        for file in &snap.files {
-            let p = staging.join(&file.path);
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
-            }
-            let out = std::fs::File::create(&p).map_err(|e| RepoError::io(&p, e))?;
-            out.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| RepoError::io(&p, e))?;
-            restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress)?;
-            out.sync_all().map_err(|e| RepoError::io(&p, e))?;
-        }
+        restore_files(repo, &index, snap, &staging, opts.parallelism.max(1), progress)?;
         write_recovery(
             &staging,
             &RecoverySettings {
@@ -190,6 +180,63 @@ pub fn restore_postgres(
         files: vec![opts.to.clone()],
         bytes: snap.size,
     })
+}
+
+/// Restores a data directory's files several at a time: most of a cluster's
+/// files are small, and one at a time each would wait on its own reads and
+/// fsync. Large files first, so the last one to finish is a small one.
+fn restore_files(
+    repo: &Repository,
+    index: &arca_repo::index::Index,
+    snap: &Snapshot,
+    staging: &std::path::Path,
+    parallelism: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut files: Vec<&arca_repo::FileEntry> = snap.files.iter().collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.size));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    // Each file gets two threads of its own, for the reads of a large one.
+    let workers = parallelism.div_ceil(2).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(file) = files.get(i) else { return };
+                if failure.lock().unwrap().is_some() {
+                    return;
+                }
+                if let Err(e) = restore_one(repo, index, file, staging, progress) {
+                    failure.lock().unwrap().get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    match failure.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn restore_one(
+    repo: &Repository,
+    index: &arca_repo::index::Index,
+    file: &arca_repo::FileEntry,
+    staging: &std::path::Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let p = staging.join(&file.path);
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
+    }
+    let out = std::fs::File::create(&p).map_err(|e| RepoError::io(&p, e))?;
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| RepoError::io(&p, e))?;
+    restore_file(repo, index, file, &out, 2, progress)?;
+    out.sync_all().map_err(|e| RepoError::io(&p, e))?;
+    Ok(())
 }
 
 /// Refuses a restore whose WAL has a gap before the target: PostgreSQL would
