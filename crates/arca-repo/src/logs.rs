@@ -99,21 +99,18 @@ impl Repository {
         self.backend.delete(&Self::log_path(stream, name))
     }
 
-    /// The segments of one stream, sorted by name.
+    /// The segments of one stream, sorted by name (without times: one listing).
     pub fn list_logs(&self, stream: &str) -> Result<Vec<LogEntry>> {
         let dir = format!("{LOGS_DIR}/{stream}");
-        let mut out: Vec<LogEntry> = self
-            .backend
-            .list_with_times(&dir)?
-            .into_iter()
-            .map(|(e, modified)| LogEntry {
-                name: crate::backend::file_name(&e.path).to_string(),
-                stored_bytes: e.size,
-                modified,
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let entries = self.backend.list(&dir)?.into_iter().map(|e| (e, None));
+        Ok(log_entries(entries))
+    }
+
+    /// Like [`Repository::list_logs`], with each segment's archive time
+    /// (a stat per segment where the listing does not carry it).
+    pub fn list_logs_with_times(&self, stream: &str) -> Result<Vec<LogEntry>> {
+        let dir = format!("{LOGS_DIR}/{stream}");
+        Ok(log_entries(self.backend.list_with_times(&dir)?))
     }
 
     /// The streams that hold segments (for PostgreSQL, one per cluster).
@@ -132,6 +129,21 @@ impl Repository {
         streams.dedup();
         Ok(streams)
     }
+}
+
+fn log_entries(
+    entries: impl IntoIterator<Item = (crate::backend::ListEntry, Option<jiff::Timestamp>)>,
+) -> Vec<LogEntry> {
+    let mut out: Vec<LogEntry> = entries
+        .into_iter()
+        .map(|(e, modified)| LogEntry {
+            name: crate::backend::file_name(&e.path).to_string(),
+            stored_bytes: e.size,
+            modified,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ pub fn cluster_windows(
             .filter_map(PgBackupMeta::of)
             .filter(|m| m.system_identifier == id)
             .collect();
-        let logs = repo.list_logs(&stream(&id))?;
+        let logs = repo.list_logs_with_times(&stream(&id))?;
         let newest = logs
             .iter()
             .filter(|l| is_segment_name(&l.name))
