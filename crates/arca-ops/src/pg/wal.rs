@@ -86,11 +86,12 @@ pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> R
     let Some(data) = data else {
         return Ok(Fetched::Missing);
     };
+    // No fsync: the server recovers from what it fetched, and after a crash
+    // it starts recovery again and fetches the segment again.
     let tmp = temp_name(dest);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&data)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, dest)
     };
     if let Err(e) = write() {
