@@ -154,7 +154,14 @@ pub fn restore_postgres(
             std::fs::create_dir_all(&p).map_err(|e| RepoError::io(&p, e))?;
         }
         progress.set_total(snap.size);
-        restore_files(repo, &index, snap, &staging, opts.parallelism.max(1), progress)?;
+        restore_files(
+            repo,
+            &index,
+            snap,
+            &staging,
+            opts.parallelism.max(1),
+            progress,
+        )?;
         write_recovery(
             &staging,
             &RecoverySettings {
