@@ -107,7 +107,7 @@ fn unknown_backup_id_and_unsupported_source() {
         "--repo",
         &repo,
         "--source",
-        "postgres://u@127.0.0.1/db",
+        "mysql://u@127.0.0.1/db",
     ]);
     assert!(one_line(&err).contains("not supported yet"), "{err}");
 }
