@@ -193,6 +193,8 @@ fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // Recovery is over: prefetched WAL it did not ask for is not needed.
+    arca_ops::pg::clear_spool(dir);
     Ok(())
 }
 

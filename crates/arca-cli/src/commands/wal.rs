@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
-use arca_engine::postgres::wal::control_sysid;
-use arca_ops::pg::{wal_fetch, wal_push, Fetched};
+use arca_engine::postgres::wal::{control_sysid, is_segment_name};
+use arca_ops::pg::{clear_spool, take_spooled, wal_fetch, wal_push, Fetched};
 use arca_repo::Pushed;
 
 use crate::args::{WalFetchArgs, WalPushArgs};
@@ -60,11 +60,19 @@ fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
                 .to_string()
         }
     };
+    let pgdata = a.pgdata.as_deref().unwrap_or(Path::new("."));
+    if take_spooled(pgdata, &a.name, &a.dest)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let repo = super::open(&a.repo)?;
     match wal_fetch(&repo, &cluster, &a.name, &a.dest)? {
         Fetched::Found => Ok(ExitCode::SUCCESS),
         Fetched::Missing => {
             tracing::info!("{} is not archived", a.name);
+            if is_segment_name(&a.name) {
+                // The end of the archive: the rest of the spool is not needed.
+                clear_spool(pgdata);
+            }
             Ok(ExitCode::FAILURE)
         }
         Fetched::Gap(gap) => {

@@ -41,6 +41,8 @@ fn restore_and_read(env: &Env, repo: &str, name: &str, flags: &[&str]) -> String
         .and_then(|r| r.split_whitespace().next())
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no port in {out:?}"));
+    // Prefetched WAL is gone once recovery is over.
+    assert!(!to.join("arca-wal-spool").exists());
     let pg = Pg::adopt(to, port);
     let got = batches(&pg);
     // The restored cluster is a new timeline that archives nothing.
@@ -156,6 +158,11 @@ fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
     assert!(conf.contains("restore_command = '"), "{conf}");
     assert!(!conf.contains("recovery_target"), "{conf}");
     assert!(to.join("backup_label").exists() && to.join("recovery.signal").exists());
+    // The WAL recovery starts with is fetched ahead, beside the files.
+    let spooled = std::fs::read_dir(to.join("arca-wal-spool"))
+        .unwrap()
+        .count();
+    assert!(spooled >= 1, "no WAL prefetched");
     ok(&["snapshot", "drop", "--repo", &repo, "--sname", "after4"]);
     let shown = ok(&["snapshot", "show", "--repo", &repo]);
     assert!(!shown.contains("after4"), "{shown}");

@@ -262,6 +262,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<DataEntry>) -> Result<(), Error> 
             )));
         }
         if meta.is_dir() {
+            if top && name == "arca-wal-spool" {
+                continue; // WAL a restore fetched ahead of recovery
+            }
             out.push(DataEntry::Dir(rel.clone()));
             if name.starts_with("pgsql_tmp") {
                 continue;

@@ -14,7 +14,12 @@ use arca_engine::postgres::{
 use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
 
 use super::points::points;
-use super::wal::check_chain;
+use super::wal::{check_chain, prefetch, SPOOL_DIR};
+
+/// Segments a restore fetches ahead of recovery: those the backup needs to
+/// become consistent and a few more, at most 64 (1 GiB of 16 MiB segments).
+const PREFETCH_SEGMENTS: usize = 64;
+const PREFETCH_PAST_STOP: u64 = 8;
 use super::{stream, PgBackupMeta};
 use crate::{Error, RestoreReport, Result};
 
@@ -137,7 +142,7 @@ pub fn restore_postgres(
         .into());
     }
     let _lock = repo.lock_shared("restore")?;
-    check_wal(repo, meta, &opts.target)?;
+    let replay = check_wal(repo, meta, &opts.target)?;
     let index = repo.load_index()?;
     let staging = parent.join(format!(
         ".{}.arca-restore-{}",
@@ -161,6 +166,26 @@ pub fn restore_postgres(
             &staging,
             opts.parallelism.max(1),
             progress,
+        )?;
+        // The first segments recovery asks for, so it need not wait for a
+        // fetch from the repository for each.
+        // Up to a few past the backup's end: a recovery target further on
+        // would leave the rest unread in the spool.
+        let stop = Segment::of(meta.timeline, meta.stop_lsn, meta.wal_segment_size);
+        let first: Vec<String> = replay
+            .into_iter()
+            .filter(|n| {
+                Segment::parse(n, meta.wal_segment_size)
+                    .is_some_and(|s| s.number <= stop.number + PREFETCH_PAST_STOP)
+            })
+            .take(PREFETCH_SEGMENTS)
+            .collect();
+        prefetch(
+            repo,
+            &stream(&meta.system_identifier),
+            &first,
+            &staging.join(SPOOL_DIR),
+            opts.parallelism.max(1),
         )?;
         write_recovery(
             &staging,
@@ -248,7 +273,8 @@ fn restore_one(
 
 /// Refuses a restore whose WAL has a gap before the target: PostgreSQL would
 /// end recovery at the gap and come up silently short.
-fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Result<()> {
+/// Returns the segments recovery will replay, first to last.
+fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Result<Vec<String>> {
     let seg = meta.wal_segment_size;
     let archived: BTreeSet<String> = repo
         .list_logs(&stream(&meta.system_identifier))?
@@ -273,5 +299,15 @@ fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Resul
             meta.start_lsn,
             Segment::parse(&missing, seg).map(|s| s.start_lsn(seg)).unwrap_or_default()
         ))
-    })
+    })?;
+    Ok((first.number..=last.number)
+        .map(|n| {
+            Segment {
+                timeline: meta.timeline,
+                number: n,
+            }
+            .name(seg)
+        })
+        .filter(|n| archived.contains(n))
+        .collect())
 }

@@ -72,6 +72,64 @@ pub enum Fetched {
     Gap(WalGap),
 }
 
+/// Where `arca restore` leaves the first WAL segments recovery will ask for,
+/// inside the restored data directory, so most `wal-fetch` calls are a rename.
+pub const SPOOL_DIR: &str = "arca-wal-spool";
+
+/// Moves a segment `arca restore` prefetched into `dest`; false if it has none.
+pub fn take_spooled(pgdata: &Path, name: &str, dest: &Path) -> Result<bool> {
+    let spooled = pgdata.join(SPOOL_DIR).join(name);
+    match std::fs::rename(&spooled, dest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(RepoError::io(&spooled, e).into()),
+    }
+}
+
+/// Removes what is left of the spool: recovery has passed the end of the
+/// archive (or a recovery target), so nothing there will be asked for.
+pub fn clear_spool(pgdata: &Path) {
+    let _ = std::fs::remove_dir_all(pgdata.join(SPOOL_DIR));
+}
+
+/// Fetches segments into `dir` for [`take_spooled`], `parallelism` at a time.
+pub(crate) fn prefetch(
+    repo: &Repository,
+    stream: &str,
+    names: &[String],
+    dir: &Path,
+    parallelism: usize,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..parallelism.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(name) = names.get(i) else { return };
+                let r = repo
+                    .get_log(stream, name)
+                    .map_err(Error::from)
+                    .and_then(|data| {
+                        // Partial segments are fetched by name at recovery time.
+                        let Some(data) = data else { return Ok(()) };
+                        let p = dir.join(name);
+                        std::fs::write(&p, data).map_err(|e| RepoError::io(&p, e).into())
+                    });
+                if let Err(e) = r {
+                    failure.lock().unwrap().get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    match failure.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Fetches `name` into `dest` (written under a temporary name, then renamed).
 /// A missing segment with a partial one streamed in its place yields the partial.
 pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Result<Fetched> {
