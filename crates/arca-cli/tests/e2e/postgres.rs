@@ -2,6 +2,8 @@
 //! test in a temp directory on a free loopback port, run as the `postgres`
 //! user when the tests run as root (the server refuses root), with
 //! `wal_level = replica` and `archive_command` pushing into a test repository.
+//! Autovacuum is off: its visits rewrite catalog files at times a test cannot
+//! know, and tests assert which files changed.
 //! Stopped (immediate mode) when the handle drops. A test that needs
 //! PostgreSQL and cannot find it fails.
 
@@ -188,7 +190,8 @@ impl Pg {
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              wal_level = replica\nmax_wal_senders = 4\nfsync = off\nshared_buffers = 32MB\n\
-             max_connections = 20\nlog_min_messages = warning\n{archive}",
+             max_connections = 20\nlog_min_messages = warning\n\
+             autovacuum = off\n{archive}",
             dir.path().display()
         );
         let conf_path = data.join("postgresql.conf");
