@@ -28,7 +28,14 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         for e in &report.errors {
             println!("error: {e}");
         }
-        let what = if a.read_data {
+        let what = if a.read_data && report.logs > 0 {
+            format!(
+                ", read {} in {} blobs and {} archived log segments",
+                bytes(report.bytes_read),
+                report.blobs_read,
+                report.logs
+            )
+        } else if a.read_data {
             format!(
                 ", read {} in {} blobs",
                 bytes(report.bytes_read),

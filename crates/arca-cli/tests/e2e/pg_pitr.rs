@@ -221,6 +221,22 @@ fn a_missing_wal_segment_fails_the_restore_naming_the_gap() {
         "a failed restore leaves no data directory"
     );
 
+    // A damaged archived segment is found by check --read-data, by name.
+    let damaged = segs[0].clone();
+    let path = stream.join(&damaged);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let out = arca()
+        .args(["check", "--repo", &repo, "--read-data"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("archived log postgres/"), "{text}");
+    assert!(text.contains(&damaged), "{text}");
+
     // wal-fetch itself refuses to end recovery at the gap: exit 126 makes
     // PostgreSQL abort recovery instead of promoting a shorter history.
     let cluster = stream.file_name().unwrap().to_string_lossy().into_owned();
