@@ -34,7 +34,11 @@ pub fn arca() -> Command {
 
 /// The `arca` binary, with no repository or AWS settings at all.
 pub fn arca_plain() -> Command {
-    let mut c = Command::cargo_bin("arca").unwrap();
+    without_caller_settings(Command::cargo_bin("arca").unwrap())
+}
+
+/// `c` without the caller's repository and AWS settings.
+pub fn without_caller_settings(mut c: Command) -> Command {
     c.env_remove("ARCA_REPO");
     for v in super::seaweed::AWS_VARS {
         c.env_remove(v);
@@ -44,7 +48,12 @@ pub fn arca_plain() -> Command {
 
 /// Runs arca and returns its output, asserting success.
 pub fn ok(args: &[&str]) -> String {
-    let out = arca().args(args).output().unwrap();
+    run_ok(arca(), args)
+}
+
+/// Runs `c` with `args` and returns its output, asserting success.
+pub fn run_ok(mut c: Command, args: &[&str]) -> String {
+    let out = c.args(args).output().unwrap();
     assert!(
         out.status.success(),
         "arca {args:?} failed: {}{}",

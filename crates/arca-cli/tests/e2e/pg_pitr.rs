@@ -18,6 +18,43 @@ fn commit_batch(pg: &Pg, n: i32) -> String {
     t
 }
 
+/// A cluster archiving into a new repository, with the batch table `t`.
+fn batch_cluster(env: &Env) -> (String, Pg) {
+    let repo = server_repo(env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    (repo, pg)
+}
+
+/// The port `restore --start` says the restored cluster listens on.
+fn started_port(out: &str) -> u16 {
+    out.split("on port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {out:?}"))
+}
+
+/// The repository's archive of the one cluster that archives into it.
+fn wal_dir(repo: &str) -> std::path::PathBuf {
+    std::fs::read_dir(Path::new(repo).join("logs/postgres"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+/// The names in [`wal_dir`], sorted.
+fn wal_files(repo: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(wal_dir(repo))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 fn batches(pg: &Pg) -> String {
     pg.sql("SELECT string_agg(DISTINCT batch::text, ',' ORDER BY batch::text) FROM t")
 }
@@ -34,13 +71,7 @@ fn restore_and_read(env: &Env, repo: &str, name: &str, flags: &[&str]) -> String
         "--start",
     ];
     args.extend_from_slice(flags);
-    let out = ok(&args);
-    let port: u16 = out
-        .split("on port ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {out:?}"));
+    let port = started_port(&ok(&args));
     // Prefetched WAL is gone once recovery is over.
     assert!(!to.join("arca-wal-spool").exists());
     let pg = Pg::adopt(to, port);
@@ -54,9 +85,7 @@ fn restore_and_read(env: &Env, repo: &str, name: &str, flags: &[&str]) -> String
 #[test]
 fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
     let env = Env::new();
-    let repo = server_repo(&env);
-    let pg = Pg::start(Some(&repo));
-    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    let (repo, pg) = batch_cluster(&env);
     commit_batch(&pg, 1);
     commit_batch(&pg, 2);
     let backup = ok(&[
@@ -186,26 +215,17 @@ fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
 #[test]
 fn a_missing_wal_segment_fails_the_restore_naming_the_gap() {
     let env = Env::new();
-    let repo = server_repo(&env);
-    let pg = Pg::start(Some(&repo));
-    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    let (repo, pg) = batch_cluster(&env);
     ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
     for n in 1..=3 {
         commit_batch(&pg, n);
         pg.archive_now();
     }
-    let stream = std::fs::read_dir(Path::new(&repo).join("logs/postgres"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut segs: Vec<String> = std::fs::read_dir(&stream)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let stream = wal_dir(&repo);
+    let segs: Vec<String> = wal_files(&repo)
+        .into_iter()
         .filter(|n| n.len() == 24)
         .collect();
-    segs.sort();
     let victim = segs[segs.len() - 2].clone();
     std::fs::remove_file(stream.join(&victim)).unwrap();
 
@@ -266,9 +286,7 @@ fn a_missing_wal_segment_fails_the_restore_naming_the_gap() {
 #[test]
 fn archiving_into_an_unreachable_repository_fails_and_catches_up_without_loss() {
     let env = Env::new();
-    let repo = server_repo(&env);
-    let pg = Pg::start(Some(&repo));
-    pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
+    let (repo, pg) = batch_cluster(&env);
     ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
     commit_batch(&pg, 1);
     pg.archive_now();
@@ -369,20 +387,14 @@ fn an_incremental_backup_stores_about_the_changed_pages_and_restores_checked() {
     pg.archive_now();
     let expected = pg.sql("SELECT md5(string_agg(v, ',' ORDER BY id)) FROM big");
     let to = env.path("restored");
-    let out = ok(&[
+    let port = started_port(&ok(&[
         "restore",
         "--repo",
         &repo,
         "--to",
         to.to_str().unwrap(),
         "--start",
-    ]);
-    let port: u16 = out
-        .split("on port ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    ]));
     let restored = Pg::adopt(to, port);
     assert_eq!(
         restored.sql("SELECT md5(string_agg(v, ',' ORDER BY id)) FROM big"),
@@ -405,20 +417,6 @@ fn an_incremental_backup_stores_about_the_changed_pages_and_restores_checked() {
 
     // Without the first backup, the WAL before the second one is of no use:
     // prune expires it, and the second backup still restores.
-    let wal_files = |repo: &str| -> Vec<String> {
-        let dir = std::fs::read_dir(Path::new(repo).join("logs/postgres"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    };
     let before = wal_files(&repo);
     ok(&["delete", "--repo", &repo, first["id"].as_str().unwrap()]);
     let pruned: serde_json::Value =

@@ -54,24 +54,12 @@ pub fn arca_bin() -> &'static Path {
 /// `arca` from [`arca_bin`], with no repository or AWS settings from the
 /// caller's environment.
 pub fn arca() -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::new(arca_bin());
-    c.env_remove("ARCA_REPO");
-    for v in super::seaweed::AWS_VARS {
-        c.env_remove(v);
-    }
-    c
+    super::common::without_caller_settings(assert_cmd::Command::new(arca_bin()))
 }
 
 /// Runs arca, asserting success; returns stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = arca().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "arca {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    super::common::run_ok(arca(), args)
 }
 
 fn is_root() -> bool {
