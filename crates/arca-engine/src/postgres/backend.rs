@@ -172,6 +172,47 @@ impl PgBackup {
     }
 }
 
+/// A named restore point the server made.
+#[derive(Debug, Clone)]
+pub struct RestorePoint {
+    pub lsn: Lsn,
+    pub timeline: u32,
+    pub system_identifier: String,
+    /// When the server had made it (before the WAL switch).
+    pub made_at: std::time::SystemTime,
+}
+
+impl PgSource {
+    /// Makes a restore point (`pg_create_restore_point`), then switches to a
+    /// new WAL segment so the archiver sends the point at once.
+    pub fn create_restore_point(&self, name: &str) -> Result<RestorePoint, Error> {
+        let mut client = self.connect()?;
+        let server = |reason: String| Error::Server {
+            server: self.to_string(),
+            reason,
+        };
+        let row = client
+            .query_one(
+                "SELECT pg_create_restore_point($1)::text,
+                        (SELECT timeline_id FROM pg_control_checkpoint()),
+                        (SELECT system_identifier::text FROM pg_control_system())",
+                &[&name],
+            )
+            .map_err(|e| server(describe(&e)))?;
+        let made_at = std::time::SystemTime::now();
+        client
+            .batch_execute("SELECT pg_switch_wal()")
+            .map_err(|e| server(describe(&e)))?;
+        let lsn: String = row.get(0);
+        Ok(RestorePoint {
+            lsn: lsn.parse().map_err(server)?,
+            timeline: row.get::<_, i32>(1) as u32,
+            system_identifier: row.get(2),
+            made_at,
+        })
+    }
+}
+
 /// One entry of the data directory, by its path relative to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataEntry {

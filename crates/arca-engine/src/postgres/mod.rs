@@ -6,7 +6,9 @@ pub mod replication;
 mod restore;
 pub mod wal;
 
-pub use backend::{list_data_dir, BackupStart, BackupStop, DataEntry, DataFileReader, PgBackup};
+pub use backend::{
+    list_data_dir, BackupStart, BackupStop, DataEntry, DataFileReader, PgBackup, RestorePoint,
+};
 pub use config::PgSource;
 pub use restore::{
     prepare_target, set_owner_and_modes, write_recovery, RecoverySettings, RecoveryTarget,

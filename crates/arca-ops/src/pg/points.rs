@@ -52,34 +52,15 @@ pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point
         )));
     }
     let source = PgSource::parse(source, None)?;
-    let mut client = source.connect()?;
-    let server = |e: postgres::Error| {
-        Error::Engine(arca_engine::Error::Server {
-            server: source.to_string(),
-            reason: e
-                .as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
-        })
-    };
-    let row = client
-        .query_one(
-            "SELECT pg_create_restore_point($1)::text,
-                    (SELECT timeline_id FROM pg_control_checkpoint()),
-                    (SELECT system_identifier::text FROM pg_control_system())",
-            &[&name],
-        )
-        .map_err(server)?;
-    let time = jiff::Timestamp::now();
-    client
-        .execute("SELECT pg_switch_wal()", &[])
-        .map_err(server)?;
-    let lsn: String = row.get(0);
+    let made = source.create_restore_point(name)?;
+    let time = jiff::Timestamp::try_from(made.made_at)
+        .map_err(|e| Error::Unsupported(format!("the clock is out of range: {e}")))?;
     let point = Point {
         name: name.to_string(),
-        lsn: lsn.parse().map_err(Error::Unsupported)?,
+        lsn: made.lsn,
         time,
-        timeline: row.get::<_, i32>(1) as u32,
-        system_identifier: row.get(2),
+        timeline: made.timeline,
+        system_identifier: made.system_identifier,
         id: String::new(),
     };
     let _lock = repo.lock_shared("snapshot create")?;
