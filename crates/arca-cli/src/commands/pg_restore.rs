@@ -8,13 +8,19 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, bail, Context, Result};
 use arca_ops::pg::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget, Point};
-use arca_repo::Repository;
+use arca_repo::{Repository, Snapshot};
 
 use crate::args::RestoreArgs;
 use crate::output::{bytes, print_json};
 use crate::progress::Bar;
 
-pub fn run(repo: &Repository, a: &RestoreArgs, to: PathBuf) -> Result<ExitCode> {
+/// `snaps`: the repository's snapshots, read once by the caller.
+pub fn run(
+    repo: &Repository,
+    a: &RestoreArgs,
+    to: PathBuf,
+    snaps: &[Snapshot],
+) -> Result<ExitCode> {
     let p = &a.pitr;
     let target = match (&p.target_time, &p.target_lsn, &p.target_snapshot) {
         (None, None, None) => PgTarget::Latest,
@@ -47,7 +53,7 @@ pub fn run(repo: &Repository, a: &RestoreArgs, to: PathBuf) -> Result<ExitCode> 
             }
         }
     };
-    let (snap, meta, recovery) = choose_backup(repo, chosen, &target)?;
+    let (snap, meta, recovery) = choose_backup(snaps, chosen, &target)?;
     let port = match (p.port, p.start) {
         (Some(port), _) => Some(port),
         (None, true) => Some(free_port()?),
@@ -161,16 +167,11 @@ fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
         .output()
         .with_context(|| format!("running {}", pg_ctl.display()))?;
     if !out.status.success() {
-        let tail = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = tail.lines().rev().take(5).collect();
         bail!(
             "pg_ctl could not start the restored cluster in {}: {}{}",
             dir.display(),
             String::from_utf8_lossy(&out.stderr).trim(),
-            tail.into_iter()
-                .rev()
-                .map(|l| format!("\n  {l}"))
-                .collect::<String>()
+            log_tail(&log)
         );
     }
     // pg_ctl returns once connections are accepted, which a hot standby
@@ -180,15 +181,10 @@ fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
     while signal.exists() {
         if !dir.join("postmaster.pid").exists() || std::time::Instant::now() > deadline {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
             bail!(
                 "the restored cluster in {} stopped before it finished recovery:{}",
                 dir.display(),
-                tail.into_iter()
-                    .rev()
-                    .map(|l| format!("\n  {l}"))
-                    .collect::<String>()
+                log_tail(&log)
             );
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -196,6 +192,13 @@ fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
     // Recovery is over: prefetched WAL it did not ask for is not needed.
     arca_ops::pg::clear_spool(dir);
     Ok(())
+}
+
+/// The server log's last five lines, each on a line of its own, indented.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.iter().rev().map(|l| format!("\n  {l}")).collect()
 }
 
 fn find_pg_ctl(version_num: u32) -> Result<PathBuf> {

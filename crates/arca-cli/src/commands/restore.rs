@@ -21,19 +21,22 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     };
     let repo = super::open(&a.repo)?;
     if a.pitr.is_set() {
-        return super::pg_restore::run(&repo, &a, to);
+        return super::pg_restore::run(&repo, &a, to, &repo.snapshots()?);
     }
     let snap = match &a.id {
         Some(id) => repo.find_snapshot(id)?,
-        // A PostgreSQL repository holds many backups; arca picks the newest
-        // that reaches the target.
-        None if repo.snapshots()?.iter().any(|s| s.engine == "postgres") => {
-            return super::pg_restore::run(&repo, &a, to);
+        None => {
+            let snaps = repo.snapshots()?;
+            // A PostgreSQL repository holds many backups; arca picks the
+            // newest that reaches the target.
+            if snaps.iter().any(|s| s.engine == "postgres") {
+                return super::pg_restore::run(&repo, &a, to, &snaps);
+            }
+            the_only_backup(&repo, snaps)?
         }
-        None => the_only_backup(&repo)?,
     };
     if snap.engine == "postgres" {
-        return super::pg_restore::run(&repo, &a, to);
+        return super::pg_restore::run(&repo, &a, to, &repo.snapshots()?);
     }
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");
@@ -67,8 +70,10 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
 
 /// mo_br names a backup by its location alone; here that means a repository
 /// holding exactly one backup.
-fn the_only_backup(repo: &arca_repo::Repository) -> Result<arca_repo::Snapshot> {
-    let mut snaps = repo.snapshots()?;
+fn the_only_backup(
+    repo: &arca_repo::Repository,
+    mut snaps: Vec<arca_repo::Snapshot>,
+) -> Result<arca_repo::Snapshot> {
     match snaps.len() {
         0 => Err(arca_repo::Error::NoSnapshots.into()),
         1 => Ok(snaps.remove(0)),

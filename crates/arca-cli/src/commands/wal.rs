@@ -44,11 +44,16 @@ pub fn fetch(a: WalFetchArgs) -> Result<ExitCode> {
 }
 
 fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
+    // Most segments of a fresh restore are waiting in its spool: a rename,
+    // before anything else is read.
+    let pgdata = a.pgdata.as_deref().unwrap_or(Path::new("."));
+    if take_spooled(pgdata, &a.name, &a.dest)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let cluster = match &a.cluster {
         Some(c) => c.clone(),
         None => {
-            let dir = a.pgdata.as_deref().unwrap_or(Path::new("."));
-            let control = dir.join("global/pg_control");
+            let control = pgdata.join("global/pg_control");
             let bytes = std::fs::read(&control).map_err(|e| {
                 anyhow!(
                     "cannot read {} to tell which cluster to fetch for ({e}): pass --cluster SYSTEM_ID or --pgdata",
@@ -60,10 +65,6 @@ fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
                 .to_string()
         }
     };
-    let pgdata = a.pgdata.as_deref().unwrap_or(Path::new("."));
-    if take_spooled(pgdata, &a.name, &a.dest)? {
-        return Ok(ExitCode::SUCCESS);
-    }
     let repo = super::open(&a.repo)?;
     match wal_fetch(&repo, &cluster, &a.name, &a.dest)? {
         Fetched::Found => Ok(ExitCode::SUCCESS),

@@ -79,6 +79,12 @@ impl Segment {
         })
     }
 
+    /// The segments from this one to `last` on this one's timeline, in order.
+    pub fn through(self, last: Segment) -> impl Iterator<Item = Segment> {
+        let timeline = self.timeline;
+        (self.number..=last.number).map(move |number| Segment { timeline, number })
+    }
+
     pub fn start_lsn(&self, seg_size: u64) -> Lsn {
         Lsn(self.number * seg_size)
     }
@@ -134,6 +140,18 @@ mod tests {
         let s = Segment::of(2, "1/2000000".parse().unwrap(), MB16);
         assert_eq!(s.name(MB16), "000000020000000100000002");
         assert_eq!(Segment::parse("000000020000000100000002", MB16), Some(s));
+        let names: Vec<String> = Segment::of(1, Lsn(0xFF00_0000), MB16)
+            .through(Segment::of(1, Lsn(0x1_0100_0000), MB16))
+            .map(|s| s.name(MB16))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "0000000100000000000000FF",
+                "000000010000000100000000",
+                "000000010000000100000001"
+            ]
+        );
         assert_eq!(Segment::parse("00000002.history", MB16), None);
         assert!(is_segment_name("000000010000000000000003.partial"));
         assert!(!is_segment_name("00000002.history"));

@@ -96,19 +96,16 @@ pub fn backup_postgres(
         .into_iter()
         .map(|l| l.name)
         .collect();
-    for n in first.number..=last.number {
-        let name = Segment {
-            timeline: start.timeline,
-            number: n,
-        }
-        .name(seg);
-        if !archived.contains(&name) {
-            return Err(Error::Unsupported(format!(
-                "the server did not archive WAL segment {name}, which this backup needs, into {}: set archive_mode = on and archive_command = 'arca wal-push --repo {} %p' on the server, then back up again",
-                repo.location(),
-                repo.location()
-            )));
-        }
+    if let Some(name) = first
+        .through(last)
+        .map(|s| s.name(seg))
+        .find(|n| !archived.contains(n))
+    {
+        return Err(Error::Unsupported(format!(
+            "the server did not archive WAL segment {name}, which this backup needs, into {}: set archive_mode = on and archive_command = 'arca wal-push --repo {} %p' on the server, then back up again",
+            repo.location(),
+            repo.location()
+        )));
     }
     let meta = PgBackupMeta {
         system_identifier: start.system_identifier.clone(),

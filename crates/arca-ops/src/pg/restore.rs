@@ -13,8 +13,8 @@ use arca_engine::postgres::{
 };
 use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
 
-use super::points::points;
-use super::wal::{check_chain, prefetch, SPOOL_DIR};
+use super::points::Point;
+use super::wal::{prefetch, SPOOL_DIR};
 
 /// Segments a restore fetches ahead of recovery: those the backup needs to
 /// become consistent and a few more, at most 64 (1 GiB of 16 MiB segments).
@@ -50,11 +50,10 @@ pub struct PgRestoreOptions {
 /// Picks the backup to start from: the newest one of the cluster that ends
 /// before the target (or `chosen`, checked against the target).
 pub fn choose_backup(
-    repo: &Repository,
+    snaps: &[Snapshot],
     chosen: Option<Snapshot>,
     target: &PgTarget,
 ) -> Result<(Snapshot, PgBackupMeta, Option<RecoveryTarget>)> {
-    let snaps = repo.snapshots()?;
     let (want_cluster, recovery, limit_lsn, limit_time) = match target {
         PgTarget::Latest => (None, None, None, None),
         PgTarget::Time(t) => (
@@ -67,8 +66,9 @@ pub fn choose_backup(
         ),
         PgTarget::Lsn(l) => (None, Some(RecoveryTarget::Lsn(*l)), Some(*l), None),
         PgTarget::Snapshot(name) => {
-            let p = points(repo)?
-                .into_iter()
+            let p = snaps
+                .iter()
+                .filter_map(Point::of)
                 .find(|p| &p.name == name)
                 .ok_or_else(|| {
                     Error::Unsupported(format!(
@@ -108,12 +108,12 @@ pub fn choose_backup(
         return Ok((snap, meta, recovery));
     }
     let best = snaps
-        .into_iter()
-        .filter_map(|s| PgBackupMeta::of(&s).map(|m| (s, m)))
+        .iter()
+        .filter_map(|s| PgBackupMeta::of(s).map(|m| (s, m)))
         .filter(|(_, m)| fits(m))
         .max_by_key(|(_, m)| m.stop_lsn);
     match best {
-        Some((s, m)) => Ok((s, m, recovery)),
+        Some((s, m)) => Ok((s.clone(), m, recovery)),
         None => Err(Error::Unsupported(
             "no PostgreSQL backup in this repository ends before the recovery target: take a backup first (arca backup --source postgres://…), or choose a later target".into(),
         )),
@@ -292,22 +292,22 @@ fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Resul
         _ => newest.unwrap_or(first),
     };
     let last = last.max(Segment::of(meta.timeline, meta.stop_lsn, seg));
-    check_chain(&archived, first, last, seg).map_err(|missing| {
-        Error::Unsupported(format!(
+    let replay: Vec<String> = first.through(last).map(|s| s.name(seg)).collect();
+    // A partial segment (streamed, not yet complete) ends a recovery, but
+    // not early: it is the newest WAL there is.
+    if let Some(missing) = replay
+        .iter()
+        .find(|n| !archived.contains(*n) && !archived.contains(&format!("{n}.partial")))
+    {
+        return Err(Error::Unsupported(format!(
             "WAL segment {missing} is missing from {}: recovery from the backup (which starts at {}) would stop there, before the target. Archive it from the server's pg_wal (arca wal-push), or restore to a point before it (--target-lsn {})",
             repo.location(),
             meta.start_lsn,
-            Segment::parse(&missing, seg).map(|s| s.start_lsn(seg)).unwrap_or_default()
-        ))
-    })?;
-    Ok((first.number..=last.number)
-        .map(|n| {
-            Segment {
-                timeline: meta.timeline,
-                number: n,
-            }
-            .name(seg)
-        })
+            Segment::parse(missing, seg).map(|s| s.start_lsn(seg)).unwrap_or_default()
+        )));
+    }
+    Ok(replay
+        .into_iter()
         .filter(|n| archived.contains(n))
         .collect())
 }

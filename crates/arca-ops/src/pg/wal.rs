@@ -181,27 +181,6 @@ fn find_gap(repo: &Repository, stream: &str, name: &str) -> Result<Option<WalGap
     }))
 }
 
-/// Checks that every segment from `first` to `last` is archived; names the
-/// first one missing.
-pub(crate) fn check_chain(
-    archived: &std::collections::BTreeSet<String>,
-    first: Segment,
-    last: Segment,
-    seg_size: u64,
-) -> std::result::Result<(), String> {
-    for n in first.number..=last.number {
-        let name = Segment {
-            timeline: first.timeline,
-            number: n,
-        }
-        .name(seg_size);
-        if !archived.contains(&name) && !archived.contains(&format!("{name}.partial")) {
-            return Err(name);
-        }
-    }
-    Ok(())
-}
-
 /// The recoverable window of one cluster.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterWindow {
@@ -223,25 +202,14 @@ pub fn cluster_windows(
     snaps: &[arca_repo::Snapshot],
 ) -> Result<Vec<ClusterWindow>> {
     let mut out = Vec::new();
-    let mut clusters: Vec<String> = snaps
-        .iter()
-        .filter_map(PgBackupMeta::of)
-        .map(|m| m.system_identifier)
-        .collect();
+    let mut by_cluster = backups_by_cluster(snaps);
     for s in repo.log_streams()? {
         if let Some(id) = s.strip_prefix("postgres/") {
-            clusters.push(id.to_string());
+            by_cluster.entry(id.to_string()).or_default();
         }
     }
-    clusters.sort();
-    clusters.dedup();
     let now = jiff::Timestamp::now();
-    for id in clusters {
-        let metas: Vec<PgBackupMeta> = snaps
-            .iter()
-            .filter_map(PgBackupMeta::of)
-            .filter(|m| m.system_identifier == id)
-            .collect();
+    for (id, metas) in by_cluster {
         let logs = repo.list_logs_with_times(&stream(&id))?;
         let newest = logs
             .iter()
@@ -261,6 +229,17 @@ pub fn cluster_windows(
     Ok(out)
 }
 
+/// The physical backups of each cluster, by system identifier.
+fn backups_by_cluster(
+    snaps: &[arca_repo::Snapshot],
+) -> std::collections::BTreeMap<String, Vec<PgBackupMeta>> {
+    let mut map: std::collections::BTreeMap<String, Vec<PgBackupMeta>> = Default::default();
+    for m in snaps.iter().filter_map(PgBackupMeta::of) {
+        map.entry(m.system_identifier.clone()).or_default().push(m);
+    }
+    map
+}
+
 /// What [`expire_wal`] removed.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WalExpired {
@@ -274,15 +253,14 @@ pub struct WalExpired {
 /// The caller holds the exclusive lock, so no restore is choosing a backup.
 pub fn expire_wal(repo: &Repository, snaps: &[arca_repo::Snapshot]) -> Result<WalExpired> {
     let mut out = WalExpired::default();
+    let by_cluster = backups_by_cluster(snaps);
     for s in repo.log_streams()? {
         let Some(cluster) = s.strip_prefix("postgres/") else {
             continue;
         };
-        let metas: Vec<PgBackupMeta> = snaps
-            .iter()
-            .filter_map(PgBackupMeta::of)
-            .filter(|m| m.system_identifier == cluster)
-            .collect();
+        let Some(metas) = by_cluster.get(cluster) else {
+            continue;
+        };
         let Some(oldest) = metas
             .iter()
             .map(|m| Segment::of(m.timeline, m.start_lsn, m.wal_segment_size).number)
