@@ -18,7 +18,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::common::*;
-use super::proxy::{Faults, Mode, Proxy};
+use super::proxy::{Faults, Mode, Proxy, Stats};
 use super::seaweed::{self, arca_s3, ACCESS_KEY, BUCKET, SECRET_KEY};
 
 /// Longer than any run here may take: arca's retry budget (8 retries from
@@ -45,6 +45,18 @@ impl Run {
 
     fn ok(&self) -> bool {
         self.out.status.success()
+    }
+
+    /// How it ended, and what the proxy did to it between two readings.
+    fn summary(&self, before: &Stats, after: &Stats) -> String {
+        format!(
+            "{} in {:.1}s; {} connections, {} dropped, {} stalled",
+            if self.ok() { "completed" } else { "failed" },
+            self.took.as_secs_f64(),
+            after.connections - before.connections,
+            after.drops - before.drops,
+            after.stalls - before.stalls,
+        )
     }
 }
 
@@ -171,14 +183,7 @@ fn backup_through_dropped_and_stalled_connections() {
             Some(&proxy),
         );
         let after = proxy.stats();
-        eprintln!(
-            "seed {seed}: backup {} in {:.1}s; {} connections, {} dropped, {} stalled",
-            if r.ok() { "completed" } else { "failed" },
-            r.took.as_secs_f64(),
-            after.connections - before.connections,
-            after.drops - before.drops,
-            after.stalls - before.stalls,
-        );
+        eprintln!("seed {seed}: backup {}", r.summary(&before, &after));
         if r.ok() {
             completed += 1;
         } else {
@@ -265,14 +270,7 @@ fn restore_through_dropped_and_stalled_connections() {
             Some(&proxy),
         );
         let after = proxy.stats();
-        eprintln!(
-            "{what}: restore {} in {:.1}s; {} connections, {} dropped, {} stalled",
-            if r.ok() { "completed" } else { "failed" },
-            r.took.as_secs_f64(),
-            after.connections - before.connections,
-            after.drops - before.drops,
-            after.stalls - before.stalls,
-        );
+        eprintln!("{what}: restore {}", r.summary(&before, &after));
         if r.ok() {
             assert!(
                 same_file(&db, &target),
