@@ -45,17 +45,34 @@ fn backup_sqlite(
     sqlite::inspect(&source.path)?;
     let start_time = jiff::Timestamp::now();
     let mut session = BackupSession::start(repo, opts.parallelism.max(1))?;
+    let source_name = format!("sqlite://{}", path.display());
+    // The last backup of this database: changed pages are stored as deltas
+    // against their versions there.
+    let base = repo
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .find(|s| s.source == source_name)
+        .and_then(|s| s.files.into_iter().find(|f| f.path == name));
     let mut image = source.open_image()?;
     let len = image.len();
     let page_size = image.page_size();
     let meta = serde_json::to_value(image.info()).expect("sqlite info encodes");
     progress.set_total(len);
-    session.add_file(&name, &mut image, len, page_size, meta, progress)?;
+    session.add_file(
+        &name,
+        &mut image,
+        len,
+        page_size,
+        meta,
+        base.as_ref(),
+        progress,
+    )?;
     // The read transaction ends here, before the index and snapshot writes.
     drop(image);
     let snap = session.commit(NewSnapshot {
         engine: "sqlite".into(),
-        source: format!("sqlite://{}", path.display()),
+        source: source_name,
         kind: "physical".into(),
         name: opts.name.clone(),
         tags: opts.tags.clone(),

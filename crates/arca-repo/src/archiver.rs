@@ -3,8 +3,11 @@
 //!
 //! Database pages change in place, so blocks are fixed and aligned to the
 //! page size: a changed page costs one block. New blocks are compressed
-//! together in frames of about 256 KiB, which keeps the ratio of whole-file
-//! compression while the index still addresses single pages.
+//! together in frames of about 1 MiB, which keeps the ratio of whole-file
+//! compression while the index still addresses single pages. Given the
+//! file's entry in an earlier backup, a changed page is compressed against
+//! its previous version (a delta frame): most updates change a few bytes of
+//! a page.
 //!
 //! Pipeline (bounded channels, so memory does not grow with the source):
 //! reader (caller's thread) → hashers (N) → dedup (1, in order) →
@@ -17,11 +20,13 @@ use std::sync::Mutex;
 use crossbeam_channel::bounded;
 
 use crate::error::{Error, Result};
+use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::{hostname, LockGuard};
 use crate::pack::{
-    pack_path, seal_frame, seal_frame_with, BlobEntry, BlobKind, PackBuilder, SealedFrame,
+    pack_path, seal_delta_frame, seal_frame, seal_frame_with, BlobEntry, BlobKind, PackBuilder,
+    SealedFrame, MAX_DELTA_DEPTH,
 };
 use crate::repository::Repository;
 use crate::snapshot::{encode_list, FileEntry, Snapshot, LIST_IDS};
@@ -82,7 +87,10 @@ impl<'r> BackupSession<'r> {
     }
 
     /// Stores one file read from `reader` (exactly `len` bytes) in blocks of
-    /// `page_size` (or the repository's configured block size).
+    /// `page_size` (or the repository's configured block size). `base` is the
+    /// same file in an earlier backup: a changed block is then compressed
+    /// against the block at the same position there.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_file(
         &mut self,
         path: &str,
@@ -90,6 +98,7 @@ impl<'r> BackupSession<'r> {
         len: u64,
         page_size: u32,
         meta: serde_json::Value,
+        base: Option<&FileEntry>,
         progress: &dyn Progress,
     ) -> Result<&FileEntry> {
         let cfg = &self.repo.config;
@@ -108,6 +117,10 @@ impl<'r> BackupSession<'r> {
         let index = &self.index;
         let seen = &self.seen;
         let packer = &self.packer;
+        let repo = self.repo;
+        let frames = Frames::new(repo, index, DEFAULT_CACHED_FRAMES);
+        let frames = &frames;
+        let bases = base.filter(|b| b.block_size as usize == block_size);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
         let fail = |e: Error| {
             let mut f = failure.lock().unwrap();
@@ -118,7 +131,7 @@ impl<'r> BackupSession<'r> {
 
         let (seg_tx, seg_rx) = bounded::<(u64, Vec<u8>)>(n * 2);
         let (hashed_tx, hashed_rx) = bounded::<(u64, Vec<u8>, Vec<BlobId>)>(n * 2);
-        let (frame_tx, frame_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(n * 2);
+        let (frame_tx, frame_rx) = bounded::<NewFrame>(n * 2);
         // Buffers go round (reader → hashers → dedup → compressors → reader),
         // so a backup does not allocate and fault in a fresh megabyte per segment.
         let (pool_tx, pool_rx) = bounded::<Vec<u8>>(n * 8);
@@ -144,9 +157,28 @@ impl<'r> BackupSession<'r> {
                         Ok(c) => c,
                         Err(e) => return fail(Error::Format(format!("zstd compressor: {e}"))),
                     };
-                    for (raw, blobs) in rx {
-                        let r = seal_frame_with(env, &mut compressor, BlobKind::Data, &raw, blobs)
-                            .and_then(|f| packer.add(f));
+                    for NewFrame {
+                        raw,
+                        blobs,
+                        bases,
+                        depth,
+                    } in rx
+                    {
+                        let sealed = if bases.is_empty() {
+                            seal_frame_with(env, &mut compressor, BlobKind::Data, &raw, blobs)
+                        } else {
+                            seal_against(
+                                frames,
+                                env,
+                                level,
+                                &mut compressor,
+                                raw.as_slice(),
+                                blobs,
+                                bases,
+                                depth,
+                            )
+                        };
+                        let r = sealed.and_then(|f| packer.add(f));
                         if let Err(e) = r {
                             fail(e);
                             return;
@@ -173,12 +205,15 @@ impl<'r> BackupSession<'r> {
                 let mut blocks = 0u64;
                 let mut raw = Vec::with_capacity(frame_size + block_size);
                 let mut blobs = Vec::new();
+                let mut base_of = BaseFinder::new(repo, index, bases);
+                let mut delta = DeltaBases::default();
                 for (seq, buf, ids) in hashed_rx {
                     pending.insert(seq, (buf, ids));
                     while let Some((buf, ids)) = pending.remove(&next) {
                         next += 1;
                         let mut new_ids = Vec::new();
                         for (block, id) in buf.chunks(block_size).zip(ids) {
+                            let number = blocks;
                             blocks += 1;
                             list.push(id);
                             if list.len() == LIST_IDS {
@@ -188,17 +223,20 @@ impl<'r> BackupSession<'r> {
                             if index.contains(&id) {
                                 continue;
                             }
-                            new_ids.push((id, block));
+                            new_ids.push((id, block, number));
                         }
                         let mut fresh = Vec::with_capacity(new_ids.len());
                         if !new_ids.is_empty() {
                             let mut seen = seen.lock().unwrap();
-                            fresh.extend(new_ids.into_iter().filter(|(id, _)| seen.insert(*id)));
+                            fresh.extend(new_ids.into_iter().filter(|(id, _, _)| seen.insert(*id)));
                         }
                         let whole = raw.is_empty()
                             && buf.len() == seg_bytes
                             && fresh.len() == buf.len().div_ceil(block_size);
-                        let entries = fresh.iter().map(|(id, block)| BlobEntry {
+                        for (_, _, number) in &fresh {
+                            delta.add(base_of.find(*number));
+                        }
+                        let entries = fresh.iter().map(|(id, block, _)| BlobEntry {
                             id: *id,
                             len: block.len() as u32,
                         });
@@ -206,13 +244,13 @@ impl<'r> BackupSession<'r> {
                             // Every block of the segment is new: it is the frame.
                             let entries = entries.collect();
                             drop(fresh);
-                            if frame_tx.send((buf, entries)).is_err() {
+                            if frame_tx.send(delta.frame(buf, entries)).is_err() {
                                 return Err(Error::Cancelled);
                             }
                             continue;
                         }
                         blobs.extend(entries);
-                        for (_, block) in &fresh {
+                        for (_, block, _) in &fresh {
                             raw.extend_from_slice(block);
                         }
                         drop(fresh);
@@ -222,13 +260,16 @@ impl<'r> BackupSession<'r> {
                                 &mut raw,
                                 Vec::with_capacity(frame_size + block_size),
                             );
-                            if frame_tx.send((full, std::mem::take(&mut blobs))).is_err() {
+                            if frame_tx
+                                .send(delta.frame(full, std::mem::take(&mut blobs)))
+                                .is_err()
+                            {
                                 return Err(Error::Cancelled);
                             }
                         }
                     }
                 }
-                if !raw.is_empty() && frame_tx.send((raw, blobs)).is_err() {
+                if !raw.is_empty() && frame_tx.send(delta.frame(raw, blobs)).is_err() {
                     return Err(Error::Cancelled);
                 }
                 if !list.is_empty() || lists.is_empty() {
@@ -331,6 +372,109 @@ impl<'r> BackupSession<'r> {
         snap.stored_bytes = stored + manifest_len;
         self.repo.write_snapshot(&snap)?;
         Ok(snap)
+    }
+}
+
+/// A frame of new blocks on its way to a compressor.
+struct NewFrame {
+    raw: Vec<u8>,
+    blobs: Vec<BlobEntry>,
+    /// The blocks' previous versions (none: compress plainly).
+    bases: Vec<BlobId>,
+    depth: u8,
+}
+
+/// Collects the bases of the blocks going into the next frame.
+#[derive(Default)]
+struct DeltaBases {
+    bases: Vec<BlobId>,
+    unique: HashSet<BlobId>,
+    depth: u8,
+}
+
+impl DeltaBases {
+    fn add(&mut self, base: Option<(BlobId, u8)>) {
+        if let Some((id, depth)) = base {
+            // A base shared by several blocks (an empty page) goes in once.
+            if self.unique.insert(id) {
+                self.bases.push(id);
+                self.depth = self.depth.max(depth + 1);
+            }
+        }
+    }
+
+    fn frame(&mut self, raw: Vec<u8>, blobs: Vec<BlobEntry>) -> NewFrame {
+        self.unique.clear();
+        NewFrame {
+            raw,
+            blobs,
+            bases: std::mem::take(&mut self.bases),
+            depth: std::mem::take(&mut self.depth),
+        }
+    }
+}
+
+/// Finds a block's previous version: the block at the same position in the
+/// base file, if it is stored and not already at the deepest delta depth.
+struct BaseFinder<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    base: Option<&'a FileEntry>,
+    window: Option<usize>,
+    ids: Vec<BlobId>,
+}
+
+impl<'a> BaseFinder<'a> {
+    fn new(repo: &'a Repository, index: &'a Index, base: Option<&'a FileEntry>) -> Self {
+        BaseFinder {
+            repo,
+            index,
+            base,
+            window: None,
+            ids: Vec::new(),
+        }
+    }
+
+    /// The base blob of block `number` and the depth of its frame.
+    fn find(&mut self, number: u64) -> Option<(BlobId, u8)> {
+        let base = self.base?;
+        let window = (number / LIST_IDS as u64) as usize;
+        let list = base.lists.get(window)?;
+        if self.window != Some(window) {
+            self.window = Some(window);
+            // An unreadable list only costs the delta: the block is stored whole.
+            self.ids = self.repo.read_list(self.index, list).unwrap_or_default();
+        }
+        let id = *self.ids.get((number % LIST_IDS as u64) as usize)?;
+        let loc = self.index.get(&id)?;
+        let kind = &self.index.frame(&loc).1.kind;
+        (kind.blob_kind() == BlobKind::Data && kind.depth() < MAX_DELTA_DEPTH)
+            .then_some((id, kind.depth()))
+    }
+}
+
+/// Seals a frame as a delta against `bases`, or plainly when the bases
+/// cannot be read: a damaged earlier backup must not stop this one.
+#[allow(clippy::too_many_arguments)]
+fn seal_against(
+    frames: &Frames<'_>,
+    env: &crate::config::Envelope,
+    level: i32,
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    raw: &[u8],
+    blobs: Vec<BlobEntry>,
+    bases: Vec<BlobId>,
+    depth: u8,
+) -> Result<SealedFrame> {
+    match frames.prefix(&bases, depth) {
+        Ok(prefix) => seal_delta_frame(env, level, &prefix, raw, blobs, depth, bases),
+        Err(e) => {
+            tracing::warn!(
+                "storing {} blocks without their previous versions: {e}",
+                blobs.len()
+            );
+            seal_frame_with(env, compressor, BlobKind::Data, raw, blobs)
+        }
     }
 }
 
@@ -473,6 +617,7 @@ mod tests {
                 data.len() as u64,
                 4096,
                 serde_json::Value::Null,
+                None,
                 &NoProgress,
             )
             .unwrap();

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::Index;
-use crate::pack::{decompress_frame, pack_path, verify_frame, DATA_DIR};
+use crate::pack::{pack_path, verify_frame, DATA_DIR};
 use crate::repository::{parse_name, Repository};
 use crate::snapshot::Snapshot;
 use crate::Progress;
@@ -132,17 +133,20 @@ pub fn check(
         let found = Mutex::new((Vec::new(), Vec::new(), 0u64, 0u64));
         std::thread::scope(|s| {
             for _ in 0..opts.parallelism.max(1) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&p) = todo.get(i) else { return };
-                    let (pack_errors, blobs, blobs_read) = read_pack(repo, &index, p);
-                    let size = index.packs[p as usize].size;
-                    progress.inc(size);
-                    let mut f = found.lock().unwrap();
-                    f.0.extend(pack_errors.into_iter().map(|e| (p, e)));
-                    f.1.extend(blobs);
-                    f.2 += blobs_read;
-                    f.3 += size;
+                s.spawn(|| {
+                    let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&p) = todo.get(i) else { return };
+                        let (pack_errors, blobs, blobs_read) = read_pack(repo, &index, &frames, p);
+                        let size = index.packs[p as usize].size;
+                        progress.inc(size);
+                        let mut f = found.lock().unwrap();
+                        f.0.extend(pack_errors.into_iter().map(|e| (p, e)));
+                        f.1.extend(blobs);
+                        f.2 += blobs_read;
+                        f.3 += size;
+                    }
                 });
             }
         });
@@ -237,11 +241,14 @@ fn for_each_block(
     errors
 }
 
-/// Reads one whole pack and verifies its hash, every frame and every blob.
-/// Returns pack-level problems, damaged blobs, and the number of blobs read.
+/// Reads one whole pack and verifies its hash, every frame and every blob
+/// (a delta frame through its bases, so a damaged base shows as damage in
+/// every frame that needs it). Returns pack-level problems, damaged blobs,
+/// and the number of blobs read.
 fn read_pack(
     repo: &Repository,
     index: &Index,
+    frames: &Frames<'_>,
     p: u32,
 ) -> (Vec<String>, Vec<(BlobId, String)>, u64) {
     let pack = &index.packs[p as usize];
@@ -261,7 +268,7 @@ fn read_pack(
         let result = if end > bytes.len() {
             Err(Error::corrupt("frame lies past the end of the pack"))
         } else {
-            decompress_frame(&repo.env, frame, &bytes[frame.offset as usize..end])
+            frames.open(frame, &bytes[frame.offset as usize..end])
         };
         match result {
             Ok(raw) => {

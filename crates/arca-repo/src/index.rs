@@ -134,7 +134,7 @@ impl Index {
     }
 
     pub fn kind(&self, loc: &BlobLoc) -> BlobKind {
-        self.frame(loc).1.kind
+        self.frame(loc).1.kind.blob_kind()
     }
 }
 
@@ -160,7 +160,7 @@ mod tests {
                 frames: vec![FrameEntry {
                     offset: 0,
                     len: 999,
-                    kind: BlobKind::Data,
+                    kind: crate::pack::FrameKind::Data,
                     blobs,
                 }],
             }],

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod frames;
 pub mod id;
 pub mod index;
 pub mod lock;

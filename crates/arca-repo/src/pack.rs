@@ -6,6 +6,11 @@
 //! A frame is `seal(zstd(blob ‖ blob ‖ …))`; the header is
 //! `seal(zstd(postcard(PackHeader)))`: the frames and their blobs' lengths,
 //! so indexes can be rebuilt from packs alone (ids by hashing the blobs).
+//!
+//! A delta frame is compressed against its base blobs (earlier versions of
+//! the same pages), concatenated, as zstd's reference prefix: a page that
+//! changed in a few places costs tens of bytes instead of a whole
+//! compressed page. Reading it needs the bases first ([`crate::frames`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +28,57 @@ pub enum BlobKind {
     List,
 }
 
+/// How a frame is compressed. `Delta` was added after `Data` and `List`, so
+/// frames written before it still decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameKind {
+    Data,
+    List,
+    /// Data blobs compressed with `bases` (concatenated) as the reference
+    /// prefix. `depth` is 1 + the deepest base's frame depth (plain = 0), so
+    /// a reader never follows more than [`MAX_DELTA_DEPTH`] frames.
+    Delta {
+        depth: u8,
+        bases: Vec<BlobId>,
+    },
+}
+
+/// The longest chain of delta frames a backup builds; a page whose base is
+/// this deep is stored whole. Bounds what a restore decompresses per page.
+pub const MAX_DELTA_DEPTH: u8 = 4;
+
+impl FrameKind {
+    pub fn blob_kind(&self) -> BlobKind {
+        match self {
+            FrameKind::List => BlobKind::List,
+            FrameKind::Data | FrameKind::Delta { .. } => BlobKind::Data,
+        }
+    }
+
+    pub fn depth(&self) -> u8 {
+        match self {
+            FrameKind::Delta { depth, .. } => *depth,
+            _ => 0,
+        }
+    }
+
+    pub fn bases(&self) -> &[BlobId] {
+        match self {
+            FrameKind::Delta { bases, .. } => bases,
+            _ => &[],
+        }
+    }
+}
+
+impl From<BlobKind> for FrameKind {
+    fn from(k: BlobKind) -> FrameKind {
+        match k {
+            BlobKind::Data => FrameKind::Data,
+            BlobKind::List => FrameKind::List,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobEntry {
     pub id: BlobId,
@@ -33,7 +89,7 @@ pub struct BlobEntry {
 pub struct FrameEntry {
     pub offset: u64,
     pub len: u32,
-    pub kind: BlobKind,
+    pub kind: FrameKind,
     pub blobs: Vec<BlobEntry>,
 }
 
@@ -55,7 +111,7 @@ pub struct PackHeader {
 pub struct HeaderFrame {
     pub offset: u64,
     pub len: u32,
-    pub kind: BlobKind,
+    pub kind: FrameKind,
     pub blob_lens: Vec<u32>,
 }
 
@@ -67,7 +123,7 @@ pub fn pack_path(id: &Id) -> String {
 
 /// A frame ready for a pack: sealed bytes and the blobs inside.
 pub struct SealedFrame {
-    pub kind: BlobKind,
+    pub kind: FrameKind,
     pub bytes: Vec<u8>,
     pub blobs: Vec<BlobEntry>,
 }
@@ -98,8 +154,44 @@ pub fn seal_frame_with(
         .compress(raw)
         .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
     Ok(SealedFrame {
-        kind,
+        kind: kind.into(),
         bytes: env.seal(compressed),
+        blobs,
+    })
+}
+
+/// Compresses data blobs against `prefix` (the bases' bytes, in `bases`
+/// order) and seals them as a delta frame of the given depth.
+pub fn seal_delta_frame(
+    env: &Envelope,
+    level: i32,
+    prefix: &[u8],
+    raw: &[u8],
+    blobs: Vec<BlobEntry>,
+    depth: u8,
+    bases: Vec<BlobId>,
+) -> Result<SealedFrame> {
+    let dict = delta_dictionary(prefix);
+    let mut c = zstd::bulk::Compressor::with_dictionary(level, &dict)
+        .map_err(|e| Error::Format(format!("zstd compressor: {e}")))?;
+    // The window must reach from the end of the frame back to the start of
+    // the bases, and zstd indexes only the last 2^(hashLog + 3) bytes of a
+    // dictionary: both must cover all of it, or early bases are not found.
+    let reach = dict.len() + raw.len();
+    let window_log = (usize::BITS - (reach - 1).leading_zeros()).clamp(10, 27);
+    for p in [
+        zstd::zstd_safe::CParameter::WindowLog(window_log),
+        zstd::zstd_safe::CParameter::HashLog(window_log.saturating_sub(3).max(17)),
+    ] {
+        c.set_parameter(p)
+            .map_err(|e| Error::Format(format!("zstd parameter: {e}")))?;
+    }
+    let out = c
+        .compress(raw)
+        .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
+    Ok(SealedFrame {
+        kind: FrameKind::Delta { depth, bases },
+        bytes: env.seal(out),
         blobs,
     })
 }
@@ -123,6 +215,12 @@ pub fn decompress_frame_into(
     dec: &mut zstd::bulk::Decompressor<'static>,
     raw: &mut Vec<u8>,
 ) -> Result<()> {
+    if matches!(frame.kind, FrameKind::Delta { .. }) {
+        return Err(Error::Format(format!(
+            "frame at offset {} is a delta frame: it needs its bases to decompress",
+            frame.offset
+        )));
+    }
     let compressed = env.open(sealed)?;
     let raw_len = frame.raw_len();
     raw.clear();
@@ -134,6 +232,44 @@ pub fn decompress_frame_into(
                 frame.offset
             ))
         })?;
+    check_raw_len(frame, raw)
+}
+
+/// Opens and decompresses a delta frame with its bases' bytes as `prefix`.
+pub fn decompress_delta_frame(
+    env: &Envelope,
+    frame: &FrameEntry,
+    sealed: &[u8],
+    prefix: &[u8],
+) -> Result<Vec<u8>> {
+    let compressed = env.open(sealed)?;
+    let dict = delta_dictionary(prefix);
+    let mut dec = zstd::bulk::Decompressor::with_dictionary(&dict)
+        .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?;
+    let mut raw = Vec::with_capacity(frame.raw_len());
+    dec.decompress_to_buffer(&compressed[..], &mut raw)
+        .map_err(|e| {
+            Error::corrupt(format!(
+                "delta frame at offset {} does not decompress: {e}",
+                frame.offset
+            ))
+        })?;
+    check_raw_len(frame, &raw)?;
+    Ok(raw)
+}
+
+/// The zstd dictionary for a delta frame: the bases' bytes, after eight
+/// zero bytes so zstd always takes them as raw content (a dictionary that
+/// starts with zstd's dictionary magic would be parsed as a trained one).
+fn delta_dictionary(prefix: &[u8]) -> Vec<u8> {
+    let mut dict = Vec::with_capacity(8 + prefix.len());
+    dict.extend_from_slice(&[0; 8]);
+    dict.extend_from_slice(prefix);
+    dict
+}
+
+fn check_raw_len(frame: &FrameEntry, raw: &[u8]) -> Result<()> {
+    let raw_len = frame.raw_len();
     if raw.len() != raw_len {
         return Err(Error::corrupt(format!(
             "frame at offset {} holds {} bytes, the index says {raw_len}",
@@ -206,7 +342,7 @@ impl PackBuilder {
                 .map(|f| HeaderFrame {
                     offset: f.offset,
                     len: f.len,
-                    kind: f.kind,
+                    kind: f.kind.clone(),
                     blob_lens: f.blobs.iter().map(|b| b.len).collect(),
                 })
                 .collect(),
@@ -287,5 +423,18 @@ mod tests {
         sealed[f.len as usize / 2] ^= 1;
         let bad = decompress_frame(&env, f, &sealed).map(|raw| verify_frame(&hasher, f, &raw));
         assert!(bad.is_err() || !bad.unwrap().is_empty());
+    }
+
+    /// Index files and pack headers written before delta frames existed
+    /// stored a `BlobKind`; a `FrameKind` must read them the same.
+    #[test]
+    fn frame_kinds_encode_as_the_blob_kinds_before_them() {
+        for (old, new) in [
+            (BlobKind::Data, FrameKind::Data),
+            (BlobKind::List, FrameKind::List),
+        ] {
+            let bytes = postcard::to_stdvec(&old).unwrap();
+            assert_eq!(postcard::from_bytes::<FrameKind>(&bytes).unwrap(), new);
+        }
     }
 }

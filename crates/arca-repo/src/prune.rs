@@ -8,9 +8,10 @@ use std::collections::HashSet;
 
 use crate::archiver::Packer;
 use crate::error::{Error, Result};
+use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
-use crate::index::IndexFile;
-use crate::pack::{decompress_frame, pack_path, seal_frame, BlobEntry, BlobKind, DATA_DIR};
+use crate::index::{Index, IndexFile};
+use crate::pack::{pack_path, seal_frame, BlobEntry, BlobKind, DATA_DIR};
 use crate::repository::{parse_name, Repository};
 
 /// Packs whose unused share exceeds this are rewritten with only their used blobs.
@@ -48,6 +49,10 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         }
     }
 
+    // A delta frame whose bases no backup uses any more would keep a
+    // deleted backup's pages alive: its pack is rewritten, plainly.
+    let rebase = packs_with_dead_bases(&index, &used);
+
     // Classify indexed packs by how much of them is still used.
     let mut keep = Vec::new();
     let mut delete: Vec<(Id, u64)> = Vec::new();
@@ -67,7 +72,8 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         }
         if live == 0 {
             delete.push((pack.id, pack.size));
-        } else if (total - live) as f64 > REPACK_UNUSED_RATIO * total as f64 {
+        } else if rebase.contains(&p) || (total - live) as f64 > REPACK_UNUSED_RATIO * total as f64
+        {
             repack.push(p);
         } else {
             keep.push(pack.clone());
@@ -80,19 +86,22 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     // Rewrite partly used packs: read, verify, keep the used blobs.
     let packer = Packer::new(repo);
     let level = repo.config.compression.level;
+    let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);
     for &p in &repack {
         let pack = &index.packs[p];
         let bytes = repo.backend.read(&pack_path(&pack.id))?;
         for frame in &pack.frames {
             let end = frame.offset as usize + frame.len as usize;
-            let raw = decompress_frame(
-                &repo.env,
-                frame,
-                bytes.get(frame.offset as usize..end).unwrap_or_default(),
-            )
-            .map_err(|e| {
-                Error::corrupt(format!("pack {} cannot be repacked: {e}", pack.id.short()))
-            })?;
+            // A delta frame is rewritten plain: its bases may be going, and
+            // the blobs it keeps may not be the ones they were chosen for.
+            let raw = frames
+                .open(
+                    frame,
+                    bytes.get(frame.offset as usize..end).unwrap_or_default(),
+                )
+                .map_err(|e| {
+                    Error::corrupt(format!("pack {} cannot be repacked: {e}", pack.id.short()))
+                })?;
             let mut keep_raw = Vec::new();
             let mut blobs = Vec::new();
             let mut at = 0usize;
@@ -116,12 +125,9 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
                 });
             }
             if !blobs.is_empty() {
-                let lvl = if frame.kind == BlobKind::List {
-                    1
-                } else {
-                    level
-                };
-                packer.add(seal_frame(&repo.env, lvl, frame.kind, &keep_raw, blobs)?)?;
+                let kind = frame.kind.blob_kind();
+                let lvl = if kind == BlobKind::List { 1 } else { level };
+                packer.add(seal_frame(&repo.env, lvl, kind, &keep_raw, blobs)?)?;
             }
         }
         delete.push((pack.id, pack.size));
@@ -169,4 +175,23 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         report.garbage_files += 1;
     }
     Ok(report)
+}
+
+/// Packs holding a delta frame that is still used but has a base no
+/// backup uses. Every other kept delta frame has all its bases in `used`,
+/// so they are kept with it.
+fn packs_with_dead_bases(index: &Index, used: &HashSet<BlobId>) -> HashSet<usize> {
+    let mut packs = HashSet::new();
+    for (p, pack) in index.packs.iter().enumerate() {
+        let dead_base = pack.frames.iter().any(|f| {
+            let bases = f.kind.bases();
+            !bases.is_empty()
+                && f.blobs.iter().any(|b| used.contains(&b.id))
+                && bases.iter().any(|b| !used.contains(b))
+        });
+        if dead_base {
+            packs.insert(p);
+        }
+    }
+    packs
 }

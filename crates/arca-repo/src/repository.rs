@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
 use crate::index::{Index, IndexFile, INDEX_DIR};
 use crate::lock::{self, LockGuard};
-use crate::pack::{self, pack_path, BlobKind};
+use crate::pack::{pack_path, BlobKind};
 use crate::snapshot::{decode_list, Snapshot, SNAPSHOT_DIR};
 
 pub struct Repository {
@@ -264,7 +264,8 @@ impl Repository {
             .ok_or_else(|| Error::corrupt(format!("blob {id} is not in the index")))?;
         let (pack, frame) = index.frame(&loc);
         let sealed = self.read_frame(&pack.id, frame.offset, frame.len)?;
-        let raw = pack::decompress_frame(&self.env, frame, &sealed)
+        let raw = crate::frames::Frames::new(self, index, 0)
+            .open(frame, &sealed)
             .map_err(|e| Error::corrupt(format!("pack {}: {e}", pack.id)))?;
         let blob = raw[loc.offset as usize..(loc.offset + loc.len) as usize].to_vec();
         if self.hasher.blob_id(&blob) != *id {

@@ -4,17 +4,22 @@
 //! Workers (N) read, decompress and verify frames out of order; one writer
 //! thread writes the verified runs, because parallel writes to one file only
 //! contend for the file's lock in the kernel.
+//!
+//! A window of blocks that uses delta frames is read frame by frame in file
+//! order through a small cache ([`Frames`]), so the earlier versions a delta
+//! frame needs are mostly frames the window reads anyway.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
+use crate::id::{BlobId, Id};
 use crate::index::{BlobLoc, Index};
 use crate::pack::decompress_frame_into;
 use crate::repository::Repository;
@@ -27,7 +32,7 @@ const MAX_READ: u64 = 8 << 20;
 /// A decompressed, verified frame and the runs of it to write:
 /// (file offset, start in the frame, length).
 struct Verified {
-    raw: Vec<u8>,
+    raw: Arc<Vec<u8>>,
     runs: Vec<(u64, usize, usize)>,
 }
 
@@ -62,14 +67,16 @@ pub fn restore_file(
                     }
                     progress.inc(len as u64);
                 }
-                let _ = pool_tx.try_send(v.raw);
+                if let Ok(raw) = Arc::try_unwrap(v.raw) {
+                    let _ = pool_tx.try_send(raw);
+                }
             }
         });
         for _ in 0..workers {
             let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
             let (next, failure, fail) = (&next, &failure, &fail);
             s.spawn(move || {
-                let mut worker = match Worker::new(write_tx, pool_rx) {
+                let mut worker = match Worker::new(repo, index, write_tx, pool_rx) {
                     Ok(w) => w,
                     Err(e) => return fail(e),
                 };
@@ -78,7 +85,7 @@ pub fn restore_file(
                     if i >= file.lists.len() || failure.lock().unwrap().is_some() {
                         return;
                     }
-                    if let Err(e) = worker.restore_window(repo, index, file, i) {
+                    if let Err(e) = worker.restore_window(file, i) {
                         return fail(e);
                     }
                 }
@@ -95,31 +102,38 @@ pub fn restore_file(
 /// A block to restore: its number in the file, id and location.
 type Wanted = (u64, BlobId, BlobLoc);
 
-/// One restore thread: a decompressor, and channels to the writer.
-struct Worker {
+/// One restore thread: a decompressor, a frame cache for delta frames, and
+/// channels to the writer.
+struct Worker<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
     dec: zstd::bulk::Decompressor<'static>,
+    frames: Frames<'a>,
     write: Sender<Verified>,
     pool: Receiver<Vec<u8>>,
 }
 
-impl Worker {
-    fn new(write: Sender<Verified>, pool: Receiver<Vec<u8>>) -> Result<Worker> {
+impl<'a> Worker<'a> {
+    fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        write: Sender<Verified>,
+        pool: Receiver<Vec<u8>>,
+    ) -> Result<Worker<'a>> {
         Ok(Worker {
+            repo,
+            index,
             dec: zstd::bulk::Decompressor::new()
                 .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?,
+            frames: Frames::new(repo, index, DEFAULT_CACHED_FRAMES),
             write,
             pool,
         })
     }
 
     /// Restores the blocks of list blob `i`.
-    fn restore_window(
-        &mut self,
-        repo: &Repository,
-        index: &Index,
-        file: &FileEntry,
-        i: usize,
-    ) -> Result<()> {
+    fn restore_window(&mut self, file: &FileEntry, i: usize) -> Result<()> {
+        let (repo, index) = (self.repo, self.index);
         let ids = repo.read_list(index, &file.lists[i])?;
         let first_block = (i * LIST_IDS) as u64;
         // Group the blocks by the frame that holds them.
@@ -137,6 +151,12 @@ impl Worker {
                 *id,
                 loc,
             ));
+        }
+        let delta = by_frame
+            .keys()
+            .any(|&(p, f)| index.packs[p as usize].frames[f as usize].kind.depth() > 0);
+        if delta {
+            return self.restore_in_file_order(file, by_frame);
         }
         let mut frames: Vec<(u32, u32)> = by_frame.keys().copied().collect();
         frames.sort_unstable();
@@ -163,31 +183,66 @@ impl Worker {
                 )
                 .map_err(|e| damaged(file, &pack.id, e))?;
                 let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
-                blocks.sort_unstable_by_key(|b| b.0);
-                let bs = file.block_size as u64;
-                let mut runs: Vec<(u64, usize, usize)> = Vec::new();
-                for (block, id, loc) in blocks.iter() {
-                    let (off, len) = (loc.offset as usize, loc.len as usize);
-                    if repo.hasher.blob_id(&raw[off..off + len]) != *id {
-                        return Err(damaged(
-                            file,
-                            &pack.id,
-                            Error::corrupt(format!("block {block} (blob {id}) fails its hash")),
-                        ));
-                    }
-                    // Blocks contiguous in the frame and in the file: one write.
-                    let pos = block * bs;
-                    match runs.last_mut() {
-                        Some((p0, o0, l0)) if *p0 + *l0 as u64 == pos && *o0 + *l0 == off => {
-                            *l0 += len
-                        }
-                        _ => runs.push((pos, off, len)),
-                    }
-                }
-                if self.write.send(Verified { raw, runs }).is_err() {
-                    return Err(Error::Cancelled); // the writer failed; its error is reported
-                }
+                self.send(file, &pack.id, Arc::new(raw), blocks)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Restores a window that uses delta frames: frame by frame, in the
+    /// order of the blocks in the file, through the frame cache.
+    fn restore_in_file_order(
+        &mut self,
+        file: &FileEntry,
+        mut by_frame: HashMap<(u32, u32), Vec<Wanted>>,
+    ) -> Result<()> {
+        let mut order: Vec<(u64, (u32, u32))> = by_frame
+            .iter()
+            .map(|(k, blocks)| (blocks.iter().map(|b| b.0).min().unwrap_or(0), *k))
+            .collect();
+        order.sort_unstable();
+        for (_, (p, f)) in order {
+            let pack_id = self.index.packs[p as usize].id;
+            let raw = self
+                .frames
+                .get(p, f)
+                .map_err(|e| damaged(file, &pack_id, e))?;
+            let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
+            self.send(file, &pack_id, raw, blocks)?;
+        }
+        Ok(())
+    }
+
+    /// Verifies the wanted blocks of one decompressed frame and hands the
+    /// runs to write to the writer.
+    fn send(
+        &self,
+        file: &FileEntry,
+        pack: &Id,
+        raw: Arc<Vec<u8>>,
+        blocks: &mut [Wanted],
+    ) -> Result<()> {
+        blocks.sort_unstable_by_key(|b| b.0);
+        let bs = file.block_size as u64;
+        let mut runs: Vec<(u64, usize, usize)> = Vec::new();
+        for (block, id, loc) in blocks.iter() {
+            let (off, len) = (loc.offset as usize, loc.len as usize);
+            if self.repo.hasher.blob_id(&raw[off..off + len]) != *id {
+                return Err(damaged(
+                    file,
+                    pack,
+                    Error::corrupt(format!("block {block} (blob {id}) fails its hash")),
+                ));
+            }
+            // Blocks contiguous in the frame and in the file: one write.
+            let pos = block * bs;
+            match runs.last_mut() {
+                Some((p0, o0, l0)) if *p0 + *l0 as u64 == pos && *o0 + *l0 == off => *l0 += len,
+                _ => runs.push((pos, off, len)),
+            }
+        }
+        if self.write.send(Verified { raw, runs }).is_err() {
+            return Err(Error::Cancelled); // the writer failed; its error is reported
         }
         Ok(())
     }
@@ -221,7 +276,7 @@ fn read_spans(index: &Index, frames: &[(u32, u32)]) -> Vec<(usize, usize)> {
     spans
 }
 
-fn damaged(file: &FileEntry, pack: &crate::id::Id, e: Error) -> Error {
+fn damaged(file: &FileEntry, pack: &Id, e: Error) -> Error {
     match e {
         // The store failed to answer: say so, not that the data is damaged.
         Error::Remote { .. } | Error::Storage { .. } if !e.is_not_found() => Error::Format(format!(
@@ -242,7 +297,7 @@ mod tests {
     use super::*;
     use crate::id::Id;
     use crate::index::{IndexFile, IndexPack};
-    use crate::pack::{BlobKind, FrameEntry};
+    use crate::pack::{FrameEntry, FrameKind};
 
     fn pack(id: u8, frames: &[(u64, u32)]) -> IndexPack {
         IndexPack {
@@ -254,7 +309,7 @@ mod tests {
                 .map(|&(offset, len)| FrameEntry {
                     offset,
                     len,
-                    kind: BlobKind::Data,
+                    kind: FrameKind::Data,
                     blobs: vec![],
                 })
                 .collect(),

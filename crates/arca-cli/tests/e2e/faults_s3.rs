@@ -380,8 +380,9 @@ fn unreachable_store_fails_fast_then_the_same_backup_succeeds() {
 /// Faults that outlast arca's retry budget (8 retries, 250 ms doubling to
 /// 16 s, plus up to as much again in jitter: 48–96 s), for a backup and a
 /// restore at once, each through its own proxy:
-/// - the backup's proxy cuts every connection after 400 kB, so no 1 MiB pack
-///   PUT ever finishes: the store answers, yet nothing gets through;
+/// - the backup's proxy cuts every connection after 100 kB, so no pack PUT
+///   ever finishes (the changed pages are stored as deltas: a few hundred
+///   kB): the store answers, yet nothing gets through;
 /// - the restore's store goes down once the restore has begun writing its
 ///   file, and stays down until the restore has given up.
 ///
@@ -403,7 +404,7 @@ fn faults_longer_than_the_retry_budget_fail_cleanly_and_leave_a_valid_repository
     touch_rows(&db, 2);
 
     let cutting = Proxy::start(&sw.endpoint);
-    cutting.set_mode(Mode::Faulty(Faults::drop_after(400_000)));
+    cutting.set_mode(Mode::Faulty(Faults::drop_after(100_000)));
     let going_down = Proxy::start(&sw.endpoint);
     // Slow enough that the restore is still reading when the store goes.
     going_down.set_mode(Mode::Faulty(Faults::slow(2_000_000)));

@@ -27,11 +27,7 @@ pub fn backup_postgres(
     let root = start.data_directory.clone();
     let root_meta = std::fs::metadata(&root).map_err(|e| arca_repo::Error::io(&root, e))?;
     let entries = list_data_dir(&root)?;
-    let parent = if opts.full {
-        Unchanged::default()
-    } else {
-        Unchanged::since_last(repo, &start.system_identifier)?
-    };
+    let parent = Parent::last(repo, &start.system_identifier, opts.full)?;
     let total: u64 = entries
         .iter()
         .map(|e| match e {
@@ -50,7 +46,7 @@ pub fn backup_postgres(
                 size,
                 mtime_ns,
             } => {
-                if let Some(old) = parent.get(path, *size, *mtime_ns) {
+                if let Some(old) = parent.unchanged(path, *size, *mtime_ns) {
                     session.add_unchanged(old.clone())?;
                     progress.inc(*size);
                     reused = (reused.0 + 1, reused.1 + size);
@@ -65,6 +61,7 @@ pub fn backup_postgres(
                     *size,
                     PAGE,
                     serde_json::json!({ "mtime_ns": mtime_ns }),
+                    parent.files.get(path),
                     progress,
                 )?;
             }
@@ -131,18 +128,20 @@ pub fn backup_postgres(
     Ok(snap)
 }
 
-/// The files of the cluster's last backup, to skip reading those that did
-/// not change since, by size and modification time (as pgBackRest's
-/// incremental backups do). Only files last modified before that backup
-/// started qualify: its copy of them cannot be torn.
+/// The files of the cluster's last backup: the previous versions changed
+/// pages are compressed against, and (unless `--full`) the files to skip
+/// reading because they did not change since, by size and modification
+/// time, as pgBackRest's incremental backups do. Only files last modified
+/// before that backup started qualify: its copy of them cannot be torn.
 #[derive(Default)]
-struct Unchanged {
+struct Parent {
     files: HashMap<String, FileEntry>,
     before_ns: i64,
+    read_all: bool,
 }
 
-impl Unchanged {
-    fn since_last(repo: &Repository, system_identifier: &str) -> Result<Unchanged> {
+impl Parent {
+    fn last(repo: &Repository, system_identifier: &str, read_all: bool) -> Result<Parent> {
         let last = repo
             .snapshots()?
             .into_iter()
@@ -151,7 +150,7 @@ impl Unchanged {
             })
             .max_by_key(|s| s.start_time);
         let Some(last) = last else {
-            return Ok(Unchanged::default());
+            return Ok(Parent::default());
         };
         // A second's margin for file systems with coarse timestamps.
         let before_ns = last.start_time.as_nanosecond() as i64 - 1_000_000_000;
@@ -161,10 +160,17 @@ impl Unchanged {
             .filter(|f| f.meta.get("mtime_ns").is_some())
             .map(|f| (f.path.clone(), f))
             .collect();
-        Ok(Unchanged { files, before_ns })
+        Ok(Parent {
+            files,
+            before_ns,
+            read_all,
+        })
     }
 
-    fn get(&self, path: &str, size: u64, mtime_ns: i64) -> Option<&FileEntry> {
+    fn unchanged(&self, path: &str, size: u64, mtime_ns: i64) -> Option<&FileEntry> {
+        if self.read_all {
+            return None;
+        }
         let old = self.files.get(path)?;
         let old_mtime = old.meta.get("mtime_ns")?.as_i64()?;
         (old.size == size && old_mtime == mtime_ns && mtime_ns < self.before_ns).then_some(old)
@@ -184,6 +190,7 @@ fn add_text(
         bytes.len() as u64,
         PAGE,
         serde_json::Value::Null,
+        None,
         progress,
     )?;
     Ok(())

@@ -1,0 +1,119 @@
+//! Reading frames whose decompression needs other frames: a delta frame is
+//! compressed against its base blobs, which live in other frames (perhaps
+//! deltas themselves, at most `MAX_DELTA_DEPTH` deep).
+//!
+//! A [`Frames`] keeps the last few decompressed frames. A delta frame's bases
+//! are the previous versions of pages near each other in one file, so they
+//! sit in a handful of frames, and the frames a restore reads next are
+//! usually the ones the bases came from.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::index::Index;
+use crate::pack::{decompress_delta_frame, decompress_frame, FrameEntry, FrameKind};
+use crate::repository::Repository;
+
+/// Frames kept decompressed by default: a few MiB per reader.
+pub const DEFAULT_CACHED_FRAMES: usize = 16;
+
+type Key = (u32, u32);
+
+/// Decompresses frames, fetching delta frames' bases, with a small cache.
+pub struct Frames<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    cache: Mutex<VecDeque<(Key, Arc<Vec<u8>>)>>,
+    capacity: usize,
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(repo: &'a Repository, index: &'a Index, capacity: usize) -> Frames<'a> {
+        Frames {
+            repo,
+            index,
+            cache: Mutex::new(VecDeque::new()),
+            capacity,
+        }
+    }
+
+    /// Decompresses `frame` from its sealed bytes; a delta frame's bases are
+    /// read (and verified) first. The caller verifies the blobs it uses.
+    pub fn open(&self, frame: &FrameEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        match &frame.kind {
+            FrameKind::Delta { bases, depth } => {
+                let prefix = self.prefix(bases, *depth)?;
+                decompress_delta_frame(&self.repo.env, frame, sealed, &prefix)
+            }
+            _ => decompress_frame(&self.repo.env, frame, sealed),
+        }
+    }
+
+    /// The decompressed contents of frame `frame` of pack number `pack`.
+    pub fn get(&self, pack: u32, frame: u32) -> Result<Arc<Vec<u8>>> {
+        let key = (pack, frame);
+        {
+            let mut cache = self.cache.lock().unwrap();
+            if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
+                let hit = cache.remove(i).expect("position is in range");
+                let raw = hit.1.clone();
+                cache.push_back(hit);
+                return Ok(raw);
+            }
+        }
+        let p = &self.index.packs[pack as usize];
+        let f = &p.frames[frame as usize];
+        let sealed = self.repo.read_frame(&p.id, f.offset, f.len)?;
+        let raw = Arc::new(
+            self.open(f, &sealed)
+                .map_err(|e| Error::corrupt(format!("pack {}: {e}", p.id.short())))?,
+        );
+        self.keep(key, raw.clone());
+        Ok(raw)
+    }
+
+    /// Offers an already decompressed frame to the cache.
+    pub fn keep(&self, key: (u32, u32), raw: Arc<Vec<u8>>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap();
+        if cache.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        if cache.len() == self.capacity {
+            cache.pop_front();
+        }
+        cache.push_back((key, raw));
+    }
+
+    /// The bases' bytes back to back, each verified against its id. Every
+    /// base must sit in a frame shallower than `depth`, so a damaged index
+    /// cannot send a reader round in circles.
+    pub fn prefix(&self, bases: &[BlobId], depth: u8) -> Result<Vec<u8>> {
+        let mut prefix = Vec::new();
+        for id in bases {
+            let loc = self.index.get(id).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "base blob {id} of a delta frame is not in the index"
+                ))
+            })?;
+            if self.index.frame(&loc).1.kind.depth() >= depth {
+                return Err(Error::corrupt(format!(
+                    "base blob {id} of a delta frame of depth {depth} is in a frame as deep"
+                )));
+            }
+            let raw = self.get(loc.pack, loc.frame)?;
+            let blob = &raw[loc.offset as usize..(loc.offset + loc.len) as usize];
+            if self.repo.hasher.blob_id(blob) != *id {
+                return Err(Error::corrupt(format!(
+                    "base blob {id} of a delta frame fails its hash"
+                )));
+            }
+            prefix.extend_from_slice(blob);
+        }
+        Ok(prefix)
+    }
+}
