@@ -467,7 +467,11 @@ fn seal_against(
     depth: u8,
 ) -> Result<SealedFrame> {
     match frames.prefix(&bases, depth) {
-        Ok(prefix) => seal_delta_frame(env, level, &prefix, raw, blobs, depth, bases),
+        Ok(prefix) => {
+            let sealed = seal_delta_frame(env, level, &prefix, raw, blobs, depth, bases);
+            frames.recycle(prefix);
+            sealed
+        }
         Err(e) => {
             tracing::warn!(
                 "storing {} blocks without their previous versions: {e}",

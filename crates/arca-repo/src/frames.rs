@@ -5,7 +5,8 @@
 //! A [`Frames`] keeps the last few decompressed frames. A delta frame's bases
 //! are the previous versions of pages near each other in one file, so they
 //! sit in a handful of frames, and the frames a restore reads next are
-//! usually the ones the bases came from.
+//! usually the ones the bases came from. Buffers of evicted frames and of
+//! prefixes are reused: a fresh megabyte per frame costs page faults.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::Index;
-use crate::pack::{decompress_delta_frame, decompress_frame, FrameEntry, FrameKind};
+use crate::pack::{decompress_delta_frame_into, decompress_frame_into, FrameEntry, FrameKind};
 use crate::repository::Repository;
 
 /// Frames kept decompressed by default: a few MiB per reader.
@@ -27,7 +28,12 @@ pub struct Frames<'a> {
     index: &'a Index,
     cache: Mutex<VecDeque<(Key, Arc<Vec<u8>>)>>,
     capacity: usize,
+    spare: Mutex<Vec<Vec<u8>>>,
+    dec: Mutex<zstd::bulk::Decompressor<'static>>,
 }
+
+/// Buffers kept for reuse.
+const SPARE_BUFFERS: usize = 4;
 
 impl<'a> Frames<'a> {
     pub fn new(repo: &'a Repository, index: &'a Index, capacity: usize) -> Frames<'a> {
@@ -36,18 +42,42 @@ impl<'a> Frames<'a> {
             index,
             cache: Mutex::new(VecDeque::new()),
             capacity,
+            spare: Mutex::new(Vec::new()),
+            dec: Mutex::new(zstd::bulk::Decompressor::new().expect("zstd decompressor")),
         }
     }
 
     /// Decompresses `frame` from its sealed bytes; a delta frame's bases are
     /// read (and verified) first. The caller verifies the blobs it uses.
     pub fn open(&self, frame: &FrameEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let mut raw = self.buffer();
         match &frame.kind {
             FrameKind::Delta { bases, depth } => {
                 let prefix = self.prefix(bases, *depth)?;
-                decompress_delta_frame(&self.repo.env, frame, sealed, &prefix)
+                let r =
+                    decompress_delta_frame_into(&self.repo.env, frame, sealed, &prefix, &mut raw);
+                self.recycle(prefix);
+                r?;
             }
-            _ => decompress_frame(&self.repo.env, frame, sealed),
+            _ => {
+                let mut dec = self.dec.lock().unwrap();
+                decompress_frame_into(&self.repo.env, frame, sealed, &mut dec, &mut raw)?;
+            }
+        }
+        Ok(raw)
+    }
+
+    /// An empty buffer, reused if one is spare.
+    fn buffer(&self) -> Vec<u8> {
+        self.spare.lock().unwrap().pop().unwrap_or_default()
+    }
+
+    /// Takes back a buffer (a prefix, or a frame no longer needed).
+    pub fn recycle(&self, mut buf: Vec<u8>) {
+        let mut spare = self.spare.lock().unwrap();
+        if spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            spare.push(buf);
         }
     }
 
@@ -83,17 +113,23 @@ impl<'a> Frames<'a> {
         if cache.iter().any(|(k, _)| *k == key) {
             return;
         }
-        if cache.len() == self.capacity {
-            cache.pop_front();
-        }
+        let evicted = if cache.len() == self.capacity {
+            cache.pop_front()
+        } else {
+            None
+        };
         cache.push_back((key, raw));
+        drop(cache);
+        if let Some(Ok(buf)) = evicted.map(|(_, raw)| Arc::try_unwrap(raw)) {
+            self.recycle(buf);
+        }
     }
 
     /// The bases' bytes back to back, each verified against its id. Every
     /// base must sit in a frame shallower than `depth`, so a damaged index
     /// cannot send a reader round in circles.
     pub fn prefix(&self, bases: &[BlobId], depth: u8) -> Result<Vec<u8>> {
-        let mut prefix = Vec::new();
+        let mut prefix = self.buffer();
         for id in bases {
             let loc = self.index.get(id).ok_or_else(|| {
                 Error::corrupt(format!(

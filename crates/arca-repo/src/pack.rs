@@ -171,24 +171,26 @@ pub fn seal_delta_frame(
     depth: u8,
     bases: Vec<BlobId>,
 ) -> Result<SealedFrame> {
-    let dict = delta_dictionary(prefix);
-    let mut c = zstd::bulk::Compressor::with_dictionary(level, &dict)
-        .map_err(|e| Error::Format(format!("zstd compressor: {e}")))?;
+    use zstd::zstd_safe::{CCtx, CParameter};
+    let zerr = |e: usize| Error::Format(format!("zstd: {}", zstd::zstd_safe::get_error_name(e)));
+    let mut cctx = CCtx::try_create().ok_or_else(|| Error::Format("zstd: out of memory".into()))?;
     // The window must reach from the end of the frame back to the start of
-    // the bases, and zstd indexes only the last 2^(hashLog + 3) bytes of a
-    // dictionary: both must cover all of it, or early bases are not found.
-    let reach = dict.len() + raw.len();
-    let window_log = (usize::BITS - (reach - 1).leading_zeros()).clamp(10, 27);
+    // the prefix, and zstd indexes only the last 2^(hashLog + 3) bytes of a
+    // prefix: both must cover all of it, or early bases are not found.
+    let window_log = ceil_log2(prefix.len() + raw.len()).clamp(10, 27);
+    let hash_log = ceil_log2(prefix.len()).saturating_sub(3).max(17);
     for p in [
-        zstd::zstd_safe::CParameter::WindowLog(window_log),
-        zstd::zstd_safe::CParameter::HashLog(window_log.saturating_sub(3).max(17)),
+        CParameter::CompressionLevel(level),
+        CParameter::WindowLog(window_log),
+        CParameter::HashLog(hash_log),
     ] {
-        c.set_parameter(p)
-            .map_err(|e| Error::Format(format!("zstd parameter: {e}")))?;
+        cctx.set_parameter(p).map_err(zerr)?;
     }
-    let out = c
-        .compress(raw)
-        .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
+    // A prefix, not a dictionary: zstd always takes it as raw content and
+    // indexes it straight into this context's tables, with no copy.
+    cctx.ref_prefix(prefix).map_err(zerr)?;
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+    cctx.compress2(&mut out, raw).map_err(zerr)?;
     Ok(SealedFrame {
         kind: FrameKind::Delta { depth, bases },
         bytes: env.seal(out),
@@ -235,37 +237,35 @@ pub fn decompress_frame_into(
     check_raw_len(frame, raw)
 }
 
-/// Opens and decompresses a delta frame with its bases' bytes as `prefix`.
-pub fn decompress_delta_frame(
+/// Opens and decompresses a delta frame into `raw`, with its bases' bytes
+/// as `prefix`.
+pub fn decompress_delta_frame_into(
     env: &Envelope,
     frame: &FrameEntry,
     sealed: &[u8],
     prefix: &[u8],
-) -> Result<Vec<u8>> {
+    raw: &mut Vec<u8>,
+) -> Result<()> {
     let compressed = env.open(sealed)?;
-    let dict = delta_dictionary(prefix);
-    let mut dec = zstd::bulk::Decompressor::with_dictionary(&dict)
-        .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?;
-    let mut raw = Vec::with_capacity(frame.raw_len());
-    dec.decompress_to_buffer(&compressed[..], &mut raw)
-        .map_err(|e| {
-            Error::corrupt(format!(
-                "delta frame at offset {} does not decompress: {e}",
-                frame.offset
-            ))
-        })?;
-    check_raw_len(frame, &raw)?;
-    Ok(raw)
+    let mut dctx = zstd::zstd_safe::DCtx::try_create()
+        .ok_or_else(|| Error::Format("zstd: out of memory".into()))?;
+    raw.clear();
+    raw.reserve(frame.raw_len());
+    let decoded = dctx
+        .ref_prefix(prefix)
+        .and_then(|_| dctx.decompress(raw, &compressed[..]));
+    if let Err(e) = decoded {
+        return Err(Error::corrupt(format!(
+            "delta frame at offset {} does not decompress: {}",
+            frame.offset,
+            zstd::zstd_safe::get_error_name(e)
+        )));
+    }
+    check_raw_len(frame, raw)
 }
 
-/// The zstd dictionary for a delta frame: the bases' bytes, after eight
-/// zero bytes so zstd always takes them as raw content (a dictionary that
-/// starts with zstd's dictionary magic would be parsed as a trained one).
-fn delta_dictionary(prefix: &[u8]) -> Vec<u8> {
-    let mut dict = Vec::with_capacity(8 + prefix.len());
-    dict.extend_from_slice(&[0; 8]);
-    dict.extend_from_slice(prefix);
-    dict
+fn ceil_log2(n: usize) -> u32 {
+    usize::BITS - n.max(2).saturating_sub(1).leading_zeros()
 }
 
 fn check_raw_len(frame: &FrameEntry, raw: &[u8]) -> Result<()> {
