@@ -118,7 +118,7 @@ impl<'r> BackupSession<'r> {
         let seen = &self.seen;
         let packer = &self.packer;
         let repo = self.repo;
-        let frames = Frames::new(repo, index, DEFAULT_CACHED_FRAMES);
+        let frames = Frames::new(repo, index, DEFAULT_CACHED_FRAMES).verifying_bases();
         let frames = &frames;
         let bases = base.filter(|b| b.block_size as usize == block_size);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
