@@ -211,6 +211,26 @@ impl<'r> BackupSession<'r> {
                     pending.insert(seq, (buf, ids));
                     while let Some((buf, ids)) = pending.remove(&next) {
                         next += 1;
+                        // A delta frame stays within one block list's window:
+                        // restore reads by window, and a frame spanning
+                        // several would be decompressed, with its bases,
+                        // once for each.
+                        let window = blocks / LIST_IDS as u64;
+                        if delta.has_bases() && !raw.is_empty() && window != delta.window {
+                            let full = std::mem::replace(
+                                &mut raw,
+                                Vec::with_capacity(frame_size + block_size),
+                            );
+                            if frame_tx
+                                .send(delta.frame(full, std::mem::take(&mut blobs)))
+                                .is_err()
+                            {
+                                return Err(Error::Cancelled);
+                            }
+                        }
+                        if raw.is_empty() {
+                            delta.window = window;
+                        }
                         let mut new_ids = Vec::new();
                         for (block, id) in buf.chunks(block_size).zip(ids) {
                             let number = blocks;
@@ -390,9 +410,15 @@ struct DeltaBases {
     bases: Vec<BlobId>,
     unique: HashSet<BlobId>,
     depth: u8,
+    /// The block list window the frame's first block is in.
+    window: u64,
 }
 
 impl DeltaBases {
+    fn has_bases(&self) -> bool {
+        !self.bases.is_empty()
+    }
+
     fn add(&mut self, base: Option<(BlobId, u8)>) {
         if let Some((id, depth)) = base {
             // A base shared by several blocks (an empty page) goes in once.

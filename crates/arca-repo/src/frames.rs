@@ -8,7 +8,7 @@
 //! usually the ones the bases came from. Buffers of evicted frames and of
 //! prefixes are reused: a fresh megabyte per frame costs page faults.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use crate::pack::{decompress_delta_frame_into, decompress_frame_into, FrameEntry
 use crate::repository::Repository;
 
 /// Frames kept decompressed by default: a few MiB per reader.
-pub const DEFAULT_CACHED_FRAMES: usize = 16;
+pub const DEFAULT_CACHED_FRAMES: usize = 8;
 
 type Key = (u32, u32);
 
@@ -60,10 +60,20 @@ impl<'a> Frames<'a> {
     /// Decompresses `frame` from its sealed bytes; a delta frame's bases are
     /// read (and verified) first. The caller verifies the blobs it uses.
     pub fn open(&self, frame: &FrameEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.open_with(frame, sealed, &HashMap::new())
+    }
+
+    /// Like [`Frames::open`], taking the bases found in `have` from there.
+    pub fn open_with(
+        &self,
+        frame: &FrameEntry,
+        sealed: &[u8],
+        have: &HashMap<BlobId, Vec<u8>>,
+    ) -> Result<Vec<u8>> {
         let mut raw = self.buffer();
         match &frame.kind {
             FrameKind::Delta { bases, depth } => {
-                let prefix = self.prefix(bases, *depth)?;
+                let prefix = self.prefix_with(bases, *depth, have)?;
                 let r =
                     decompress_delta_frame_into(&self.repo.env, frame, sealed, &prefix, &mut raw);
                 self.recycle(prefix);
@@ -103,15 +113,18 @@ impl<'a> Frames<'a> {
                 return Ok(raw);
             }
         }
+        let raw = Arc::new(self.read(pack, frame)?);
+        self.keep(key, raw.clone());
+        Ok(raw)
+    }
+
+    /// Reads and decompresses a frame without keeping it.
+    pub fn read(&self, pack: u32, frame: u32) -> Result<Vec<u8>> {
         let p = &self.index.packs[pack as usize];
         let f = &p.frames[frame as usize];
         let sealed = self.repo.read_frame(&p.id, f.offset, f.len)?;
-        let raw = Arc::new(
-            self.open(f, &sealed)
-                .map_err(|e| Error::corrupt(format!("pack {}: {e}", p.id.short())))?,
-        );
-        self.keep(key, raw.clone());
-        Ok(raw)
+        self.open(f, &sealed)
+            .map_err(|e| Error::corrupt(format!("pack {}: {e}", p.id.short())))
     }
 
     /// Offers an already decompressed frame to the cache.
@@ -139,8 +152,21 @@ impl<'a> Frames<'a> {
     /// sit in a frame shallower than `depth`, so a damaged index cannot send
     /// a reader round in circles.
     pub fn prefix(&self, bases: &[BlobId], depth: u8) -> Result<Vec<u8>> {
+        self.prefix_with(bases, depth, &HashMap::new())
+    }
+
+    fn prefix_with(
+        &self,
+        bases: &[BlobId],
+        depth: u8,
+        have: &HashMap<BlobId, Vec<u8>>,
+    ) -> Result<Vec<u8>> {
         let mut prefix = self.buffer();
         for id in bases {
+            if let Some(blob) = have.get(id) {
+                prefix.extend_from_slice(blob);
+                continue;
+            }
             let loc = self.index.get(id).ok_or_else(|| {
                 Error::corrupt(format!(
                     "base blob {id} of a delta frame is not in the index"

@@ -6,8 +6,8 @@
 //! contend for the file's lock in the kernel.
 //!
 //! A window of blocks that uses delta frames is read frame by frame in file
-//! order through a small cache ([`Frames`]), so the earlier versions a delta
-//! frame needs are mostly frames the window reads anyway.
+//! order ([`Frames`]); the earlier versions its delta frames need are kept
+//! from the frames the window reads anyway, so none is decompressed twice.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -189,24 +189,79 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    /// Restores a window that uses delta frames: frame by frame, in the
-    /// order of the blocks in the file, through the frame cache.
+    /// Restores a window that uses delta frames. Plain frames go in the
+    /// order of their first block, a delta frame after the frames holding
+    /// its blocks' earlier versions (by its last block); the bases the
+    /// window's delta frames need are copied out of frames as they pass and
+    /// dropped once used, so no frame is decompressed twice for them.
     fn restore_in_file_order(
         &mut self,
         file: &FileEntry,
         mut by_frame: HashMap<(u32, u32), Vec<Wanted>>,
     ) -> Result<()> {
-        let mut order: Vec<(u64, (u32, u32))> = by_frame
+        let index = self.index;
+        let frame_of = |(p, f): (u32, u32)| &index.packs[p as usize].frames[f as usize];
+        let mut order: Vec<(u64, bool, (u32, u32))> = by_frame
             .iter()
-            .map(|(k, blocks)| (blocks.iter().map(|b| b.0).min().unwrap_or(0), *k))
+            .map(|(k, blocks)| {
+                let delta = frame_of(*k).kind.depth() > 0;
+                let numbers = blocks.iter().map(|b| b.0);
+                let at = if delta { numbers.max() } else { numbers.min() };
+                (at.unwrap_or(0), delta, *k)
+            })
             .collect();
         order.sort_unstable();
-        for (_, (p, f)) in order {
-            let pack_id = self.index.packs[p as usize].id;
-            let raw = self
-                .frames
-                .get(p, f)
-                .map_err(|e| damaged(file, &pack_id, e))?;
+        let mut pending: HashMap<BlobId, u32> = HashMap::new();
+        for (_, _, k) in &order {
+            for b in frame_of(*k).kind.bases() {
+                *pending.entry(*b).or_default() += 1;
+            }
+        }
+        let mut have: HashMap<BlobId, Vec<u8>> = HashMap::new();
+        for (_, delta, (p, f)) in order {
+            let pack_id = index.packs[p as usize].id;
+            let fr = frame_of((p, f));
+            // Read once each: what later frames need of it goes into `have`.
+            let raw = if delta {
+                let sealed = self
+                    .repo
+                    .read_frame(&pack_id, fr.offset, fr.len)
+                    .map_err(|e| damaged(file, &pack_id, e))?;
+                let raw = self
+                    .frames
+                    .open_with(fr, &sealed, &have)
+                    .map_err(|e| damaged(file, &pack_id, e))?;
+                for b in fr.kind.bases() {
+                    if let Some(n) = pending.get_mut(b) {
+                        *n -= 1;
+                        if *n == 0 {
+                            pending.remove(b);
+                            have.remove(b);
+                        }
+                    }
+                }
+                Arc::new(raw)
+            } else {
+                // The writer hands back written frames' buffers: reuse one.
+                if let Ok(buf) = self.pool.try_recv() {
+                    self.frames.recycle(buf);
+                }
+                Arc::new(
+                    self.frames
+                        .read(p, f)
+                        .map_err(|e| damaged(file, &pack_id, e))?,
+                )
+            };
+            if !pending.is_empty() {
+                let mut at = 0usize;
+                for b in &fr.blobs {
+                    let end = at + b.len as usize;
+                    if pending.contains_key(&b.id) && !have.contains_key(&b.id) {
+                        have.insert(b.id, raw[at..end].to_vec());
+                    }
+                    at = end;
+                }
+            }
             let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
             self.send(file, &pack_id, raw, blocks)?;
         }
