@@ -4,6 +4,7 @@
 //! restores B's files into OUT, printing time, CPU and stored bytes.
 //!
 //! `cargo run --release -p arca-repo --example dirbench -- REPO A B OUT`
+//! (`PAGE_SIZE=4096` for SQLite's pages).
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -46,7 +47,7 @@ fn backup(
             &f,
             &mut r,
             data.len() as u64,
-            8192,
+            page_size(),
             serde_json::Value::Null,
             bases.get(&f),
             &NoProgress,
@@ -63,6 +64,14 @@ fn backup(
         meta: serde_json::Value::Null,
     })
     .unwrap()
+}
+
+/// Block size: `PAGE_SIZE` (default 8192, PostgreSQL's page).
+fn page_size() -> u32 {
+    std::env::var("PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8192)
 }
 
 /// User and system CPU seconds of this process so far.
