@@ -61,18 +61,26 @@ log "SeaweedFS S3 on 127.0.0.1:$S3PORT"
 EP=http://127.0.0.1:$S3PORT
 export RESTIC_PASSWORD=arca-bench
 
-timed() { # timed CMD...: sets T (wall seconds)
-    local t0 t1; t0=$(date +%s%N)
-    "$@" >"$S3/last.out" 2>"$S3/last.err" || { tail -5 "$S3/last.err" >&2; return 1; }
-    t1=$(date +%s%N); T=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", (b-a)/1e9}')
+TICK=$(getconf CLK_TCK)
+weed_cpu() { # CPU seconds SeaweedFS has used so far (user + system)
+    awk -v t="$TICK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$WEED_PID/stat"
+}
+timed() { # timed CMD...: sets T (wall seconds), C (the command's CPU s), W (SeaweedFS's CPU s meanwhile)
+    local t0 t1 w0 w1; t0=$(date +%s%N); w0=$(weed_cpu)
+    /usr/bin/time -f "%U %S" -o "$S3/last.time" "$@" >"$S3/last.out" 2>"$S3/last.err" \
+        || { tail -5 "$S3/last.err" >&2; return 1; }
+    t1=$(date +%s%N); w1=$(weed_cpu)
+    T=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", (b-a)/1e9}')
+    C=$(awk '{printf "%.2f", $1 + $2}' "$S3/last.time")
+    W=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.2f", b - a}')
 }
 mibs() { awk -v b="$(stat -c %s "$BASE")" -v t="$1" 'BEGIN{printf "%.0f", b/1048576/t}'; }
 cat "$BASE" >/dev/null
 
 echo "### SeaweedFS S3 on loopback, $(stat -c %s "$BASE" | awk '{printf "%.0f MiB", $1/1048576}') database, $(date +%F)"
 echo
-echo "| tool | parallelism | backup s | backup MiB/s | restore s | restore MiB/s | identical |"
-echo "|---|---:|---:|---:|---:|---:|---|"
+echo "| tool | parallelism | backup s | backup MiB/s | restore s | restore MiB/s | restore CPU s, tool | restore CPU s, SeaweedFS | identical |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 for p in $PARS; do
     # One bucket for all runs: each bucket is a SeaweedFS collection with volumes of its own.
     bucket=arca-bench
@@ -81,7 +89,7 @@ for p in $PARS; do
     rm -f "$S3/out.db"; sync
     timed "$ARCA" restore latest --repo "s3://$bucket/arca-p$p" --endpoint "$EP" --is_minio --to "$S3/out.db" --parallelism "$p"; tr=$T
     same=$(cmp -s "$BASE" "$S3/out.db" && echo yes || echo NO)
-    echo "| arca | $p | $tb | $(mibs "$tb") | $tr | $(mibs "$tr") | $same |"
+    echo "| arca | $p | $tb | $(mibs "$tb") | $tr | $(mibs "$tr") | $C | $W | $same |"
     log "arca p=$p backup $tb s restore $tr s $same"
 done
 for p in $PARS; do
@@ -91,7 +99,7 @@ for p in $PARS; do
     rm -rf "$S3/restic-out"; sync
     timed restic -r "$repo" -o s3.connections="$p" restore latest --target "$S3/restic-out"; tr=$T
     same=$(cmp -s "$BASE" "$S3/restic-out$BASE" && echo yes || echo NO)
-    echo "| restic | $p | $tb | $(mibs "$tb") | $tr | $(mibs "$tr") | $same |"
+    echo "| restic | $p | $tb | $(mibs "$tb") | $tr | $(mibs "$tr") | $C | $W | $same |"
     log "restic p=$p backup $tb s restore $tr s $same"
 done
 rm -rf "$S3/out.db" "$S3/restic-out"
