@@ -197,10 +197,13 @@ pub fn restore_postgres(
             },
         )?;
         set_owner_and_modes(&staging, meta.uid, meta.gid)?;
+        // Everything written is on disk before the directory takes its name.
+        sync_filesystem(&staging)?;
         if opts.to.exists() {
             std::fs::remove_dir_all(&opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
         }
         std::fs::rename(&staging, &opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
+        sync_filesystem(&opts.to)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -267,7 +270,15 @@ fn restore_one(
     out.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| RepoError::io(&p, e))?;
     restore_file(repo, index, file, &out, 2, progress)?;
-    out.sync_all().map_err(|e| RepoError::io(&p, e))?;
+    Ok(())
+}
+
+/// Flushes the file system holding `path` in one call (`syncfs`): the
+/// files, the directories that name them and the rename, which an fsync of
+/// each file alone would not cover; as fast as those fsyncs were here.
+fn sync_filesystem(path: &std::path::Path) -> Result<()> {
+    let dir = std::fs::File::open(path).map_err(|e| RepoError::io(path, e))?;
+    rustix::fs::syncfs(&dir).map_err(|e| RepoError::io(path, e.into()))?;
     Ok(())
 }
 
