@@ -218,6 +218,7 @@ impl<'a> Worker<'a> {
             }
         }
         let mut have: HashMap<BlobId, Vec<u8>> = HashMap::new();
+        let mut plain = PlainReads::new(index, &order);
         for (_, delta, (p, f)) in order {
             let pack_id = index.packs[p as usize].id;
             let fr = frame_of((p, f));
@@ -246,11 +247,11 @@ impl<'a> Worker<'a> {
                 if let Ok(buf) = self.pool.try_recv() {
                     self.frames.recycle(buf);
                 }
-                Arc::new(
-                    self.frames
-                        .read(p, f)
-                        .map_err(|e| damaged(file, &pack_id, e))?,
-                )
+                let raw = plain
+                    .sealed(self.repo, (p, f))
+                    .and_then(|sealed| self.frames.open(fr, &sealed))
+                    .map_err(|e| damaged(file, &pack_id, e))?;
+                Arc::new(raw)
             };
             if !pending.is_empty() {
                 let mut at = 0usize;
@@ -300,6 +301,77 @@ impl<'a> Worker<'a> {
             return Err(Error::Cancelled); // the writer failed; its error is reported
         }
         Ok(())
+    }
+}
+
+/// The plain frames of a window, fetched in coalesced ranges as in the
+/// plain path (one request per span, not per frame: it matters on object
+/// storage) and each span dropped once its last frame is used.
+struct PlainReads<'a> {
+    index: &'a Index,
+    frames: Vec<(u32, u32)>,
+    spans: Vec<(usize, usize)>,
+    span_of: HashMap<(u32, u32), usize>,
+    left: Vec<usize>,
+    loaded: HashMap<usize, (u64, bytes::Bytes)>,
+}
+
+impl<'a> PlainReads<'a> {
+    fn new(index: &'a Index, order: &[(u64, bool, (u32, u32))]) -> PlainReads<'a> {
+        let mut frames: Vec<(u32, u32)> = order
+            .iter()
+            .filter(|(_, delta, _)| !delta)
+            .map(|(_, _, k)| *k)
+            .collect();
+        frames.sort_unstable();
+        let spans = read_spans(index, &frames);
+        let mut span_of = HashMap::new();
+        let mut left = Vec::with_capacity(spans.len());
+        for (s, &(first, last)) in spans.iter().enumerate() {
+            for k in &frames[first..=last] {
+                span_of.insert(*k, s);
+            }
+            left.push(last - first + 1);
+        }
+        PlainReads {
+            index,
+            frames,
+            spans,
+            span_of,
+            left,
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// The sealed bytes of plain frame `key`, reading its span if needed.
+    fn sealed(&mut self, repo: &Repository, key: (u32, u32)) -> Result<bytes::Bytes> {
+        let s = self.span_of[&key];
+        let pack = &self.index.packs[key.0 as usize];
+        if !self.loaded.contains_key(&s) {
+            let (first, last) = self.spans[s];
+            let start = pack.frames[self.frames[first].1 as usize].offset;
+            let end_frame = &pack.frames[self.frames[last].1 as usize];
+            let end = end_frame.offset + end_frame.len as u64;
+            let bytes =
+                repo.backend
+                    .read_range(&crate::pack::pack_path(&pack.id), start, end - start)?;
+            self.loaded.insert(s, (start, bytes));
+        }
+        let (start, bytes) = &self.loaded[&s];
+        let fr = &pack.frames[key.1 as usize];
+        let at = (fr.offset - start) as usize;
+        if at + fr.len as usize > bytes.len() {
+            return Err(Error::corrupt(format!(
+                "pack {} is shorter than the index says",
+                pack.id.short()
+            )));
+        }
+        let sealed = bytes.slice(at..at + fr.len as usize);
+        self.left[s] -= 1;
+        if self.left[s] == 0 {
+            self.loaded.remove(&s);
+        }
+        Ok(sealed)
     }
 }
 
