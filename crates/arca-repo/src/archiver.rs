@@ -217,16 +217,8 @@ impl<'r> BackupSession<'r> {
                         // once for each.
                         let window = blocks / LIST_IDS as u64;
                         if delta.has_bases() && !raw.is_empty() && window != delta.window {
-                            let full = std::mem::replace(
-                                &mut raw,
-                                Vec::with_capacity(frame_size + block_size),
-                            );
-                            if frame_tx
-                                .send(delta.frame(full, std::mem::take(&mut blobs)))
-                                .is_err()
-                            {
-                                return Err(Error::Cancelled);
-                            }
+                            let next = Vec::with_capacity(frame_size + block_size);
+                            send_frame(&frame_tx, &mut delta, &mut raw, next, &mut blobs)?;
                         }
                         if raw.is_empty() {
                             delta.window = window;
@@ -276,21 +268,13 @@ impl<'r> BackupSession<'r> {
                         drop(fresh);
                         let _ = pool_tx.try_send(buf);
                         if raw.len() >= frame_size {
-                            let full = std::mem::replace(
-                                &mut raw,
-                                Vec::with_capacity(frame_size + block_size),
-                            );
-                            if frame_tx
-                                .send(delta.frame(full, std::mem::take(&mut blobs)))
-                                .is_err()
-                            {
-                                return Err(Error::Cancelled);
-                            }
+                            let next = Vec::with_capacity(frame_size + block_size);
+                            send_frame(&frame_tx, &mut delta, &mut raw, next, &mut blobs)?;
                         }
                     }
                 }
-                if !raw.is_empty() && frame_tx.send(delta.frame(raw, blobs)).is_err() {
-                    return Err(Error::Cancelled);
+                if !raw.is_empty() {
+                    send_frame(&frame_tx, &mut delta, &mut raw, Vec::new(), &mut blobs)?;
                 }
                 if !list.is_empty() || lists.is_empty() {
                     lists.push(store_list(&ctx, &list)?);
@@ -402,6 +386,20 @@ struct NewFrame {
     /// The blocks' previous versions (none: compress plainly).
     bases: Vec<BlobId>,
     depth: u8,
+}
+
+/// Hands the frame gathered in `raw` and `blobs` to the compressors and
+/// starts the next one in `next`.
+fn send_frame(
+    tx: &crossbeam_channel::Sender<NewFrame>,
+    delta: &mut DeltaBases,
+    raw: &mut Vec<u8>,
+    next: Vec<u8>,
+    blobs: &mut Vec<BlobEntry>,
+) -> Result<()> {
+    let full = std::mem::replace(raw, next);
+    tx.send(delta.frame(full, std::mem::take(blobs)))
+        .map_err(|_| Error::Cancelled)
 }
 
 /// Collects the bases of the blocks going into the next frame.

@@ -177,16 +177,9 @@ mod tests {
     use super::*;
     use crate::pack::BlobEntry;
 
-    #[test]
-    fn lookups_find_every_blob_and_its_offset() {
-        let mut index = Index::default();
-        let blobs: Vec<BlobEntry> = (0..10u8)
-            .map(|i| BlobEntry {
-                id: BlobId([i; 16]),
-                len: 100 + i as u32,
-            })
-            .collect();
-        let file = IndexFile {
+    /// An index file of one pack holding one frame of `blobs`.
+    fn one_frame(blobs: Vec<BlobEntry>) -> IndexFile {
+        IndexFile {
             packs: vec![IndexPack {
                 id: Id([1; 32]),
                 size: 5000,
@@ -198,7 +191,19 @@ mod tests {
                     blobs,
                 }],
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn lookups_find_every_blob_and_its_offset() {
+        let mut index = Index::default();
+        let blobs: Vec<BlobEntry> = (0..10u8)
+            .map(|i| BlobEntry {
+                id: BlobId([i; 16]),
+                len: 100 + i as u32,
+            })
+            .collect();
+        let file = one_frame(blobs);
         let bytes = file.encode(&Envelope).unwrap();
         index.add_file(IndexFile::decode(&Envelope, bytes).unwrap());
         index.seal();
@@ -228,19 +233,7 @@ mod tests {
             let blobs: Vec<BlobEntry> =
                 ids.iter().map(|id| BlobEntry { id: *id, len: 1 }).collect();
             let mut index = Index::default();
-            index.add_file(IndexFile {
-                packs: vec![IndexPack {
-                    id: Id([1; 32]),
-                    size: 0,
-                    hash: [0; 32],
-                    frames: vec![FrameEntry {
-                        offset: 0,
-                        len: 0,
-                        kind: crate::pack::FrameKind::Data,
-                        blobs,
-                    }],
-                }],
-            });
+            index.add_file(one_frame(blobs));
             index.seal();
             for (i, id) in ids.iter().enumerate() {
                 assert_eq!(index.get(id).map(|l| l.offset), Some(i as u32), "{id}");

@@ -158,33 +158,20 @@ impl<'a> Worker<'a> {
         if delta {
             return self.restore_in_file_order(file, by_frame);
         }
-        let mut frames: Vec<(u32, u32)> = by_frame.keys().copied().collect();
-        frames.sort_unstable();
-        for (k, last) in read_spans(index, &frames) {
-            let (pack_no, first_frame) = frames[k];
-            let pack = &index.packs[pack_no as usize];
-            let start = pack.frames[first_frame as usize].offset;
-            let last_frame = &pack.frames[frames[last].1 as usize];
-            let end = last_frame.offset + last_frame.len as u64;
-            let bytes = repo
-                .backend
-                .read_range(&crate::pack::pack_path(&pack.id), start, end - start)
+        // In pack order, so adjacent frames are read together.
+        let mut plain = PlainReads::new(index, by_frame.keys().copied());
+        for (p, f) in plain.frames.clone() {
+            let pack = &index.packs[p as usize];
+            let fr = &pack.frames[f as usize];
+            let mut raw = self.pool.try_recv().unwrap_or_default();
+            plain
+                .sealed(repo, (p, f))
+                .and_then(|sealed| {
+                    decompress_frame_into(&repo.env, fr, &sealed, &mut self.dec, &mut raw)
+                })
                 .map_err(|e| damaged(file, &pack.id, e))?;
-            for &(p, f) in &frames[k..=last] {
-                let fr = &pack.frames[f as usize];
-                let at = (fr.offset - start) as usize;
-                let mut raw = self.pool.try_recv().unwrap_or_default();
-                decompress_frame_into(
-                    &repo.env,
-                    fr,
-                    &bytes[at..at + fr.len as usize],
-                    &mut self.dec,
-                    &mut raw,
-                )
-                .map_err(|e| damaged(file, &pack.id, e))?;
-                let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
-                self.send(file, &pack.id, Arc::new(raw), blocks)?;
-            }
+            let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
+            self.send(file, &pack.id, Arc::new(raw), blocks)?;
         }
         Ok(())
     }
@@ -218,7 +205,13 @@ impl<'a> Worker<'a> {
             }
         }
         let mut have: HashMap<BlobId, Vec<u8>> = HashMap::new();
-        let mut plain = PlainReads::new(index, &order);
+        let mut plain = PlainReads::new(
+            index,
+            order
+                .iter()
+                .filter(|(_, delta, _)| !delta)
+                .map(|(_, _, k)| *k),
+        );
         for (_, delta, (p, f)) in order {
             let pack_id = index.packs[p as usize].id;
             let fr = frame_of((p, f));
@@ -304,9 +297,9 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// The plain frames of a window, fetched in coalesced ranges as in the
-/// plain path (one request per span, not per frame: it matters on object
-/// storage) and each span dropped once its last frame is used.
+/// Plain frames of a window, fetched in coalesced ranges (one request per
+/// span of adjacent frames, not per frame: it matters on object storage),
+/// each span dropped once its last frame is used.
 struct PlainReads<'a> {
     index: &'a Index,
     frames: Vec<(u32, u32)>,
@@ -317,12 +310,8 @@ struct PlainReads<'a> {
 }
 
 impl<'a> PlainReads<'a> {
-    fn new(index: &'a Index, order: &[(u64, bool, (u32, u32))]) -> PlainReads<'a> {
-        let mut frames: Vec<(u32, u32)> = order
-            .iter()
-            .filter(|(_, delta, _)| !delta)
-            .map(|(_, _, k)| *k)
-            .collect();
+    fn new(index: &'a Index, frames: impl Iterator<Item = (u32, u32)>) -> PlainReads<'a> {
+        let mut frames: Vec<(u32, u32)> = frames.collect();
         frames.sort_unstable();
         let spans = read_spans(index, &frames);
         let mut span_of = HashMap::new();
