@@ -34,7 +34,7 @@ pub struct Frames<'a> {
 }
 
 /// Buffers kept for reuse.
-const SPARE_BUFFERS: usize = 4;
+const SPARE_BUFFERS: usize = 8;
 
 impl<'a> Frames<'a> {
     pub fn new(repo: &'a Repository, index: &'a Index, capacity: usize) -> Frames<'a> {
@@ -70,7 +70,7 @@ impl<'a> Frames<'a> {
         sealed: &[u8],
         have: &HashMap<BlobId, Vec<u8>>,
     ) -> Result<Vec<u8>> {
-        let mut raw = self.buffer();
+        let mut raw = self.buffer(frame.raw_len());
         match &frame.kind {
             FrameKind::Delta { bases, depth } => {
                 let prefix = self.prefix_with(bases, *depth, have)?;
@@ -87,17 +87,30 @@ impl<'a> Frames<'a> {
         Ok(raw)
     }
 
-    /// An empty buffer, reused if one is spare.
-    fn buffer(&self) -> Vec<u8> {
-        self.spare.lock().unwrap().pop().unwrap_or_default()
+    /// An empty buffer for `len` bytes, reused if a spare one is large
+    /// enough. Never grown in place: a realloc copies the old capacity
+    /// into fresh pages. New ones are rounded up to a power of two, so a
+    /// frame a few blocks longer than the last still fits (capacity never
+    /// written to costs no memory).
+    pub fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut spare = self.spare.lock().unwrap();
+        match spare.iter().position(|b| b.capacity() >= len) {
+            Some(i) => spare.swap_remove(i),
+            None => Vec::with_capacity(len.next_power_of_two()),
+        }
     }
 
     /// Takes back a buffer (a prefix, or a frame no longer needed).
     pub fn recycle(&self, mut buf: Vec<u8>) {
+        buf.clear();
         let mut spare = self.spare.lock().unwrap();
-        if spare.len() < SPARE_BUFFERS {
-            buf.clear();
-            spare.push(buf);
+        spare.push(buf);
+        if spare.len() > SPARE_BUFFERS {
+            // Keep the largest: they serve every request.
+            let smallest = (0..spare.len())
+                .min_by_key(|&i| spare[i].capacity())
+                .expect("not empty");
+            spare.swap_remove(smallest);
         }
     }
 
@@ -161,17 +174,34 @@ impl<'a> Frames<'a> {
         depth: u8,
         have: &HashMap<BlobId, Vec<u8>>,
     ) -> Result<Vec<u8>> {
-        let mut prefix = self.buffer();
+        // Sized once: grown base by base, a megabyte prefix is reallocated
+        // (and its fresh pages faulted in) a dozen times.
+        let mut locs = Vec::with_capacity(bases.len());
+        let mut len = 0;
         for id in bases {
-            if let Some(blob) = have.get(id) {
-                prefix.extend_from_slice(blob);
+            let loc = match have.get(id) {
+                Some(blob) => {
+                    len += blob.len();
+                    None
+                }
+                None => {
+                    let loc = self.index.get(id).ok_or_else(|| {
+                        Error::corrupt(format!(
+                            "base blob {id} of a delta frame is not in the index"
+                        ))
+                    })?;
+                    len += loc.len as usize;
+                    Some(loc)
+                }
+            };
+            locs.push(loc);
+        }
+        let mut prefix = self.buffer(len);
+        for (id, loc) in bases.iter().zip(locs) {
+            let Some(loc) = loc else {
+                prefix.extend_from_slice(&have[id]);
                 continue;
-            }
-            let loc = self.index.get(id).ok_or_else(|| {
-                Error::corrupt(format!(
-                    "base blob {id} of a delta frame is not in the index"
-                ))
-            })?;
+            };
             if self.index.frame(&loc).1.kind.depth() >= depth {
                 return Err(Error::corrupt(format!(
                     "base blob {id} of a delta frame of depth {depth} is in a frame as deep"

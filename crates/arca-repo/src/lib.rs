@@ -42,7 +42,7 @@ pub use id::{BlobId, Id};
 pub use logs::{LogEntry, Pushed};
 pub use prune::{prune, PruneReport};
 pub use repository::Repository;
-pub use restorer::restore_file;
+pub use restorer::{restore_file, restore_files};
 pub use secret::Secret;
 pub use snapshot::{FileEntry, Snapshot};
 

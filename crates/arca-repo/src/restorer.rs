@@ -1,9 +1,14 @@
 //! Restore: block lists → frames grouped and read once → every block
 //! verified against its id → written at its offset.
 //!
-//! Workers (N) read, decompress and verify frames out of order; one writer
-//! thread writes the verified runs, because parallel writes to one file only
-//! contend for the file's lock in the kernel.
+//! Workers (N) take windows (one block list each) of all the files to
+//! restore, largest files first, and read, decompress and verify their
+//! frames out of order; one writer thread opens the files and writes the
+//! verified runs. Writes to one file take turns on its lock in the kernel,
+//! and writers to several files were measured no faster than one. One set
+//! of threads serves every file: a data directory holds about a thousand
+//! small files, and threads, decompressors and buffers made for each would
+//! cost more than restoring them.
 //!
 //! A window of blocks that uses delta frames is read frame by frame in file
 //! order ([`Frames`]); the earlier versions its delta frames need are kept
@@ -29,10 +34,12 @@ use crate::Progress;
 /// Adjacent frames are fetched with one read up to this size.
 const MAX_READ: u64 = 8 << 20;
 
-/// A decompressed, verified frame and the runs of it to write:
-/// (file offset, start in the frame, length).
+/// For the writer: a decompressed, verified frame of file number `file` and
+/// the runs of it to write: (file offset, start in the frame, length). A
+/// message without a frame says one of the file's windows is done.
 struct Verified {
-    raw: Arc<Vec<u8>>,
+    file: usize,
+    raw: Option<Arc<Vec<u8>>>,
     runs: Vec<(u64, usize, usize)>,
 }
 
@@ -46,8 +53,27 @@ pub fn restore_file(
     parallelism: usize,
     progress: &dyn Progress,
 ) -> Result<()> {
-    out.set_len(file.size)
-        .map_err(|e| Error::io(&file.path, e))?;
+    let open = |_: &FileEntry| out.try_clone().map_err(|e| Error::io(&file.path, e));
+    restore_files(repo, index, &[file], &open, parallelism, progress)
+}
+
+/// Restores `files`, in that order (put the largest first, so the last to
+/// finish is a small one). `open` creates the file to write an entry into;
+/// it is called once per entry, from the writer thread, and the file is
+/// closed as soon as its last block is written.
+pub fn restore_files(
+    repo: &Repository,
+    index: &Index,
+    files: &[&FileEntry],
+    open: &(dyn Fn(&FileEntry) -> Result<File> + Sync),
+    parallelism: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let jobs: Vec<(usize, usize)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(n, f)| (0..windows(f)).map(move |w| (n, w)))
+        .collect();
     let workers = parallelism.max(1);
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -59,22 +85,13 @@ pub fn restore_file(
     let (pool_tx, pool_rx) = bounded::<Vec<u8>>(workers * 4);
     std::thread::scope(|s| {
         s.spawn(|| {
-            for v in write_rx {
-                for &(pos, off, len) in &v.runs {
-                    if let Err(e) = out.write_all_at(&v.raw[off..off + len], pos) {
-                        fail(Error::io(&file.path, e));
-                        return;
-                    }
-                    progress.inc(len as u64);
-                }
-                if let Ok(raw) = Arc::try_unwrap(v.raw) {
-                    let _ = pool_tx.try_send(raw);
-                }
+            if let Err(e) = write_all(files, open, write_rx, pool_tx, progress) {
+                fail(e);
             }
         });
         for _ in 0..workers {
             let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
-            let (next, failure, fail) = (&next, &failure, &fail);
+            let (next, failure, fail, jobs) = (&next, &failure, &fail, &jobs);
             s.spawn(move || {
                 let mut worker = match Worker::new(repo, index, write_tx, pool_rx) {
                     Ok(w) => w,
@@ -82,10 +99,11 @@ pub fn restore_file(
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= file.lists.len() || failure.lock().unwrap().is_some() {
+                    let Some(&(n, w)) = jobs.get(i) else { return };
+                    if failure.lock().unwrap().is_some() {
                         return;
                     }
-                    if let Err(e) = worker.restore_window(file, i) {
+                    if let Err(e) = worker.restore_window(n, files[n], w) {
                         return fail(e);
                     }
                 }
@@ -95,6 +113,53 @@ pub fn restore_file(
     });
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
+    }
+    Ok(())
+}
+
+/// The jobs of a file: one per block list, and one for an empty file (it
+/// is created too).
+fn windows(f: &FileEntry) -> usize {
+    f.lists.len().max(1)
+}
+
+/// The writer: opens each file at its first message, writes the runs, and
+/// closes it once all its windows are done.
+fn write_all(
+    files: &[&FileEntry],
+    open: &(dyn Fn(&FileEntry) -> Result<File> + Sync),
+    verified: Receiver<Verified>,
+    pool: Sender<Vec<u8>>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    // Open files and the windows each still waits for.
+    let mut open_files: HashMap<usize, (File, usize)> = HashMap::new();
+    for v in verified {
+        let entry = files[v.file];
+        let (out, left) = match open_files.entry(v.file) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let out = open(entry)?;
+                out.set_len(entry.size)
+                    .map_err(|e| Error::io(&entry.path, e))?;
+                slot.insert((out, windows(entry)))
+            }
+        };
+        let Some(raw) = v.raw else {
+            *left -= 1;
+            if *left == 0 {
+                open_files.remove(&v.file);
+            }
+            continue;
+        };
+        for &(pos, off, len) in &v.runs {
+            out.write_all_at(&raw[off..off + len], pos)
+                .map_err(|e| Error::io(&entry.path, e))?;
+            progress.inc(len as u64);
+        }
+        if let Ok(raw) = Arc::try_unwrap(raw) {
+            let _ = pool.try_send(raw);
+        }
     }
     Ok(())
 }
@@ -111,6 +176,8 @@ struct Worker<'a> {
     frames: Frames<'a>,
     write: Sender<Verified>,
     pool: Receiver<Vec<u8>>,
+    /// The number of the file being restored.
+    file: usize,
 }
 
 impl<'a> Worker<'a> {
@@ -128,12 +195,31 @@ impl<'a> Worker<'a> {
             frames: Frames::new(repo, index, DEFAULT_CACHED_FRAMES),
             write,
             pool,
+            file: 0,
         })
     }
 
-    /// Restores the blocks of list blob `i`.
-    fn restore_window(&mut self, file: &FileEntry, i: usize) -> Result<()> {
+    /// Restores the blocks of list blob `i` of `file` (file number `n`),
+    /// then tells the writer the window is done.
+    fn restore_window(&mut self, n: usize, file: &FileEntry, i: usize) -> Result<()> {
+        self.file = n;
+        if i < file.lists.len() {
+            self.restore_list(file, i)?;
+        }
+        let done = Verified {
+            file: n,
+            raw: None,
+            runs: Vec::new(),
+        };
+        self.write.send(done).map_err(|_| Error::Cancelled)
+    }
+
+    fn restore_list(&mut self, file: &FileEntry, i: usize) -> Result<()> {
         let (repo, index) = (self.repo, self.index);
+        // The writer hands back written frames' buffers: reuse them.
+        while let Ok(buf) = self.pool.try_recv() {
+            self.frames.recycle(buf);
+        }
         let ids = repo.read_list(index, &file.lists[i])?;
         let first_block = (i * LIST_IDS) as u64;
         // Group the blocks by the frame that holds them.
@@ -163,7 +249,7 @@ impl<'a> Worker<'a> {
         for (p, f) in plain.frames.clone() {
             let pack = &index.packs[p as usize];
             let fr = &pack.frames[f as usize];
-            let mut raw = self.pool.try_recv().unwrap_or_default();
+            let mut raw = self.frames.buffer(fr.raw_len());
             plain
                 .sealed(repo, (p, f))
                 .and_then(|sealed| {
@@ -215,6 +301,9 @@ impl<'a> Worker<'a> {
         for (_, delta, (p, f)) in order {
             let pack_id = index.packs[p as usize].id;
             let fr = frame_of((p, f));
+            while let Ok(buf) = self.pool.try_recv() {
+                self.frames.recycle(buf);
+            }
             // Read once each: what later frames need of it goes into `have`.
             let raw = if delta {
                 let sealed = self
@@ -236,10 +325,6 @@ impl<'a> Worker<'a> {
                 }
                 Arc::new(raw)
             } else {
-                // The writer hands back written frames' buffers: reuse one.
-                if let Ok(buf) = self.pool.try_recv() {
-                    self.frames.recycle(buf);
-                }
                 let raw = plain
                     .sealed(self.repo, (p, f))
                     .and_then(|sealed| self.frames.open(fr, &sealed))
@@ -290,7 +375,12 @@ impl<'a> Worker<'a> {
                 _ => runs.push((pos, off, len)),
             }
         }
-        if self.write.send(Verified { raw, runs }).is_err() {
+        let v = Verified {
+            file: self.file,
+            raw: Some(raw),
+            runs,
+        };
+        if self.write.send(v).is_err() {
             return Err(Error::Cancelled); // the writer failed; its error is reported
         }
         Ok(())

@@ -4,14 +4,14 @@
 //! data directory.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use arca_engine::postgres::{
     prepare_target, set_owner_and_modes, write_recovery, Lsn, RecoverySettings, RecoveryTarget,
     Segment,
 };
-use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
+use arca_repo::{Error as RepoError, Progress, Repository, Snapshot};
 
 use super::points::Point;
 use super::wal::{prefetch, SPOOL_DIR};
@@ -159,18 +159,11 @@ pub fn restore_postgres(
             std::fs::create_dir_all(&p).map_err(|e| RepoError::io(&p, e))?;
         }
         progress.set_total(snap.size);
-        restore_files(
-            repo,
-            &index,
-            snap,
-            &staging,
-            opts.parallelism.max(1),
-            progress,
-        )?;
         // The first segments recovery asks for, so it need not wait for a
-        // fetch from the repository for each.
-        // Up to a few past the backup's end: a recovery target further on
-        // would leave the rest unread in the spool.
+        // fetch from the repository for each; up to a few past the backup's
+        // end (a recovery target further on would leave the rest unread in
+        // the spool). Fetched by one thread beside the files' restore, which
+        // leaves a core idle part of the time.
         let stop = Segment::of(meta.timeline, meta.stop_lsn, meta.wal_segment_size);
         let first: Vec<String> = replay
             .into_iter()
@@ -180,13 +173,28 @@ pub fn restore_postgres(
             })
             .take(PREFETCH_SEGMENTS)
             .collect();
-        prefetch(
-            repo,
-            &stream(&meta.system_identifier),
-            &first,
-            &staging.join(SPOOL_DIR),
-            opts.parallelism.max(1),
-        )?;
+        let (files, wal) = std::thread::scope(|s| {
+            let wal = s.spawn(|| {
+                prefetch(
+                    repo,
+                    &stream(&meta.system_identifier),
+                    &first,
+                    &staging.join(SPOOL_DIR),
+                    1,
+                )
+            });
+            let files = restore_files(
+                repo,
+                &index,
+                snap,
+                &staging,
+                opts.parallelism.max(1),
+                progress,
+            );
+            (files, wal.join())
+        });
+        files?;
+        wal.unwrap_or_else(|_| Err(Error::Unsupported("WAL prefetch panicked".into())))?;
         write_recovery(
             &staging,
             &RecoverySettings {
@@ -217,9 +225,8 @@ pub fn restore_postgres(
     })
 }
 
-/// Restores a data directory's files several at a time: most of a cluster's
-/// files are small, and one at a time each would wait on its own reads and
-/// fsync. Large files first, so the last one to finish is a small one.
+/// Restores a data directory's files, largest first, so the last to finish
+/// is a small one; one set of threads serves them all.
 fn restore_files(
     repo: &Repository,
     index: &arca_repo::index::Index,
@@ -230,46 +237,32 @@ fn restore_files(
 ) -> Result<()> {
     let mut files: Vec<&arca_repo::FileEntry> = snap.files.iter().collect();
     files.sort_by_key(|f| std::cmp::Reverse(f.size));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    // Each file gets two threads of its own, for the reads of a large one.
-    let workers = parallelism.div_ceil(2).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(file) = files.get(i) else { return };
-                if failure.lock().unwrap().is_some() {
-                    return;
+    // One create at a time: creates in one directory take turns on its lock
+    // in the kernel anyway, and a waiting thread spins there.
+    let creating = std::sync::Mutex::new(());
+    let open = |file: &arca_repo::FileEntry| -> std::result::Result<std::fs::File, RepoError> {
+        let p = staging.join(&file.path);
+        let _one = creating.lock().unwrap();
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)
+        };
+        match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A directory the backup did not list (older backups).
+                if let Some(dir) = p.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
                 }
-                if let Err(e) = restore_one(repo, index, file, staging, progress) {
-                    failure.lock().unwrap().get_or_insert(e);
-                    return;
-                }
-            });
+                create()
+            }
+            r => r,
         }
-    });
-    match failure.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-fn restore_one(
-    repo: &Repository,
-    index: &arca_repo::index::Index,
-    file: &arca_repo::FileEntry,
-    staging: &std::path::Path,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let p = staging.join(&file.path);
-    if let Some(dir) = p.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
-    }
-    let out = std::fs::File::create(&p).map_err(|e| RepoError::io(&p, e))?;
-    out.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| RepoError::io(&p, e))?;
-    restore_file(repo, index, file, &out, 2, progress)?;
+        .map_err(|e| RepoError::io(&p, e))
+    };
+    arca_repo::restore_files(repo, index, &files, &open, parallelism, progress)?;
     Ok(())
 }
 

@@ -105,21 +105,26 @@ pub(crate) fn prefetch(
     let failure = std::sync::Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..parallelism.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(name) = names.get(i) else { return };
-                let r = repo
-                    .get_log(stream, name)
-                    .map_err(Error::from)
-                    .and_then(|data| {
-                        // Partial segments are fetched by name at recovery time.
-                        let Some(data) = data else { return Ok(()) };
-                        let p = dir.join(name);
-                        std::fs::write(&p, data).map_err(|e| RepoError::io(&p, e).into())
-                    });
-                if let Err(e) = r {
-                    failure.lock().unwrap().get_or_insert(e);
-                    return;
+            s.spawn(|| {
+                let mut data = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(name) = names.get(i) else { return };
+                    let r = repo
+                        .get_log_into(stream, name, &mut data)
+                        .map_err(Error::from)
+                        .and_then(|found| {
+                            // Partial segments are fetched by name at recovery time.
+                            if !found {
+                                return Ok(());
+                            }
+                            let p = dir.join(name);
+                            std::fs::write(&p, &data).map_err(|e| RepoError::io(&p, e).into())
+                        });
+                    if let Err(e) = r {
+                        failure.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
                 }
             });
         }
