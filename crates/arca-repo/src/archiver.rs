@@ -11,9 +11,10 @@
 //!
 //! Pipeline (bounded channels, so memory does not grow with the source):
 //! reader (caller's thread) → hashers (N) → dedup (1, in order) →
-//! compressors (N) → packer (shared; the thread that fills a pack writes it).
+//! compressors (N) → packer (shared; each full pack is written by a thread of
+//! its own, up to N at a time, while compression goes on).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -63,7 +64,7 @@ impl<'r> BackupSession<'r> {
             repo,
             index,
             seen: Mutex::new(HashSet::new()),
-            packer: Packer::new(repo),
+            packer: Packer::new(repo, parallelism),
             parallelism: parallelism.max(1),
             files: Vec::new(),
             lock,
@@ -341,7 +342,7 @@ impl<'r> BackupSession<'r> {
     pub fn commit(self, new: NewSnapshot) -> Result<Snapshot> {
         self.packer.flush()?;
         self.lock.ensure_held()?;
-        let state = self.packer.into_written();
+        let state = self.packer.into_written()?;
         let mut stored = state.stored;
         if !state.written.is_empty() {
             stored += self.repo.write_index_file(&IndexFile {
@@ -545,10 +546,21 @@ fn fill(reader: &mut (dyn Read + Send), buf: &mut [u8]) -> std::io::Result<usize
     Ok(got)
 }
 
-/// Collects frames into packs and writes each full pack.
+/// Collects frames into packs and writes each full pack. A full pack is
+/// written by a thread of its own while the caller goes on compressing, up
+/// to `uploads` packs at a time: with one compressor (`--parallelism 1`) a
+/// pack's upload would otherwise stop compression for as long as it takes.
 pub(crate) struct Packer<'r> {
     repo: &'r Repository,
     state: Mutex<PackerState>,
+    in_flight: Mutex<VecDeque<Upload>>,
+    uploads: usize,
+}
+
+/// A pack being written, and its index entry once it is.
+struct Upload {
+    thread: std::thread::JoinHandle<Result<()>>,
+    pack: IndexPack,
 }
 
 pub(crate) struct PackerState {
@@ -558,7 +570,7 @@ pub(crate) struct PackerState {
 }
 
 impl<'r> Packer<'r> {
-    pub(crate) fn new(repo: &'r Repository) -> Packer<'r> {
+    pub(crate) fn new(repo: &'r Repository, uploads: usize) -> Packer<'r> {
         Packer {
             repo,
             state: Mutex::new(PackerState {
@@ -566,6 +578,8 @@ impl<'r> Packer<'r> {
                 written: Vec::new(),
                 stored: 0,
             }),
+            in_flight: Mutex::new(VecDeque::new()),
+            uploads: uploads.max(1),
         }
     }
 
@@ -589,31 +603,87 @@ impl<'r> Packer<'r> {
         }
     }
 
+    /// Starts writing a pack; waits for the oldest write while too many run.
     fn write(&self, builder: PackBuilder) -> Result<()> {
         let pack = builder.finish(&self.repo.env)?;
-        let size = pack.bytes.len() as u64;
-        self.repo.backend.write(&pack_path(&pack.id), pack.bytes)?;
-        let mut st = self.state.lock().unwrap();
-        st.stored += size;
-        st.written.push(IndexPack {
+        let entry = IndexPack {
             id: pack.id,
-            size,
+            size: pack.bytes.len() as u64,
             hash: pack.hash,
             frames: pack.frames,
+        };
+        let backend = self.repo.backend.clone();
+        let (path, bytes) = (pack_path(&pack.id), pack.bytes);
+        let thread = std::thread::spawn(move || backend.write(&path, bytes));
+        let mut in_flight = self.in_flight.lock().unwrap();
+        in_flight.push_back(Upload {
+            thread,
+            pack: entry,
         });
+        while in_flight.len() > self.uploads {
+            let oldest = in_flight.pop_front().expect("not empty");
+            self.finish(oldest)?;
+        }
         Ok(())
     }
 
-    pub(crate) fn flush(&self) -> Result<()> {
-        let last = std::mem::replace(&mut self.state.lock().unwrap().current, PackBuilder::new(0));
-        if last.is_empty() {
-            return Ok(());
-        }
-        self.write(last)
+    /// Waits for one pack's write; only a written pack goes into the index.
+    fn finish(&self, upload: Upload) -> Result<()> {
+        upload
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Format("a pack upload panicked".into())))?;
+        let mut st = self.state.lock().unwrap();
+        st.stored += upload.pack.size;
+        st.written.push(upload.pack);
+        Ok(())
     }
 
-    pub(crate) fn into_written(self) -> PackerState {
-        self.state.into_inner().unwrap()
+    /// Waits for every pack being written; the first error, if any.
+    fn wait_all(&self) -> Result<()> {
+        let mut first = Ok(());
+        loop {
+            let Some(upload) = self.in_flight.lock().unwrap().pop_front() else {
+                return first;
+            };
+            let r = self.finish(upload);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+    }
+
+    /// Writes the last, partly filled pack and waits for every write.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let last = std::mem::replace(&mut self.state.lock().unwrap().current, PackBuilder::new(0));
+        let started = if last.is_empty() {
+            Ok(())
+        } else {
+            self.write(last)
+        };
+        let waited = self.wait_all();
+        started.and(waited)
+    }
+
+    pub(crate) fn into_written(self) -> Result<PackerState> {
+        self.wait_all()?;
+        let mut st = self.state.lock().unwrap();
+        Ok(std::mem::replace(
+            &mut *st,
+            PackerState {
+                current: PackBuilder::new(0),
+                written: Vec::new(),
+                stored: 0,
+            },
+        ))
+    }
+}
+
+/// A backup that fails still waits for its packs' writes, so none is left
+/// running once its lock is released.
+impl Drop for Packer<'_> {
+    fn drop(&mut self) {
+        let _ = self.wait_all();
     }
 }
 
@@ -675,5 +745,80 @@ mod tests {
         let err = lost.commit(new_snapshot()).unwrap_err();
         assert!(err.to_string().contains("removed as stale"), "{err}");
         assert_eq!(repo.snapshots().unwrap().len(), 1);
+    }
+
+    /// Incompressible bytes, so every MiB is about a MiB of pack.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn small_packs(dir: &std::path::Path) -> Repository {
+        let loc = Location::parse(&dir.join("repo").to_string_lossy()).unwrap();
+        let opts = InitOptions {
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        };
+        Repository::init(&loc, &opts).unwrap()
+    }
+
+    /// Packs are written in the background, one or several at a time: every
+    /// one is in the index, on disk at its recorded size, and restores.
+    #[test]
+    fn packs_written_in_the_background_all_reach_the_index() {
+        let data = noise(6 << 20);
+        for parallelism in [1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = small_packs(dir.path());
+            let mut session = BackupSession::start(&repo, parallelism).unwrap();
+            back_up(&mut session, &data);
+            let snap = session.commit(new_snapshot()).unwrap();
+            let index = repo.load_index().unwrap();
+            assert!(index.packs.len() >= 6, "{} packs", index.packs.len());
+            for pack in &index.packs {
+                let on_disk = dir.path().join("repo").join(pack_path(&pack.id));
+                assert_eq!(std::fs::metadata(&on_disk).unwrap().len(), pack.size);
+            }
+            let out_path = dir.path().join("restored");
+            let out = std::fs::File::create(&out_path).unwrap();
+            crate::restore_file(&repo, &index, &snap.files[0], &out, 2, &NoProgress).unwrap();
+            assert!(std::fs::read(&out_path).unwrap() == data);
+        }
+    }
+
+    /// A pack that cannot be written fails the backup, whichever write it
+    /// was, and no snapshot is committed.
+    #[test]
+    fn a_pack_write_that_fails_fails_the_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = small_packs(dir.path());
+        // Packs go under data/: a file in its place makes every write fail.
+        let data_dir = dir.path().join("repo/data");
+        std::fs::remove_dir_all(&data_dir).ok();
+        std::fs::write(&data_dir, b"not a directory").unwrap();
+        let mut session = BackupSession::start(&repo, 1).unwrap();
+        let mut reader = std::io::Cursor::new(noise(4 << 20));
+        let added = session.add_file(
+            "f",
+            &mut reader,
+            4 << 20,
+            4096,
+            serde_json::Value::Null,
+            None,
+            &NoProgress,
+        );
+        let err = match added {
+            Err(e) => e,
+            Ok(_) => session.commit(new_snapshot()).unwrap_err(),
+        };
+        assert!(err.to_string().contains("data"), "{err}");
+        assert!(repo.snapshots().unwrap().is_empty());
     }
 }

@@ -84,7 +84,8 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     }
 
     // Rewrite partly used packs: read, verify, keep the used blobs.
-    let packer = Packer::new(repo);
+    // One pack written while the next fills.
+    let packer = Packer::new(repo, 2);
     let level = repo.config.compression.level;
     let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);
     for &p in &repack {
@@ -134,7 +135,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         report.packs_repacked += 1;
     }
     packer.flush()?;
-    let written = packer.into_written();
+    let written = packer.into_written()?;
     report.bytes_written = written.stored;
 
     // One new index for everything kept, then the old index files go.

@@ -86,7 +86,16 @@ impl Backend {
                 }
                 let op = Operator::new(builder)
                     .map_err(|e| storage_err(&location.to_string(), e))?
-                    .layer(RetryLayer::new().with_jitter().with_max_times(5));
+                    // Few and short: a local error (a full disk, a
+                    // permission) rarely goes away, and a write that fails
+                    // should say so at once rather than after half a minute.
+                    .layer(
+                        RetryLayer::new()
+                            .with_jitter()
+                            .with_min_delay(std::time::Duration::from_millis(50))
+                            .with_max_delay(std::time::Duration::from_millis(500))
+                            .with_max_times(2),
+                    );
                 (op, None)
             }
             Location::Remote(r) => {
