@@ -818,7 +818,12 @@ mod tests {
             Err(e) => e,
             Ok(_) => session.commit(new_snapshot()).unwrap_err(),
         };
-        assert!(err.to_string().contains("data"), "{err}");
+        // One line: the file in full and the system's reason.
+        let msg = err.to_string();
+        assert!(msg.starts_with("cannot write "), "{msg}");
+        assert!(msg.contains("repo/data/"), "{msg}");
+        assert!(msg.contains("Not a directory (os error 20)"), "{msg}");
+        assert!(!msg.contains("context"), "{msg}");
         assert!(repo.snapshots().unwrap().is_empty());
     }
 }

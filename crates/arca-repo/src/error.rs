@@ -45,11 +45,13 @@ pub enum Error {
     #[error("{0}")]
     Format(String),
 
-    #[error("storage error on {path}: {source}")]
+    /// A local repository's file could not be read or written: the path in
+    /// full and the system's reason, one line.
+    #[error("cannot {op} {path}: {}", system_reason(.error))]
     Storage {
+        op: &'static str,
         path: String,
-        #[source]
-        source: opendal::Error,
+        error: Box<opendal::Error>,
     },
 
     /// An object store refused or failed a request. The message names the
@@ -84,7 +86,7 @@ impl Error {
     /// The file or object is not there.
     pub fn is_not_found(&self) -> bool {
         match self {
-            Error::Storage { source, .. } => source.kind() == opendal::ErrorKind::NotFound,
+            Error::Storage { error, .. } => error.kind() == opendal::ErrorKind::NotFound,
             Error::Remote { kind, .. } => *kind == opendal::ErrorKind::NotFound,
             _ => false,
         }
@@ -100,5 +102,14 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The operating system's words for a storage error ("No space left on
+/// device (os error 28)") without OpenDAL's context, else OpenDAL's message.
+fn system_reason(e: &opendal::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => cause.to_string(),
+        None => e.to_string(),
     }
 }

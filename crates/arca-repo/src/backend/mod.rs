@@ -85,7 +85,7 @@ impl Backend {
                     builder = builder.atomic_write_dir(&tmp.to_string_lossy());
                 }
                 let op = Operator::new(builder)
-                    .map_err(|e| storage_err(&location.to_string(), e))?
+                    .map_err(|e| storage_err("open", &location.to_string(), e))?
                     // Few and short: a local error (a full disk, a
                     // permission) rarely goes away, and a write that fails
                     // should say so at once rather than after half a minute.
@@ -105,11 +105,13 @@ impl Backend {
             }
         };
         let guard = rt.enter();
-        let op = blocking::Operator::new(op).map_err(|e| storage_err("runtime", e))?;
+        let op = blocking::Operator::new(op)
+            .map_err(|e| storage_err("start", "the storage runtime", e))?;
         let remote = match remote {
             None => None,
             Some((quick, describe, scheme)) => Some(Arc::new(RemoteParts {
-                quick: blocking::Operator::new(quick).map_err(|e| storage_err("runtime", e))?,
+                quick: blocking::Operator::new(quick)
+                    .map_err(|e| storage_err("start", "the storage runtime", e))?,
                 describe,
                 rename_writes: scheme == Scheme::Webhdfs,
             })),
@@ -307,12 +309,14 @@ impl Backend {
             .collect())
     }
 
-    /// Local errors keep OpenDAL's error as their source; object-store
-    /// errors become one line naming the bucket and endpoint, never a secret.
-    fn err(&self, op: &str, path: &str, e: opendal::Error) -> Error {
-        match &self.remote {
-            Some(r) => r.describe.error(op, path, &e),
-            None => storage_err(path, e),
+    /// Local errors name the file in full and the system's reason;
+    /// object-store errors become one line naming the bucket and endpoint,
+    /// never a secret.
+    fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
+        match (&self.remote, &self.location) {
+            (Some(r), _) => r.describe.error(op, path, &e),
+            (None, Location::Local(root)) => storage_err(op, &root.join(path).to_string_lossy(), e),
+            (None, _) => storage_err(op, path, e),
         }
     }
 }
@@ -343,10 +347,11 @@ fn install_http_transport() {
 
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn storage_err(path: &str, source: opendal::Error) -> Error {
+fn storage_err(op: &'static str, path: &str, error: opendal::Error) -> Error {
     Error::Storage {
+        op,
         path: path.to_string(),
-        source,
+        error: Box::new(error),
     }
 }
 
