@@ -85,9 +85,12 @@ pub fn restore_files(
     let (pool_tx, pool_rx) = bounded::<Vec<u8>>(workers * 4);
     std::thread::scope(|s| {
         s.spawn(|| {
-            if let Err(e) = write_all(files, open, write_rx, pool_tx, progress) {
+            // The error is recorded before the channel closes: the workers
+            // then fail with "cancelled", which must not be what is reported.
+            if let Err(e) = write_all(files, open, &write_rx, pool_tx, progress) {
                 fail(e);
             }
+            drop(write_rx);
         });
         for _ in 0..workers {
             let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
@@ -128,13 +131,13 @@ fn windows(f: &FileEntry) -> usize {
 fn write_all(
     files: &[&FileEntry],
     open: &(dyn Fn(&FileEntry) -> Result<File> + Sync),
-    verified: Receiver<Verified>,
+    verified: &Receiver<Verified>,
     pool: Sender<Vec<u8>>,
     progress: &dyn Progress,
 ) -> Result<()> {
     // Open files and the windows each still waits for.
     let mut open_files: HashMap<usize, (File, usize)> = HashMap::new();
-    for v in verified {
+    for v in verified.iter() {
         let entry = files[v.file];
         let (out, left) = match open_files.entry(v.file) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
