@@ -34,7 +34,7 @@ pub struct Frames<'a> {
 }
 
 /// Buffers kept for reuse.
-const SPARE_BUFFERS: usize = 8;
+const SPARE_BUFFERS: usize = 4;
 
 impl<'a> Frames<'a> {
     pub fn new(repo: &'a Repository, index: &'a Index, capacity: usize) -> Frames<'a> {
