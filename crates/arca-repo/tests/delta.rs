@@ -8,10 +8,9 @@ use std::io::Read;
 use arca_repo::check::{check, CheckOptions};
 use arca_repo::config::InitOptions;
 use arca_repo::pack::{FrameKind, MAX_DELTA_DEPTH};
-use arca_repo::{
-    prune, restore_file, BackupSession, FileEntry, Location, NewSnapshot, NoProgress, Repository,
-    Snapshot,
-};
+use arca_repo::{prune, restore_file, NoProgress, Repository, Snapshot};
+
+mod common;
 
 const PAGE: usize = 8192;
 const PAGES: usize = 600;
@@ -50,35 +49,11 @@ fn update(data: &mut [u8], round: u64) {
 }
 
 fn init(dir: &std::path::Path) -> Repository {
-    let loc = Location::parse(&dir.join("repo").to_string_lossy()).unwrap();
-    Repository::init(&loc, &InitOptions::default()).unwrap()
+    common::init(dir, &InitOptions::default())
 }
 
-fn back_up(repo: &Repository, data: &[u8], base: Option<&FileEntry>) -> Snapshot {
-    let mut session = BackupSession::start(repo, 2).unwrap();
-    let mut reader: &[u8] = data;
-    session
-        .add_file(
-            "table",
-            &mut reader,
-            data.len() as u64,
-            PAGE as u32,
-            serde_json::Value::Null,
-            base,
-            &NoProgress,
-        )
-        .unwrap();
-    session
-        .commit(NewSnapshot {
-            engine: "test".into(),
-            source: "test://table".into(),
-            kind: "physical".into(),
-            name: None,
-            tags: vec![],
-            start_time: jiff::Timestamp::now(),
-            meta: serde_json::Value::Null,
-        })
-        .unwrap()
+fn back_up(repo: &Repository, data: &[u8], base: Option<&Snapshot>) -> Snapshot {
+    common::back_up(repo, &[("table", data)], PAGE as u32, base)
 }
 
 fn restore(
@@ -126,7 +101,7 @@ fn changed_pages_are_stored_as_small_deltas_and_restore_exactly() {
     let first = back_up(&repo, &v1, None);
     let mut v2 = v1.clone();
     update(&mut v2, 1);
-    let second = back_up(&repo, &v2, Some(&first.files[0]));
+    let second = back_up(&repo, &v2, Some(&first));
 
     // The same change without a base, in a repository of its own.
     let plain_dir = tempfile::tempdir().unwrap();
@@ -163,7 +138,7 @@ fn delta_chains_stop_at_the_depth_limit_and_every_version_restores() {
     let mut versions = vec![(back_up(&repo, &data, None), data.clone())];
     for round in 1..=(MAX_DELTA_DEPTH as u64 + 3) {
         update(&mut data, round);
-        let base = versions.last().unwrap().0.files[0].clone();
+        let base = versions.last().unwrap().0.clone();
         versions.push((back_up(&repo, &data, Some(&base)), data.clone()));
     }
     assert_eq!(max_depth(&repo), MAX_DELTA_DEPTH);
@@ -205,7 +180,7 @@ fn a_damaged_base_fails_the_delta_restore_and_check_names_both_backups() {
     };
     let mut v2 = v1.clone();
     update(&mut v2, 1);
-    let second = back_up(&repo, &v2, Some(&first.files[0]));
+    let second = back_up(&repo, &v2, Some(&first));
 
     // Flip one byte inside a data frame of the first backup.
     let (pack, frames) = first_packs

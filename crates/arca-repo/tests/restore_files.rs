@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use arca_repo::config::InitOptions;
-use arca_repo::{
-    restore_files, BackupSession, Error, FileEntry, Location, NewSnapshot, NoProgress, Repository,
-    Snapshot,
-};
+use arca_repo::{restore_files, Error, FileEntry, NoProgress, Repository, Snapshot};
+
+mod common;
 
 /// Small pages, so a few MiB make several block-list windows (4096 blocks).
 const PAGE: usize = 512;
@@ -29,39 +28,13 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn back_up(repo: &Repository, files: &[(String, Vec<u8>)], base: Option<&Snapshot>) -> Snapshot {
-    let mut session = BackupSession::start(repo, 2).unwrap();
-    for (name, bytes) in files {
-        let mut reader: &[u8] = bytes;
-        let prev = base.and_then(|b| b.files.iter().find(|f| &f.path == name));
-        session
-            .add_file(
-                name,
-                &mut reader,
-                bytes.len() as u64,
-                PAGE as u32,
-                serde_json::Value::Null,
-                prev,
-                &NoProgress,
-            )
-            .unwrap();
-    }
-    session
-        .commit(NewSnapshot {
-            engine: "test".into(),
-            source: "test://files".into(),
-            kind: "physical".into(),
-            name: None,
-            tags: vec![],
-            start_time: jiff::Timestamp::now(),
-            meta: serde_json::Value::Null,
-        })
-        .unwrap()
+    let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+    common::back_up(repo, &named, PAGE as u32, base)
 }
 
 fn setup() -> (tempfile::TempDir, Repository, Vec<(String, Vec<u8>)>) {
     let dir = tempfile::tempdir().unwrap();
-    let loc = Location::parse(&dir.path().join("repo").to_string_lossy()).unwrap();
-    let repo = Repository::init(&loc, &InitOptions::default()).unwrap();
+    let repo = common::init(dir.path(), &InitOptions::default());
     let files = vec![
         ("big".to_string(), data(5 << 20, 1)), // three windows
         ("empty".to_string(), Vec::new()),
