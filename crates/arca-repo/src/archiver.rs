@@ -569,15 +569,21 @@ pub(crate) struct PackerState {
     pub(crate) stored: u64,
 }
 
+impl PackerState {
+    fn empty() -> PackerState {
+        PackerState {
+            current: PackBuilder::new(0),
+            written: Vec::new(),
+            stored: 0,
+        }
+    }
+}
+
 impl<'r> Packer<'r> {
     pub(crate) fn new(repo: &'r Repository, uploads: usize) -> Packer<'r> {
         Packer {
             repo,
-            state: Mutex::new(PackerState {
-                current: PackBuilder::new(0),
-                written: Vec::new(),
-                stored: 0,
-            }),
+            state: Mutex::new(PackerState::empty()),
             in_flight: Mutex::new(VecDeque::new()),
             uploads: uploads.max(1),
         }
@@ -668,14 +674,7 @@ impl<'r> Packer<'r> {
     pub(crate) fn into_written(self) -> Result<PackerState> {
         self.wait_all()?;
         let mut st = self.state.lock().unwrap();
-        Ok(std::mem::replace(
-            &mut *st,
-            PackerState {
-                current: PackBuilder::new(0),
-                written: Vec::new(),
-                stored: 0,
-            },
-        ))
+        Ok(std::mem::replace(&mut *st, PackerState::empty()))
     }
 }
 

@@ -92,7 +92,7 @@ impl<'a> Frames<'a> {
     /// into fresh pages. New ones are rounded up to a power of two, so a
     /// frame a few blocks longer than the last still fits (capacity never
     /// written to costs no memory).
-    pub fn buffer(&self, len: usize) -> Vec<u8> {
+    fn buffer(&self, len: usize) -> Vec<u8> {
         let mut spare = self.spare.lock().unwrap();
         match spare.iter().position(|b| b.capacity() >= len) {
             Some(i) => spare.swap_remove(i),

@@ -84,7 +84,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     }
 
     // Rewrite partly used packs: read, verify, keep the used blobs.
-    // One pack written while the next fills.
+    // Up to two packs written while the next fills.
     let packer = Packer::new(repo, 2);
     let level = repo.config.compression.level;
     let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);

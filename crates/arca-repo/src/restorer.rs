@@ -26,7 +26,6 @@ use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{BlobLoc, Index};
-use crate::pack::decompress_frame_into;
 use crate::repository::Repository;
 use crate::snapshot::{FileEntry, LIST_IDS};
 use crate::Progress;
@@ -96,10 +95,7 @@ pub fn restore_files(
             let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
             let (next, failure, fail, jobs) = (&next, &failure, &fail, &jobs);
             s.spawn(move || {
-                let mut worker = match Worker::new(repo, index, write_tx, pool_rx) {
-                    Ok(w) => w,
-                    Err(e) => return fail(e),
-                };
+                let mut worker = Worker::new(repo, index, write_tx, pool_rx);
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&(n, w)) = jobs.get(i) else { return };
@@ -170,12 +166,11 @@ fn write_all(
 /// A block to restore: its number in the file, id and location.
 type Wanted = (u64, BlobId, BlobLoc);
 
-/// One restore thread: a decompressor, a frame cache for delta frames, and
-/// channels to the writer.
+/// One restore thread: its frames (decompressor, buffers, and a cache for
+/// delta frames) and channels to the writer.
 struct Worker<'a> {
     repo: &'a Repository,
     index: &'a Index,
-    dec: zstd::bulk::Decompressor<'static>,
     frames: Frames<'a>,
     write: Sender<Verified>,
     pool: Receiver<Vec<u8>>,
@@ -189,17 +184,22 @@ impl<'a> Worker<'a> {
         index: &'a Index,
         write: Sender<Verified>,
         pool: Receiver<Vec<u8>>,
-    ) -> Result<Worker<'a>> {
-        Ok(Worker {
+    ) -> Worker<'a> {
+        Worker {
             repo,
             index,
-            dec: zstd::bulk::Decompressor::new()
-                .map_err(|e| Error::Format(format!("zstd decompressor: {e}")))?,
             frames: Frames::new(repo, index, DEFAULT_CACHED_FRAMES),
             write,
             pool,
             file: 0,
-        })
+        }
+    }
+
+    /// Takes back the buffers of frames the writer has written, for reuse.
+    fn take_back_buffers(&mut self) {
+        while let Ok(buf) = self.pool.try_recv() {
+            self.frames.recycle(buf);
+        }
     }
 
     /// Restores the blocks of list blob `i` of `file` (file number `n`),
@@ -219,10 +219,6 @@ impl<'a> Worker<'a> {
 
     fn restore_list(&mut self, file: &FileEntry, i: usize) -> Result<()> {
         let (repo, index) = (self.repo, self.index);
-        // The writer hands back written frames' buffers: reuse them.
-        while let Ok(buf) = self.pool.try_recv() {
-            self.frames.recycle(buf);
-        }
         let ids = repo.read_list(index, &file.lists[i])?;
         let first_block = (i * LIST_IDS) as u64;
         // Group the blocks by the frame that holds them.
@@ -250,14 +246,12 @@ impl<'a> Worker<'a> {
         // In pack order, so adjacent frames are read together.
         let mut plain = PlainReads::new(index, by_frame.keys().copied());
         for (p, f) in plain.frames.clone() {
+            self.take_back_buffers();
             let pack = &index.packs[p as usize];
             let fr = &pack.frames[f as usize];
-            let mut raw = self.frames.buffer(fr.raw_len());
-            plain
+            let raw = plain
                 .sealed(repo, (p, f))
-                .and_then(|sealed| {
-                    decompress_frame_into(&repo.env, fr, &sealed, &mut self.dec, &mut raw)
-                })
+                .and_then(|sealed| self.frames.open(fr, &sealed))
                 .map_err(|e| damaged(file, &pack.id, e))?;
             let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
             self.send(file, &pack.id, Arc::new(raw), blocks)?;
@@ -304,9 +298,7 @@ impl<'a> Worker<'a> {
         for (_, delta, (p, f)) in order {
             let pack_id = index.packs[p as usize].id;
             let fr = frame_of((p, f));
-            while let Ok(buf) = self.pool.try_recv() {
-                self.frames.recycle(buf);
-            }
+            self.take_back_buffers();
             // Read once each: what later frames need of it goes into `have`.
             let raw = if delta {
                 let sealed = self
