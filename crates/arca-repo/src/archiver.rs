@@ -26,8 +26,8 @@ use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::{hostname, LockGuard};
 use crate::pack::{
-    pack_path, seal_delta_frame, seal_frame, seal_frame_with, BlobEntry, BlobKind, PackBuilder,
-    SealedFrame, MAX_DELTA_DEPTH,
+    pack_path, seal_delta_frame, seal_frame, seal_frame_with, BlobEntry, BlobKind, FrameKind,
+    PackBuilder, SealedFrame, MAX_DELTA_DEPTH,
 };
 use crate::repository::Repository;
 use crate::snapshot::{encode_list, FileEntry, Snapshot, LIST_IDS};
@@ -550,6 +550,10 @@ fn fill(reader: &mut (dyn Read + Send), buf: &mut [u8]) -> std::io::Result<usize
 /// written by a thread of its own while the caller goes on compressing, up
 /// to `uploads` packs at a time: with one compressor (`--parallelism 1`) a
 /// pack's upload would otherwise stop compression for as long as it takes.
+///
+/// Block lists go into packs of their own: a restore reads a file's lists
+/// before its data, and lists packed side by side come in one request
+/// rather than one each from among the data.
 pub(crate) struct Packer<'r> {
     repo: &'r Repository,
     state: Mutex<PackerState>,
@@ -564,7 +568,8 @@ struct Upload {
 }
 
 pub(crate) struct PackerState {
-    current: PackBuilder,
+    /// The packs being filled: data frames, and block lists.
+    current: [PackBuilder; 2],
     pub(crate) written: Vec<IndexPack>,
     pub(crate) stored: u64,
 }
@@ -572,7 +577,7 @@ pub(crate) struct PackerState {
 impl PackerState {
     fn empty() -> PackerState {
         PackerState {
-            current: PackBuilder::new(0),
+            current: [PackBuilder::new(0), PackBuilder::new(0)],
             written: Vec::new(),
             stored: 0,
         }
@@ -591,14 +596,16 @@ impl<'r> Packer<'r> {
 
     pub(crate) fn add(&self, frame: SealedFrame) -> Result<()> {
         let pack_size = self.repo.config.chunker.pack_size as usize;
+        let slot = usize::from(frame.kind == FrameKind::List);
         let full = {
             let mut st = self.state.lock().unwrap();
-            if st.current.is_empty() {
-                st.current = PackBuilder::new(pack_size + pack_size / 8);
+            let current = &mut st.current[slot];
+            if current.is_empty() {
+                *current = PackBuilder::new(pack_size + pack_size / 8);
             }
-            st.current.add(frame);
-            if st.current.len() >= pack_size {
-                Some(std::mem::replace(&mut st.current, PackBuilder::new(0)))
+            current.add(frame);
+            if current.len() >= pack_size {
+                Some(std::mem::replace(current, PackBuilder::new(0)))
             } else {
                 None
             }
@@ -659,14 +666,16 @@ impl<'r> Packer<'r> {
         }
     }
 
-    /// Writes the last, partly filled pack and waits for every write.
+    /// Writes the last, partly filled packs and waits for every write.
     pub(crate) fn flush(&self) -> Result<()> {
-        let last = std::mem::replace(&mut self.state.lock().unwrap().current, PackBuilder::new(0));
-        let started = if last.is_empty() {
-            Ok(())
-        } else {
-            self.write(last)
-        };
+        let last = std::mem::replace(
+            &mut self.state.lock().unwrap().current,
+            [PackBuilder::new(0), PackBuilder::new(0)],
+        );
+        let started = last
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .try_for_each(|p| self.write(p));
         let waited = self.wait_all();
         started.and(waited)
     }
@@ -770,6 +779,36 @@ mod tests {
 
     /// Packs are written in the background, one or several at a time: every
     /// one is in the index, on disk at its recorded size, and restores.
+    /// Block lists go into packs of their own, side by side, so a restore
+    /// reads them together.
+    #[test]
+    fn block_lists_are_packed_apart_from_data() {
+        let data = noise(6 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let repo = small_packs(dir.path());
+        let mut session = BackupSession::start(&repo, 3).unwrap();
+        let mut reader = std::io::Cursor::new(data.clone());
+        let len = data.len() as u64;
+        // 512-byte pages: a list holds 2 MiB, so three lists.
+        let null = serde_json::Value::Null;
+        session
+            .add_file("f", &mut reader, len, 512, null, None, &NoProgress)
+            .unwrap();
+        let snap = session.commit(new_snapshot()).unwrap();
+        assert_eq!(snap.files[0].lists.len(), 3);
+        let index = repo.load_index().unwrap();
+        let is_list = |f: &crate::pack::FrameEntry| f.kind == FrameKind::List;
+        let list_packs: Vec<_> = index
+            .packs
+            .iter()
+            .filter(|p| p.frames.iter().any(is_list))
+            .collect();
+        assert_eq!(list_packs.len(), 1);
+        assert!(list_packs[0].frames.iter().all(is_list));
+        assert_eq!(list_packs[0].frames.len(), 3);
+        assert!(index.packs.len() >= 6, "{} packs", index.packs.len());
+    }
+
     #[test]
     fn packs_written_in_the_background_all_reach_the_index() {
         let data = noise(6 << 20);

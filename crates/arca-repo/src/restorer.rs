@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use crate::direct::{Output, Stage};
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
@@ -63,6 +63,10 @@ pub fn restore_file(
 /// finish is a small one). `open` creates the file to write an entry into;
 /// it is called once per entry, from the writer thread, and the file is
 /// closed as soon as its last block is written.
+///
+/// `parallelism` is how many reads of the repository run at once; there
+/// are at least as many workers as cores, so that with one read at a time
+/// the next read still runs while the last one is decompressed.
 pub fn restore_files(
     repo: &Repository,
     index: &Index,
@@ -76,7 +80,10 @@ pub fn restore_files(
         .enumerate()
         .flat_map(|(n, f)| (0..windows(f)).map(move |w| (n, w)))
         .collect();
-    let workers = parallelism.max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = parallelism.max(cores).min(jobs.len()).max(1);
+    let reads = Permits::new(parallelism.max(1));
+    let lists = Lists::new(index, files, &jobs);
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let fail = |e: Error| {
@@ -97,15 +104,19 @@ pub fn restore_files(
         for _ in 0..workers {
             let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
             let (next, failure, fail, jobs) = (&next, &failure, &fail, &jobs);
+            let (reads, lists) = (&reads, &lists);
             s.spawn(move || {
-                let mut worker = Worker::new(repo, index, write_tx, pool_rx);
+                let mut worker = Worker::new(repo, index, reads, write_tx, pool_rx);
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&(n, w)) = jobs.get(i) else { return };
                     if failure.lock().unwrap().is_some() {
                         return;
                     }
-                    if let Err(e) = worker.restore_window(n, files[n], w) {
+                    let r = lists
+                        .take(&worker, i)
+                        .and_then(|ids| worker.restore_window(n, files[n], w, ids));
+                    if let Err(e) = r {
                         return fail(e);
                     }
                 }
@@ -135,7 +146,8 @@ fn write_all(
     progress: &dyn Progress,
 ) -> Result<()> {
     // Open files and the windows each still waits for.
-    let mut open_files: HashMap<usize, (File, usize)> = HashMap::new();
+    let mut open_files: HashMap<usize, (Output, usize)> = HashMap::new();
+    let mut stage = Stage::new();
     for v in verified.iter() {
         let entry = files[v.file];
         let (out, left) = match open_files.entry(v.file) {
@@ -144,7 +156,7 @@ fn write_all(
                 let out = open(entry)?;
                 out.set_len(entry.size)
                     .map_err(|e| Error::io(&entry.path, e))?;
-                slot.insert((out, windows(entry)))
+                slot.insert((Output::new(out, entry.size), windows(entry)))
             }
         };
         let Some(raw) = v.raw else {
@@ -155,7 +167,7 @@ fn write_all(
             continue;
         };
         for &(pos, off, len) in &v.runs {
-            out.write_all_at(&raw[off..off + len], pos)
+            out.write_at(&raw[off..off + len], pos, &mut stage)
                 .map_err(|e| Error::io(&entry.path, e))?;
             progress.inc(len as u64);
         }
@@ -174,6 +186,7 @@ type Wanted = (u64, BlobId, BlobLoc);
 struct Worker<'a> {
     repo: &'a Repository,
     index: &'a Index,
+    reads: &'a Permits,
     frames: Frames<'a>,
     write: Sender<Verified>,
     pool: Receiver<Vec<u8>>,
@@ -185,12 +198,14 @@ impl<'a> Worker<'a> {
     fn new(
         repo: &'a Repository,
         index: &'a Index,
+        reads: &'a Permits,
         write: Sender<Verified>,
         pool: Receiver<Vec<u8>>,
     ) -> Worker<'a> {
         Worker {
             repo,
             index,
+            reads,
             frames: Frames::new(repo, index, DEFAULT_CACHED_FRAMES),
             write,
             pool,
@@ -205,12 +220,18 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Restores the blocks of list blob `i` of `file` (file number `n`),
+    /// Restores the blocks `ids` of window `i` of `file` (file number `n`),
     /// then tells the writer the window is done.
-    fn restore_window(&mut self, n: usize, file: &FileEntry, i: usize) -> Result<()> {
+    fn restore_window(
+        &mut self,
+        n: usize,
+        file: &FileEntry,
+        i: usize,
+        ids: Option<Vec<BlobId>>,
+    ) -> Result<()> {
         self.file = n;
-        if i < file.lists.len() {
-            self.restore_list(file, i)?;
+        if let Some(ids) = ids {
+            self.restore_list(file, i, &ids)?;
         }
         let done = Verified {
             file: n,
@@ -220,9 +241,8 @@ impl<'a> Worker<'a> {
         self.write.send(done).map_err(|_| Error::Cancelled)
     }
 
-    fn restore_list(&mut self, file: &FileEntry, i: usize) -> Result<()> {
+    fn restore_list(&mut self, file: &FileEntry, i: usize, ids: &[BlobId]) -> Result<()> {
         let (repo, index) = (self.repo, self.index);
-        let ids = repo.read_list(index, &file.lists[i])?;
         let first_block = (i * LIST_IDS) as u64;
         // Group the blocks by the frame that holds them.
         let mut by_frame: HashMap<(u32, u32), Vec<Wanted>> = HashMap::new();
@@ -253,7 +273,7 @@ impl<'a> Worker<'a> {
             let pack = &index.packs[p as usize];
             let fr = &pack.frames[f as usize];
             let raw = plain
-                .sealed(repo, (p, f))
+                .sealed(repo, self.reads, (p, f))
                 .and_then(|sealed| self.frames.open(fr, &sealed))
                 .map_err(|e| damaged(file, &pack.id, e))?;
             let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
@@ -304,10 +324,12 @@ impl<'a> Worker<'a> {
             self.take_back_buffers();
             // Read once each: what later frames need of it goes into `have`.
             let raw = if delta {
+                let read = self.reads.take();
                 let sealed = self
                     .repo
                     .read_frame(&pack_id, fr.offset, fr.len)
                     .map_err(|e| damaged(file, &pack_id, e))?;
+                drop(read);
                 let raw = self
                     .frames
                     .open_with(fr, &sealed, &have)
@@ -324,7 +346,7 @@ impl<'a> Worker<'a> {
                 Arc::new(raw)
             } else {
                 let raw = plain
-                    .sealed(self.repo, (p, f))
+                    .sealed(self.repo, self.reads, (p, f))
                     .and_then(|sealed| self.frames.open(fr, &sealed))
                     .map_err(|e| damaged(file, &pack_id, e))?;
                 Arc::new(raw)
@@ -422,7 +444,12 @@ impl<'a> PlainReads<'a> {
     }
 
     /// The sealed bytes of plain frame `key`, reading its span if needed.
-    fn sealed(&mut self, repo: &Repository, key: (u32, u32)) -> Result<bytes::Bytes> {
+    fn sealed(
+        &mut self,
+        repo: &Repository,
+        reads: &Permits,
+        key: (u32, u32),
+    ) -> Result<bytes::Bytes> {
         let s = self.span_of[&key];
         let pack = &self.index.packs[key.0 as usize];
         if !self.loaded.contains_key(&s) {
@@ -430,6 +457,7 @@ impl<'a> PlainReads<'a> {
             let start = pack.frames[self.frames[first].1 as usize].offset;
             let end_frame = &pack.frames[self.frames[last].1 as usize];
             let end = end_frame.offset + end_frame.len as u64;
+            let _read = reads.take();
             let bytes =
                 repo.backend
                     .read_range(&crate::pack::pack_path(&pack.id), start, end - start)?;
@@ -450,6 +478,168 @@ impl<'a> PlainReads<'a> {
             self.loaded.remove(&s);
         }
         Ok(sealed)
+    }
+}
+
+/// The jobs' block lists, read a batch at a time: lists that sit side by
+/// side in a pack (backups pack them apart from data) come in one request
+/// rather than one each. A batch is read by the first worker to need it.
+struct Lists<'a> {
+    files: &'a [&'a FileEntry],
+    jobs: &'a [(usize, usize)],
+    /// For each job with a list, its batch.
+    batch_of: Vec<Option<usize>>,
+    /// The first and last job of each batch, and its lists once read (by
+    /// job, each taken by its job).
+    batches: Vec<(usize, usize, ListBatch)>,
+}
+
+type ListBatch = Mutex<Option<HashMap<usize, Vec<BlobId>>>>;
+
+/// A list to read: its job, file, id and location.
+type WantedList<'f> = (usize, &'f FileEntry, BlobId, BlobLoc);
+
+/// The most bytes of lists one batch reads.
+const LIST_BATCH: u64 = 2 << 20;
+
+impl<'a> Lists<'a> {
+    fn new(index: &Index, files: &'a [&'a FileEntry], jobs: &'a [(usize, usize)]) -> Lists<'a> {
+        let mut batch_of = Vec::with_capacity(jobs.len());
+        let mut batches: Vec<(usize, usize, ListBatch)> = Vec::new();
+        // The batch being formed: its pack, first byte and end.
+        let mut open: Option<(u32, u64, u64)> = None;
+        for (j, &(n, w)) in jobs.iter().enumerate() {
+            let Some(id) = files[n].lists.get(w) else {
+                batch_of.push(None);
+                continue;
+            };
+            let at = index.get(id).map(|loc| {
+                let fr = &index.packs[loc.pack as usize].frames[loc.frame as usize];
+                (loc.pack, fr.offset, fr.offset + fr.len as u64)
+            });
+            let joins = match (open, at) {
+                (Some((p, start, end)), Some((p2, s2, e2))) => {
+                    p == p2 && s2 >= end && s2 - end <= MAX_GAP && e2 - start <= LIST_BATCH
+                }
+                _ => false,
+            };
+            match (joins, at) {
+                (true, Some((_, _, e2))) => {
+                    open.as_mut().expect("joined an open batch").2 = e2;
+                    batches.last_mut().expect("an open batch").1 = j;
+                }
+                _ => {
+                    open = at;
+                    batches.push((j, j, Mutex::new(None)));
+                }
+            }
+            batch_of.push(Some(batches.len() - 1));
+        }
+        Lists {
+            files,
+            jobs,
+            batch_of,
+            batches,
+        }
+    }
+
+    /// The block ids of job `job`'s window; None for an empty file.
+    fn take(&self, worker: &Worker<'_>, job: usize) -> Result<Option<Vec<BlobId>>> {
+        let Some(b) = self.batch_of[job] else {
+            return Ok(None);
+        };
+        let (first, last, slot) = &self.batches[b];
+        let mut slot = slot.lock().unwrap();
+        if slot.is_none() {
+            *slot = Some(self.read(worker, *first..=*last)?);
+        }
+        let lists = slot.as_mut().expect("read above");
+        Ok(lists.remove(&job))
+    }
+
+    /// Reads the lists of jobs `range`, verifying each against its id.
+    fn read(
+        &self,
+        worker: &Worker<'_>,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<HashMap<usize, Vec<BlobId>>> {
+        let (repo, index) = (worker.repo, worker.index);
+        let mut wanted: Vec<WantedList> = Vec::new();
+        for j in range {
+            let (n, w) = self.jobs[j];
+            let file = self.files[n];
+            let Some(id) = file.lists.get(w) else {
+                continue;
+            };
+            let loc = index.get(id).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "block list {w} of {} (blob {id}) is not in the repository",
+                    file.path
+                ))
+            })?;
+            if index.kind(&loc) != crate::pack::BlobKind::List {
+                return Err(Error::corrupt(format!("blob {id} is not a block list")));
+            }
+            wanted.push((j, file, *id, loc));
+        }
+        // By frame: a frame may hold several lists (prune packs them together).
+        let mut by_frame: HashMap<(u32, u32), Vec<WantedList>> = HashMap::new();
+        for w in wanted {
+            by_frame.entry((w.3.pack, w.3.frame)).or_default().push(w);
+        }
+        let mut plain = PlainReads::new(index, by_frame.keys().copied());
+        let mut out = HashMap::new();
+        for key in plain.frames.clone() {
+            let pack = &index.packs[key.0 as usize];
+            let fr = &pack.frames[key.1 as usize];
+            let lists = &by_frame[&key];
+            let raw = plain
+                .sealed(repo, worker.reads, key)
+                .and_then(|sealed| worker.frames.open(fr, &sealed))
+                .map_err(|e| damaged(lists[0].1, &pack.id, e))?;
+            for &(j, file, id, loc) in lists {
+                let blob = raw
+                    .get(loc.offset as usize..(loc.offset + loc.len) as usize)
+                    .filter(|b| repo.hasher.blob_id(b) == id)
+                    .ok_or_else(|| {
+                        let e = Error::corrupt(format!("block list {id} fails its hash"));
+                        damaged(file, &pack.id, e)
+                    })?;
+                out.insert(j, crate::snapshot::decode_list(blob)?);
+            }
+            worker.frames.recycle(raw);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads of the repository allowed at once: a permit is taken for each
+/// and given back when it is dropped.
+struct Permits {
+    give: Sender<()>,
+    take: Receiver<()>,
+}
+
+impl Permits {
+    fn new(n: usize) -> Permits {
+        let (give, take) = bounded(n);
+        for _ in 0..n {
+            give.send(()).expect("room for every permit");
+        }
+        Permits { give, take }
+    }
+
+    fn take(&self) -> Permit<'_> {
+        self.take.recv().expect("the sender lives in self");
+        Permit(self)
+    }
+}
+
+struct Permit<'a>(&'a Permits);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.give.send(());
     }
 }
 
@@ -560,6 +750,74 @@ mod tests {
             read_spans(&index, &[(0, 0), (0, 2), (0, 4)]),
             vec![(0, 1), (2, 2)]
         );
+    }
+
+    fn list_frame(offset: u64, len: u32, id: u8) -> FrameEntry {
+        FrameEntry {
+            offset,
+            len,
+            kind: FrameKind::List,
+            blobs: vec![crate::pack::BlobEntry {
+                id: BlobId([id; 16]),
+                len: 16,
+            }],
+        }
+    }
+
+    fn file_with_lists(ids: &[u8]) -> FileEntry {
+        FileEntry {
+            path: format!("f{ids:?}"),
+            size: 0,
+            block_size: 4096,
+            blocks: 0,
+            lists: ids.iter().map(|&i| BlobId([i; 16])).collect(),
+            meta: serde_json::Value::Null,
+        }
+    }
+
+    /// Lists side by side in a pack are read as one batch; a list in
+    /// another pack, far away or behind the last starts a new one, and an
+    /// empty file has none.
+    #[test]
+    fn lists_side_by_side_are_read_in_one_batch() {
+        let far = 100 + MAX_GAP + 1;
+        let mut index = Index::default();
+        let mut lists = IndexPack {
+            frames: vec![
+                list_frame(0, 50, 1),
+                list_frame(60, 40, 2),
+                list_frame(100, 50, 3),
+                list_frame(far, 50, 4),
+            ],
+            ..pack(1, &[])
+        };
+        lists.size = far + 50;
+        let other = IndexPack {
+            frames: vec![list_frame(0, 50, 5)],
+            ..pack(2, &[])
+        };
+        index.add_file(IndexFile {
+            packs: vec![lists, other],
+        });
+        let files = [
+            file_with_lists(&[1, 2]),
+            file_with_lists(&[3]),
+            file_with_lists(&[]),
+            file_with_lists(&[5, 4, 1]),
+        ];
+        let files: Vec<&FileEntry> = files.iter().collect();
+        let jobs: Vec<(usize, usize)> = files
+            .iter()
+            .enumerate()
+            .flat_map(|(n, f)| (0..windows(f)).map(move |w| (n, w)))
+            .collect();
+        let batches = Lists::new(&index, &files, &jobs);
+        assert_eq!(
+            batches.batch_of,
+            vec![Some(0), Some(0), Some(0), None, Some(1), Some(2), Some(3)]
+        );
+        let ranges: Vec<(usize, usize)> = batches.batches.iter().map(|b| (b.0, b.1)).collect();
+        assert_eq!(ranges, vec![(0, 2), (4, 4), (5, 5), (6, 6)]);
     }
 
     #[test]
