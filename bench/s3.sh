@@ -46,7 +46,8 @@ export AWS_ACCESS_KEY_ID=arcabench AWS_SECRET_ACCESS_KEY=arcabench-secret AWS_RE
 cat >"$S3/s3.json" <<JSON
 {"identities":[{"name":"bench","credentials":[{"accessKey":"$AWS_ACCESS_KEY_ID","secretKey":"$AWS_SECRET_ACCESS_KEY"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
-"$WEED" server -dir="$S3/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port="$MASTER" \
+# weed reads flags from the environment too (FILER=… is -filer): start it clean.
+env -i PATH="$PATH" "$WEED" server -dir="$S3/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port="$MASTER" \
     -volume.port="$VOLUME" -filer.port="$FILER" -s3 -s3.port="$S3PORT" -s3.config="$S3/s3.json" \
     -master.volumeSizeLimitMB=256 -volume.max=200 >"$S3/weed.log" 2>&1 &
 WEED_PID=$!

@@ -368,7 +368,7 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args, Clone, Copy)]
 pub struct Parallelism {
-    /// Worker threads for hashing, compression and I/O (default: CPU cores; twice that for restore).
+    /// Worker threads for hashing, compression and I/O; for restore, reads in flight (default: CPU cores; twice that for restore).
     #[arg(long, value_name = "N")]
     pub parallelism: Option<usize>,
 }

@@ -130,6 +130,7 @@ impl<'r> BackupSession<'r> {
             }
         };
 
+        packer.start_sequence();
         let (seg_tx, seg_rx) = bounded::<(u64, Vec<u8>)>(n * 2);
         let (hashed_tx, hashed_rx) = bounded::<(u64, Vec<u8>, Vec<BlobId>)>(n * 2);
         let (frame_tx, frame_rx) = bounded::<NewFrame>(n * 2);
@@ -159,6 +160,7 @@ impl<'r> BackupSession<'r> {
                         Err(e) => return fail(Error::Format(format!("zstd compressor: {e}"))),
                     };
                     for NewFrame {
+                        seq,
                         raw,
                         blobs,
                         bases,
@@ -179,7 +181,7 @@ impl<'r> BackupSession<'r> {
                                 depth,
                             )
                         };
-                        let r = sealed.and_then(|f| packer.add(f));
+                        let r = sealed.and_then(|f| packer.add_in_order(seq, f));
                         if let Err(e) = r {
                             fail(e);
                             return;
@@ -322,6 +324,7 @@ impl<'r> BackupSession<'r> {
         if let Some(e) = failure.into_inner().unwrap() {
             return Err(e);
         }
+        self.packer.end_sequence()?;
         if read_bytes != len {
             return Err(Error::Source(std::io::Error::other(format!(
                 "{path}: read {read_bytes} bytes, expected {len}: the source changed size while it was read"
@@ -382,6 +385,8 @@ impl<'r> BackupSession<'r> {
 
 /// A frame of new blocks on its way to a compressor.
 struct NewFrame {
+    /// Its place in the file's frames: packs take them in this order.
+    seq: u64,
     raw: Vec<u8>,
     blobs: Vec<BlobEntry>,
     /// The blocks' previous versions (none: compress plainly).
@@ -411,6 +416,8 @@ struct DeltaBases {
     depth: u8,
     /// The block list window the frame's first block is in.
     window: u64,
+    /// Frames made so far.
+    made: u64,
 }
 
 impl DeltaBases {
@@ -430,7 +437,9 @@ impl DeltaBases {
 
     fn frame(&mut self, raw: Vec<u8>, blobs: Vec<BlobEntry>) -> NewFrame {
         self.unique.clear();
+        self.made += 1;
         NewFrame {
+            seq: self.made - 1,
             raw,
             blobs,
             bases: std::mem::take(&mut self.bases),
@@ -572,6 +581,10 @@ pub(crate) struct PackerState {
     current: [PackBuilder; 2],
     pub(crate) written: Vec<IndexPack>,
     pub(crate) stored: u64,
+    /// Data frames that finished compressing before an earlier one, by
+    /// number, and the number of the next to go into a pack.
+    waiting: BTreeMap<u64, SealedFrame>,
+    next: u64,
 }
 
 impl PackerState {
@@ -580,6 +593,8 @@ impl PackerState {
             current: [PackBuilder::new(0), PackBuilder::new(0)],
             written: Vec::new(),
             stored: 0,
+            waiting: BTreeMap::new(),
+            next: 0,
         }
     }
 }
@@ -595,25 +610,66 @@ impl<'r> Packer<'r> {
     }
 
     pub(crate) fn add(&self, frame: SealedFrame) -> Result<()> {
-        let pack_size = self.repo.config.chunker.pack_size as usize;
-        let slot = usize::from(frame.kind == FrameKind::List);
         let full = {
             let mut st = self.state.lock().unwrap();
-            let current = &mut st.current[slot];
-            if current.is_empty() {
-                *current = PackBuilder::new(pack_size + pack_size / 8);
-            }
-            current.add(frame);
-            if current.len() >= pack_size {
-                Some(std::mem::replace(current, PackBuilder::new(0)))
-            } else {
-                None
-            }
+            self.push(&mut st, frame)
         };
         match full {
             Some(p) => self.write(p),
             None => Ok(()),
         }
+    }
+
+    /// Adds frame number `seq` of a file once every earlier one is in.
+    /// Compressors finish out of order; taken in order, a block-list
+    /// window's frames lie side by side in a pack, and a restore reads them
+    /// in one request (with 16 compressors a 1 GiB file took 228 requests).
+    pub(crate) fn add_in_order(&self, seq: u64, frame: SealedFrame) -> Result<()> {
+        let mut full = Vec::new();
+        {
+            let mut st = self.state.lock().unwrap();
+            st.waiting.insert(seq, frame);
+            loop {
+                let next = st.next;
+                let Some(frame) = st.waiting.remove(&next) else {
+                    break;
+                };
+                st.next += 1;
+                full.extend(self.push(&mut st, frame));
+            }
+        }
+        full.into_iter().try_for_each(|p| self.write(p))
+    }
+
+    /// The next file's frames are numbered from 0.
+    fn start_sequence(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.waiting.clear();
+        st.next = 0;
+    }
+
+    /// Fails if a frame is still waiting for an earlier one that never came.
+    fn end_sequence(&self) -> Result<()> {
+        let st = self.state.lock().unwrap();
+        match st.waiting.keys().next() {
+            None => Ok(()),
+            Some(seq) => Err(Error::Format(format!(
+                "frame {seq} of a file was left out of its pack: frame {} never came",
+                st.next
+            ))),
+        }
+    }
+
+    /// Adds `frame` to the pack being filled for its kind; the pack if full.
+    fn push(&self, st: &mut PackerState, frame: SealedFrame) -> Option<PackBuilder> {
+        let pack_size = self.repo.config.chunker.pack_size as usize;
+        let slot = usize::from(frame.kind == FrameKind::List);
+        let current = &mut st.current[slot];
+        if current.is_empty() {
+            *current = PackBuilder::new(pack_size + pack_size / 8);
+        }
+        current.add(frame);
+        (current.len() >= pack_size).then(|| std::mem::replace(current, PackBuilder::new(0)))
     }
 
     /// Starts writing a pack; waits for the oldest write while too many run.
@@ -777,8 +833,6 @@ mod tests {
         Repository::init(&loc, &opts).unwrap()
     }
 
-    /// Packs are written in the background, one or several at a time: every
-    /// one is in the index, on disk at its recorded size, and restores.
     /// Block lists go into packs of their own, side by side, so a restore
     /// reads them together.
     #[test]
@@ -809,6 +863,38 @@ mod tests {
         assert!(index.packs.len() >= 6, "{} packs", index.packs.len());
     }
 
+    /// Frames go into packs in file order, however the compressors finish:
+    /// a restore then reads a window's frames in one request.
+    #[test]
+    fn frames_are_packed_in_file_order() {
+        let data = noise(4 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::parse(&dir.path().join("repo").to_string_lossy()).unwrap();
+        let opts = InitOptions {
+            pack_size: 1 << 20,
+            frame_size: 16 << 10,
+            ..InitOptions::default()
+        };
+        let repo = Repository::init(&loc, &opts).unwrap();
+        let mut session = BackupSession::start(&repo, 4).unwrap();
+        back_up(&mut session, &data);
+        let snap = session.commit(new_snapshot()).unwrap();
+        let index = repo.load_index().unwrap();
+        let ids = repo.read_list(&index, &snap.files[0].lists[0]).unwrap();
+        let places: Vec<(u32, u32)> = ids
+            .iter()
+            .map(|id| index.get(id).unwrap())
+            .map(|loc| (loc.pack, loc.frame))
+            .collect();
+        assert_eq!(places.len(), 1024);
+        // Packs are numbered in the order they were written.
+        assert!(places.windows(2).all(|w| w[0] <= w[1]), "{places:?}");
+        let frames: std::collections::HashSet<_> = places.iter().collect();
+        assert_eq!(frames.len(), 256);
+    }
+
+    /// Packs are written in the background, one or several at a time: every
+    /// one is in the index, on disk at its recorded size, and restores.
     #[test]
     fn packs_written_in_the_background_all_reach_the_index() {
         let data = noise(6 << 20);

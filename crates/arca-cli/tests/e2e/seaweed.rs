@@ -126,7 +126,16 @@ impl Seaweed {
         let ports = pick_ports(4);
         let [master, volume, filer, s3] = [ports[0], ports[1], ports[2], ports[3]];
         let log = std::fs::File::create(d.join("weed.log")).map_err(|e| e.to_string())?;
-        let child = Command::new(weed)
+        let mut cmd = Command::new(weed);
+        // weed reads its flags from the environment too (FILER=… is -filer):
+        // a caller's variables must not reconfigure the test server.
+        cmd.env_clear();
+        for keep in ["PATH", "TMPDIR"] {
+            if let Some(v) = std::env::var_os(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        let child = cmd
             .arg("server")
             .arg(format!("-dir={}", d.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
