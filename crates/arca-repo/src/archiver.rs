@@ -893,6 +893,29 @@ mod tests {
         assert_eq!(frames.len(), 256);
     }
 
+    /// A frame whose predecessor never came fails the file rather than being
+    /// left out of every pack unnoticed; in order, nothing is left waiting.
+    #[test]
+    fn a_gap_in_the_frame_sequence_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = small_packs(dir.path());
+        let frame = |byte: u8| {
+            let raw = vec![byte; 4096];
+            let id = repo.hasher.blob_id(&raw);
+            let blobs = vec![BlobEntry { id, len: 4096 }];
+            seal_frame(&repo.env, 1, BlobKind::Data, &raw, blobs).unwrap()
+        };
+        let packer = Packer::new(&repo, 1);
+        packer.start_sequence();
+        packer.add_in_order(1, frame(1)).unwrap();
+        packer.add_in_order(0, frame(0)).unwrap();
+        packer.end_sequence().unwrap();
+        packer.start_sequence();
+        packer.add_in_order(1, frame(2)).unwrap();
+        let e = packer.end_sequence().unwrap_err().to_string();
+        assert!(e.contains("frame 0 never came"), "{e}");
+    }
+
     /// Packs are written in the background, one or several at a time: every
     /// one is in the index, on disk at its recorded size, and restores.
     #[test]
