@@ -24,7 +24,7 @@ const ALIGN: usize = 4096;
 const STAGE: usize = 1 << 20;
 /// Smaller files are written through the page cache: a synchronous device
 /// write per small file costs more than the copy saves.
-pub(crate) const MIN_DIRECT: u64 = 1 << 20;
+const MIN_DIRECT: u64 = 1 << 20;
 
 /// An aligned buffer for direct writes, reused for every one.
 pub(crate) struct Stage {

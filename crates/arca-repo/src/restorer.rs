@@ -517,15 +517,12 @@ impl<'a> Lists<'a> {
                 let fr = &index.packs[loc.pack as usize].frames[loc.frame as usize];
                 (loc.pack, fr.offset, fr.offset + fr.len as u64)
             });
-            let joins = match (open, at) {
-                (Some((p, start, end)), Some((p2, s2, e2))) => {
-                    p == p2 && s2 >= end && s2 - end <= MAX_GAP && e2 - start <= LIST_BATCH
-                }
-                _ => false,
+            let joins = |(p, start, end): (u32, u64, u64)| {
+                at.is_some_and(|(p2, s2, e2)| p == p2 && extends(start, end, s2, e2, LIST_BATCH))
             };
-            match (joins, at) {
-                (true, Some((_, _, e2))) => {
-                    open.as_mut().expect("joined an open batch").2 = e2;
+            match (open, at) {
+                (Some(batch), Some((_, _, e2))) if joins(batch) => {
+                    open = Some((batch.0, batch.1, e2));
                     batches.last_mut().expect("an open batch").1 = j;
                 }
                 _ => {
@@ -662,17 +659,24 @@ fn read_spans(index: &Index, frames: &[(u32, u32)]) -> Vec<(usize, usize)> {
                 break;
             }
             let fr = &pack.frames[f2 as usize];
-            let gap = fr.offset.checked_sub(end);
-            if gap.is_none_or(|g| g > MAX_GAP) || fr.offset + fr.len as u64 - start > MAX_READ {
+            let fr_end = fr.offset + fr.len as u64;
+            if !extends(start, end, fr.offset, fr_end, MAX_READ) {
                 break;
             }
-            end = fr.offset + fr.len as u64;
+            end = fr_end;
             last += 1;
         }
         spans.push((k, last));
         k = last + 1;
     }
     spans
+}
+
+/// Whether bytes `from..to` of a pack can join a read of `start..end` of
+/// it: after it, at most MAX_GAP past its end, and the whole read at most
+/// `limit` bytes.
+fn extends(start: u64, end: u64, from: u64, to: u64, limit: u64) -> bool {
+    from >= end && from - end <= MAX_GAP && to - start <= limit
 }
 
 fn damaged(file: &FileEntry, pack: &Id, e: Error) -> Error {
