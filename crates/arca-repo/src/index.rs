@@ -172,6 +172,52 @@ impl Index {
     }
 }
 
+/// Lookups of blobs in the order a file's blocks come: a backup stores
+/// them in that order, so the blob after the last one found is tried
+/// first, and the index is searched (a few scattered reads of a large
+/// table) only where the run breaks.
+pub struct Lookup<'a> {
+    index: &'a Index,
+    /// The blob after the last one found: its location and number in its frame.
+    next: Option<(BlobLoc, usize)>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(index: &'a Index) -> Lookup<'a> {
+        Lookup { index, next: None }
+    }
+
+    pub fn get(&mut self, id: &BlobId) -> Option<BlobLoc> {
+        let (loc, k) = match self.next {
+            Some((loc, k)) if self.index.frame(&loc).1.blobs[k].id == *id => (loc, k),
+            _ => {
+                let loc = self.index.get(id)?;
+                let frame = self.index.frame(&loc).1;
+                let mut at = 0;
+                let k = frame
+                    .blobs
+                    .iter()
+                    .position(|b| {
+                        at += b.len;
+                        at - b.len == loc.offset && b.id == *id
+                    })
+                    .expect("an index entry is a blob of its frame");
+                (loc, k)
+            }
+        };
+        let blobs = &self.index.frame(&loc).1.blobs;
+        self.next = blobs.get(k + 1).map(|b| {
+            let after = BlobLoc {
+                offset: loc.offset + loc.len,
+                len: b.len,
+                ..loc
+            };
+            (after, k + 1)
+        });
+        Some(loc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +290,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Lookups in a run agree with single lookups however the ids come:
+    /// in stored order, backwards, repeated, across frames and packs, and
+    /// past an empty blob (which shares its offset with the next).
+    #[test]
+    fn lookups_in_a_run_agree_with_single_lookups() {
+        let hasher = crate::id::Hasher::new([9; 32]);
+        let id = |i: u32| hasher.blob_id(&i.to_le_bytes());
+        let frame = |ids: std::ops::Range<u32>| FrameEntry {
+            offset: 0,
+            len: 1,
+            kind: crate::pack::FrameKind::Data,
+            blobs: ids
+                .map(|i| BlobEntry {
+                    id: id(i),
+                    len: if i == 5 { 0 } else { 10 + i },
+                })
+                .collect(),
+        };
+        let pack = |n: u8, frames: Vec<FrameEntry>| IndexPack {
+            id: Id([n; 32]),
+            size: 1,
+            hash: [0; 32],
+            frames,
+        };
+        let mut index = Index::default();
+        index.add_file(IndexFile {
+            packs: vec![
+                pack(1, vec![frame(0..8), frame(8..20)]),
+                pack(2, vec![frame(20..30)]),
+            ],
+        });
+        index.seal();
+        let forwards: Vec<u32> = (0..30).collect();
+        let backwards: Vec<u32> = (0..30).rev().collect();
+        let repeats = vec![3, 4, 5, 6, 6, 5, 5, 6, 7, 8, 8, 19, 20, 21, 0, 1, 1];
+        for order in [forwards, backwards, repeats] {
+            let mut run = Lookup::new(&index);
+            for i in order {
+                assert_eq!(run.get(&id(i)), index.get(&id(i)), "blob {i}");
+            }
+        }
+        let mut run = Lookup::new(&index);
+        run.get(&id(29));
+        assert_eq!(run.get(&id(99)), None);
     }
 }

@@ -25,7 +25,7 @@ use crate::direct::{Output, Stage};
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
-use crate::index::{BlobLoc, Index};
+use crate::index::{BlobLoc, Index, Lookup};
 use crate::repository::Repository;
 use crate::snapshot::{FileEntry, LIST_IDS};
 use crate::Progress;
@@ -190,6 +190,8 @@ struct Worker<'a> {
     frames: Frames<'a>,
     write: Sender<Verified>,
     pool: Receiver<Vec<u8>>,
+    /// Buffers for reads of frame spans, kept from window to window.
+    spans: Vec<Vec<u8>>,
     /// The number of the file being restored.
     file: usize,
 }
@@ -209,6 +211,7 @@ impl<'a> Worker<'a> {
             frames: Frames::new(repo, index, DEFAULT_CACHED_FRAMES),
             write,
             pool,
+            spans: Vec::new(),
             file: 0,
         }
     }
@@ -246,8 +249,9 @@ impl<'a> Worker<'a> {
         let first_block = (i * LIST_IDS) as u64;
         // Group the blocks by the frame that holds them.
         let mut by_frame: HashMap<(u32, u32), Vec<Wanted>> = HashMap::new();
+        let mut lookup = Lookup::new(index);
         for (j, id) in ids.iter().enumerate() {
-            let loc = index.get(id).ok_or_else(|| {
+            let loc = lookup.get(id).ok_or_else(|| {
                 Error::corrupt(format!(
                     "block {} of {} (blob {id}) is not in the repository",
                     first_block + j as u64,
@@ -267,18 +271,20 @@ impl<'a> Worker<'a> {
             return self.restore_in_file_order(file, by_frame);
         }
         // In pack order, so adjacent frames are read together.
-        let mut plain = PlainReads::new(index, by_frame.keys().copied());
+        let spans = std::mem::take(&mut self.spans);
+        let mut plain = PlainReads::new(index, by_frame.keys().copied(), spans);
         for (p, f) in plain.frames.clone() {
             self.take_back_buffers();
             let pack = &index.packs[p as usize];
             let fr = &pack.frames[f as usize];
             let raw = plain
                 .sealed(repo, self.reads, (p, f))
-                .and_then(|sealed| self.frames.open(fr, &sealed))
+                .and_then(|sealed| self.frames.open(fr, sealed))
                 .map_err(|e| damaged(file, &pack.id, e))?;
             let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
             self.send(file, &pack.id, Arc::new(raw), blocks)?;
         }
+        self.spans = plain.into_spare();
         Ok(())
     }
 
@@ -317,6 +323,7 @@ impl<'a> Worker<'a> {
                 .iter()
                 .filter(|(_, delta, _)| !delta)
                 .map(|(_, _, k)| *k),
+            std::mem::take(&mut self.spans),
         );
         for (_, delta, (p, f)) in order {
             let pack_id = index.packs[p as usize].id;
@@ -347,7 +354,7 @@ impl<'a> Worker<'a> {
             } else {
                 let raw = plain
                     .sealed(self.repo, self.reads, (p, f))
-                    .and_then(|sealed| self.frames.open(fr, &sealed))
+                    .and_then(|sealed| self.frames.open(fr, sealed))
                     .map_err(|e| damaged(file, &pack_id, e))?;
                 Arc::new(raw)
             };
@@ -364,6 +371,7 @@ impl<'a> Worker<'a> {
             let blocks = by_frame.get_mut(&(p, f)).expect("grouped above");
             self.send(file, &pack_id, raw, blocks)?;
         }
+        self.spans = plain.into_spare();
         Ok(())
     }
 
@@ -409,19 +417,30 @@ impl<'a> Worker<'a> {
 
 /// Plain frames of a window, fetched in coalesced ranges (one request per
 /// span of frames near each other, not per frame: it matters on object
-/// storage),
-/// each span dropped once its last frame is used.
+/// storage), each span dropped once its last frame is used. Span buffers
+/// are reused, window after window.
 struct PlainReads<'a> {
     index: &'a Index,
     frames: Vec<(u32, u32)>,
     spans: Vec<(usize, usize)>,
     span_of: HashMap<(u32, u32), usize>,
     left: Vec<usize>,
-    loaded: HashMap<usize, (u64, bytes::Bytes)>,
+    loaded: HashMap<usize, (u64, Vec<u8>)>,
+    /// A span whose last frame was handed out, to drop at the next call.
+    used_up: Option<usize>,
+    spare: Vec<Vec<u8>>,
 }
 
+/// Span buffers a worker keeps between windows: a window of plain frames
+/// reads one span at a time.
+const SPARE_SPANS: usize = 2;
+
 impl<'a> PlainReads<'a> {
-    fn new(index: &'a Index, frames: impl Iterator<Item = (u32, u32)>) -> PlainReads<'a> {
+    fn new(
+        index: &'a Index,
+        frames: impl Iterator<Item = (u32, u32)>,
+        spare: Vec<Vec<u8>>,
+    ) -> PlainReads<'a> {
         let mut frames: Vec<(u32, u32)> = frames.collect();
         frames.sort_unstable();
         let spans = read_spans(index, &frames);
@@ -440,16 +459,16 @@ impl<'a> PlainReads<'a> {
             span_of,
             left,
             loaded: HashMap::new(),
+            used_up: None,
+            spare,
         }
     }
 
     /// The sealed bytes of plain frame `key`, reading its span if needed.
-    fn sealed(
-        &mut self,
-        repo: &Repository,
-        reads: &Permits,
-        key: (u32, u32),
-    ) -> Result<bytes::Bytes> {
+    fn sealed(&mut self, repo: &Repository, reads: &Permits, key: (u32, u32)) -> Result<&[u8]> {
+        if let Some((_, buf)) = self.used_up.take().and_then(|s| self.loaded.remove(&s)) {
+            self.spare.push(buf);
+        }
         let s = self.span_of[&key];
         let pack = &self.index.packs[key.0 as usize];
         if !self.loaded.contains_key(&s) {
@@ -457,27 +476,44 @@ impl<'a> PlainReads<'a> {
             let start = pack.frames[self.frames[first].1 as usize].offset;
             let end_frame = &pack.frames[self.frames[last].1 as usize];
             let end = end_frame.offset + end_frame.len as u64;
+            // A new buffer is rounded up, so that it serves later spans too.
+            let len = (end - start) as usize;
+            let mut buf = match self.spare.iter().position(|b| b.capacity() >= len) {
+                Some(i) => self.spare.swap_remove(i),
+                None => Vec::with_capacity(len.next_power_of_two()),
+            };
             let _read = reads.take();
-            let bytes =
-                repo.backend
-                    .read_range(&crate::pack::pack_path(&pack.id), start, end - start)?;
-            self.loaded.insert(s, (start, bytes));
+            repo.backend.read_range_into(
+                &crate::pack::pack_path(&pack.id),
+                start,
+                end - start,
+                &mut buf,
+            )?;
+            self.loaded.insert(s, (start, buf));
+        }
+        self.left[s] -= 1;
+        if self.left[s] == 0 {
+            self.used_up = Some(s);
         }
         let (start, bytes) = &self.loaded[&s];
         let fr = &pack.frames[key.1 as usize];
         let at = (fr.offset - start) as usize;
-        if at + fr.len as usize > bytes.len() {
-            return Err(Error::corrupt(format!(
+        bytes.get(at..at + fr.len as usize).ok_or_else(|| {
+            Error::corrupt(format!(
                 "pack {} is shorter than the index says",
                 pack.id.short()
-            )));
-        }
-        let sealed = bytes.slice(at..at + fr.len as usize);
-        self.left[s] -= 1;
-        if self.left[s] == 0 {
-            self.loaded.remove(&s);
-        }
-        Ok(sealed)
+            ))
+        })
+    }
+
+    /// The span buffers, for the next window: the largest few.
+    fn into_spare(mut self) -> Vec<Vec<u8>> {
+        self.spare
+            .extend(self.loaded.into_values().map(|(_, buf)| buf));
+        self.spare
+            .sort_unstable_by_key(|b| std::cmp::Reverse(b.capacity()));
+        self.spare.truncate(SPARE_SPANS);
+        self.spare
     }
 }
 
@@ -584,7 +620,7 @@ impl<'a> Lists<'a> {
         for w in wanted {
             by_frame.entry((w.3.pack, w.3.frame)).or_default().push(w);
         }
-        let mut plain = PlainReads::new(index, by_frame.keys().copied());
+        let mut plain = PlainReads::new(index, by_frame.keys().copied(), Vec::new());
         let mut out = HashMap::new();
         for key in plain.frames.clone() {
             let pack = &index.packs[key.0 as usize];
@@ -592,7 +628,7 @@ impl<'a> Lists<'a> {
             let lists = &by_frame[&key];
             let raw = plain
                 .sealed(repo, worker.reads, key)
-                .and_then(|sealed| worker.frames.open(fr, &sealed))
+                .and_then(|sealed| worker.frames.open(fr, sealed))
                 .map_err(|e| damaged(lists[0].1, &pack.id, e))?;
             for &(j, file, id, loc) in lists {
                 let blob = raw

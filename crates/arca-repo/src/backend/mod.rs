@@ -159,6 +159,31 @@ impl Backend {
         Ok(buf.to_bytes())
     }
 
+    /// Like [`Backend::read_range`], into `buf` (emptied first), whose memory
+    /// is reused: a restore reads a gigabyte a few MiB at a time, and a fresh
+    /// buffer per read costs a page fault per 4 KiB of it.
+    pub fn read_range_into(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        buf.clear();
+        buf.reserve(len as usize);
+        let read = self
+            .op
+            .reader(path)
+            .and_then(|r| r.read_into(buf, offset..offset + len))
+            .map_err(|e| self.err("read", path, e))?;
+        if read as u64 != len {
+            return Err(Error::corrupt(format!(
+                "{path} is shorter than the index says: read {read} of {len} bytes at offset {offset}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads a small file with few retries; None if it does not exist. The
     /// first request of a command goes through here, so a wrong endpoint or
     /// bad credentials fail at once.
