@@ -121,3 +121,74 @@ fn a_file_that_cannot_be_created_fails_the_restore_with_its_error() {
         "{msg}"
     );
 }
+
+/// Bytes that do not compress, so that the repository holds as many.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// More data than a restore holds in memory at first (two reads of 16 MiB):
+/// the planner waits for workers to free reads, the reads gathered across
+/// windows and packs all arrive, and every byte comes back.
+#[test]
+fn a_restore_larger_than_its_read_budget_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = common::init(dir.path(), &InitOptions::default());
+    let files = vec![
+        ("large".to_string(), noise(72 << 20, 5)),
+        ("small".to_string(), noise(100_000, 6)),
+    ];
+    let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+    let snap = common::back_up(&repo, &named, 4096, None);
+    for parallelism in [1, 3] {
+        let to = dir.path().join(format!("restored-{parallelism}"));
+        restore_all(&repo, &snap, &to, parallelism).unwrap();
+        for (name, bytes) in &files {
+            let got = std::fs::read(to.join(name)).unwrap();
+            assert!(got == *bytes, "{name} differs after restore");
+        }
+    }
+}
+
+/// A pack gone from the repository fails the restore with an error naming
+/// a file and the pack, whichever thread meets it first, and no thread is
+/// left waiting for it.
+#[test]
+fn a_missing_pack_fails_the_restore_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = common::init(dir.path(), &InitOptions::default());
+    let files = vec![("large".to_string(), noise(40 << 20, 7))];
+    let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+    let snap = common::back_up(&repo, &named, 4096, None);
+    let index = repo.load_index().unwrap();
+    let data_packs: Vec<_> = index
+        .packs
+        .iter()
+        .filter(|p| p.frames.iter().all(|f| f.kind.depth() == 0) && p.size > 1 << 20)
+        .collect();
+    assert!(data_packs.len() >= 2, "the data spans several packs");
+    let gone = data_packs[data_packs.len() / 2].id;
+    let path = dir
+        .path()
+        .join("repo")
+        .join(arca_repo::pack::pack_path(&gone));
+    std::fs::remove_file(path).unwrap();
+    for parallelism in [1, 4] {
+        let to = dir.path().join(format!("restored-{parallelism}"));
+        let err = restore_all(&repo, &snap, &to, parallelism).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("large") && msg.contains(&gone.short()),
+            "{msg}"
+        );
+    }
+}
