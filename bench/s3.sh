@@ -49,7 +49,8 @@ JSON
 # weed reads flags from the environment too (FILER=… is -filer): start it clean.
 env -i PATH="$PATH" "$WEED" server -dir="$S3/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port="$MASTER" \
     -volume.port="$VOLUME" -filer.port="$FILER" -s3 -s3.port="$S3PORT" -s3.config="$S3/s3.json" \
-    -master.volumeSizeLimitMB=256 -volume.max=200 >"$S3/weed.log" 2>&1 &
+    -master.volumeSizeLimitMB=256 -volume.max=200 \
+    -s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false >"$S3/weed.log" 2>&1 &
 WEED_PID=$!
 stop_weed() { kill -INT "$WEED_PID" 2>/dev/null || true; sleep 2; kill -KILL "$WEED_PID" 2>/dev/null || true; }
 trap stop_weed EXIT

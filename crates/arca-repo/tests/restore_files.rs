@@ -166,7 +166,7 @@ fn a_restore_larger_than_its_read_budget_completes() {
 fn a_missing_pack_fails_the_restore_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let repo = common::init(dir.path(), &InitOptions::default());
-    let files = vec![("large".to_string(), noise(40 << 20, 7))];
+    let files = [("large".to_string(), noise(40 << 20, 7))];
     let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
     let snap = common::back_up(&repo, &named, 4096, None);
     let index = repo.load_index().unwrap();

@@ -133,9 +133,9 @@ pub fn restore_files(
         drop(fetch_rx);
         for _ in 0..workers {
             let (write_tx, pool_rx) = (write_tx.clone(), pool_rx.clone());
-            let (planned, reads) = (planned_rx.clone(), &reads);
+            let planned = planned_rx.clone();
             s.spawn(move || {
-                let mut worker = Worker::new(repo, index, reads, write_tx, pool_rx);
+                let mut worker = Worker::new(repo, index, write_tx, pool_rx);
                 for window in planned {
                     if failed() {
                         return;
@@ -208,7 +208,6 @@ fn write_all(
 struct Worker<'a> {
     repo: &'a Repository,
     index: &'a Index,
-    reads: &'a Permits,
     frames: Frames<'a>,
     write: Sender<Verified>,
     pool: Receiver<Vec<u8>>,
@@ -220,14 +219,12 @@ impl<'a> Worker<'a> {
     fn new(
         repo: &'a Repository,
         index: &'a Index,
-        reads: &'a Permits,
         write: Sender<Verified>,
         pool: Receiver<Vec<u8>>,
     ) -> Worker<'a> {
         Worker {
             repo,
             index,
-            reads,
             frames: Frames::new(repo, index, DEFAULT_CACHED_FRAMES),
             write,
             pool,
@@ -281,9 +278,7 @@ impl<'a> Worker<'a> {
     /// order of their first block, a delta frame after the frames holding
     /// its blocks' earlier versions (by its last block); the bases the
     /// window's delta frames need are copied out of frames as they pass and
-    /// dropped once used, so no frame is decompressed twice for them. The
-    /// delta frames are read here, one by one; the plain ones were read
-    /// ahead.
+    /// dropped once used, so no frame is decompressed twice for them.
     fn restore_in_file_order(&mut self, file: &FileEntry, window: &mut Planned<'_>) -> Result<()> {
         let index = self.index;
         let frame_of = |(p, f): Key| &index.packs[p as usize].frames[f as usize];
@@ -311,15 +306,9 @@ impl<'a> Worker<'a> {
             self.take_back_buffers();
             // Read once each: what later frames need of it goes into `have`.
             let raw = if delta {
-                let read = self.reads.take();
-                let sealed = self
-                    .repo
-                    .read_frame(&pack_id, fr.offset, fr.len)
-                    .map_err(|e| damaged(file, &pack_id, e))?;
-                drop(read);
-                let raw = self
-                    .frames
-                    .open_with(fr, &sealed, &have)
+                let raw = window
+                    .sealed(index, (p, f))
+                    .and_then(|sealed| self.frames.open_with(fr, sealed, &have))
                     .map_err(|e| damaged(file, &pack_id, e))?;
                 for b in fr.kind.bases() {
                     if let Some(n) = pending.get_mut(b) {

@@ -25,16 +25,16 @@ use crate::index::{Index, Lookup};
 use crate::repository::Repository;
 use crate::snapshot::{FileEntry, LIST_IDS};
 
-/// A window, planned: its blocks by frame, and where each plain frame's
-/// sealed bytes will be.
+/// A window, planned: its blocks by frame, and where each frame's sealed
+/// bytes will be.
 pub(super) struct Planned<'s> {
     /// The file's number.
     pub n: usize,
     /// The window's blocks by frame; none for an empty file.
     pub by_frame: HashMap<Key, Vec<Wanted>>,
-    /// Plain frames: the read holding each, and its offset there.
-    plain: HashMap<Key, (Arc<Read<'s>>, usize)>,
-    /// Plain frames in the read not yet sent to the readers, and their
+    /// Its frames: the read holding each, and its offset there.
+    frames: HashMap<Key, (Arc<Read<'s>>, usize)>,
+    /// Its frames in the read not yet sent to the readers, and their
     /// offsets in it.
     pending: InRead,
 }
@@ -43,13 +43,13 @@ impl<'s> Planned<'s> {
     /// Its frames waiting for `read` are in it.
     fn resolve(&mut self, read: &Arc<Read<'s>>) {
         for (k, at) in self.pending.drain(..) {
-            self.plain.insert(k, (read.clone(), at));
+            self.frames.insert(k, (read.clone(), at));
         }
     }
 
-    /// The sealed bytes of plain frame `key`, once its read is done.
+    /// The sealed bytes of frame `key`, once its read is done.
     pub fn sealed(&self, index: &Index, key: Key) -> Result<&[u8]> {
-        let (read, at) = &self.plain[&key];
+        let (read, at) = &self.frames[&key];
         if read.bytes.get().is_none() && !read.waited.swap(true, Ordering::Relaxed) {
             read.budget.starved();
         }
@@ -89,6 +89,9 @@ impl Drop for Read<'_> {
     }
 }
 
+/// Reads smaller than this get buffers of their own size.
+const SMALL_READ: usize = 1 << 20;
+
 /// Bytes read (or being read) and not yet restored, within a limit of so
 /// many reads of the largest size, and the buffers of reads done with.
 ///
@@ -125,13 +128,17 @@ impl Budget {
         }
     }
 
-    /// A buffer for `len` bytes: a spare one if large enough. New ones are
-    /// made large enough for any read, so that each serves every later one
-    /// (capacity never written to costs no memory).
+    /// A buffer for `len` bytes. Large reads take a spare buffer, and new
+    /// ones are made large enough for any read, so that each serves every
+    /// later one (capacity never written to costs no memory). Small reads
+    /// (a data directory's small files) take memory the allocator reuses.
     fn buffer(&self, len: usize) -> Vec<u8> {
+        if len < SMALL_READ {
+            return Vec::with_capacity(len);
+        }
         let spare = &mut self.state.lock().unwrap().spare;
-        match spare.iter().position(|b| b.capacity() >= len) {
-            Some(i) => spare.swap_remove(i),
+        match spare.pop() {
+            Some(buf) => buf,
             None => Vec::with_capacity(len.max(MAX_READ as usize)),
         }
     }
@@ -143,8 +150,11 @@ impl Budget {
     fn give_back(&self, len: u64, buf: Option<Vec<u8>>) {
         let mut state = self.state.lock().unwrap();
         state.held -= len;
-        if let Some(buf) = buf {
-            state.spare.push(buf);
+        // As many as reads may be held; a spare is never grown.
+        if let Some(buf) = buf.filter(|b| b.capacity() >= MAX_READ as usize) {
+            if state.spare.len() < self.most {
+                state.spare.push(buf);
+            }
         }
         self.freed.notify_all();
     }
@@ -216,12 +226,7 @@ impl<'a> Planner<'a> {
             }
             let mut planned = self.plan(j)?;
             // In pack order, so that neighbouring frames join one read.
-            let mut keys: Vec<Key> = planned
-                .by_frame
-                .keys()
-                .filter(|k| self.frame(**k).kind.depth() == 0)
-                .copied()
-                .collect();
+            let mut keys: Vec<Key> = planned.by_frame.keys().copied().collect();
             keys.sort_unstable();
             for k in keys {
                 match gather.add(planned.n, k.0, self.frame(k)) {
@@ -270,7 +275,7 @@ impl<'a> Planner<'a> {
         Ok(Planned {
             n,
             by_frame,
-            plain: HashMap::new(),
+            frames: HashMap::new(),
             pending: Vec::new(),
         })
     }
@@ -370,10 +375,11 @@ mod tests {
         assert!(!budget.over(), "five reads at most");
         budget.take(MAX_READ);
         assert!(budget.over());
-        budget.give_back(MAX_READ, Some(Vec::with_capacity(100)));
+        budget.give_back(MAX_READ, Some(Vec::with_capacity(MAX_READ as usize)));
         assert!(!budget.over());
         budget.wait(&|| false);
-        assert!(budget.buffer(100).capacity() >= 100);
-        assert!(budget.buffer(MAX_READ as usize).capacity() >= MAX_READ as usize);
+        assert_eq!(budget.buffer(100).capacity(), 100, "small reads: their own");
+        let spare = budget.buffer(SMALL_READ);
+        assert_eq!(spare.capacity(), MAX_READ as usize, "the one given back");
     }
 }
