@@ -71,11 +71,7 @@ impl<'s> Planned<'s> {
 /// last of them drops it.
 pub(super) struct Read<'s> {
     budget: &'s Budget,
-    /// The file of the first window using it, to name in errors.
-    file: usize,
-    pack: u32,
-    start: u64,
-    end: u64,
+    span: Span,
     /// The bytes once read; None if the read failed.
     bytes: OnceLock<Option<Vec<u8>>>,
     /// Whether a worker had to wait for it.
@@ -85,7 +81,7 @@ pub(super) struct Read<'s> {
 impl Drop for Read<'_> {
     fn drop(&mut self) {
         let buf = self.bytes.take().flatten();
-        self.budget.give_back(self.end - self.start, buf);
+        self.budget.give_back(self.span.end - self.span.start, buf);
     }
 }
 
@@ -289,14 +285,11 @@ impl<'a> Planner<'a> {
         held: &mut Vec<Planned<'a>>,
         current: Option<&mut Planned<'a>>,
     ) -> Result<()> {
-        let Some(o) = span else { return Ok(()) };
-        self.budget.take(o.end - o.start);
+        let Some(span) = span else { return Ok(()) };
+        self.budget.take(span.end - span.start);
         let read = Arc::new(Read {
             budget: self.budget,
-            file: o.file,
-            pack: o.pack,
-            start: o.start,
-            end: o.end,
+            span,
             bytes: OnceLock::new(),
             waited: AtomicBool::new(false),
         });
@@ -328,20 +321,19 @@ pub(super) fn fetch(
     for read in queue {
         let mut bytes = None;
         if !failed() {
-            let pack = &index.packs[read.pack as usize];
-            let len = read.end - read.start;
+            let span = &read.span;
+            let pack = &index.packs[span.pack as usize];
+            let len = span.end - span.start;
             let mut buf = read.budget.buffer(len as usize);
             let permit = reads.take();
-            let r = repo.backend.read_range_into(
-                &crate::pack::pack_path(&pack.id),
-                read.start,
-                len,
-                &mut buf,
-            );
+            let path = crate::pack::pack_path(&pack.id);
+            let r = repo
+                .backend
+                .read_range_into(&path, span.start, len, &mut buf);
             drop(permit);
             match r {
                 Ok(()) => bytes = Some(buf),
-                Err(e) => fail(damaged(files[read.file], &pack.id, e)),
+                Err(e) => fail(damaged(files[span.file], &pack.id, e)),
             }
         }
         let _ = read.bytes.set(bytes);
