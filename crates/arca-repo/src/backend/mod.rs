@@ -61,6 +61,16 @@ const MULTIPART_ABOVE: usize = 16 << 20;
 const MULTIPART_PART: usize = 8 << 20;
 const MULTIPART_CONCURRENCY: usize = 4;
 
+/// Fails if a range read of `len` bytes at `offset` of `path` got only `read`.
+fn whole_range(path: &str, offset: u64, len: u64, read: usize) -> Result<()> {
+    if read as u64 != len {
+        return Err(Error::corrupt(format!(
+            "{path} is shorter than the index says: read {read} of {len} bytes at offset {offset}"
+        )));
+    }
+    Ok(())
+}
+
 impl Backend {
     /// Opens the store at `location`, creating a local root directory if `create`.
     /// Opening an object store sends no request.
@@ -150,12 +160,7 @@ impl Backend {
             .op
             .read_options(path, opts)
             .map_err(|e| self.err("read", path, e))?;
-        if buf.len() as u64 != len {
-            return Err(Error::corrupt(format!(
-                "{path} is shorter than the index says: read {} of {len} bytes at offset {offset}",
-                buf.len()
-            )));
-        }
+        whole_range(path, offset, len, buf.len())?;
         Ok(buf.to_bytes())
     }
 
@@ -176,12 +181,7 @@ impl Backend {
             .reader(path)
             .and_then(|r| r.read_into(buf, offset..offset + len))
             .map_err(|e| self.err("read", path, e))?;
-        if read as u64 != len {
-            return Err(Error::corrupt(format!(
-                "{path} is shorter than the index says: read {read} of {len} bytes at offset {offset}"
-            )));
-        }
-        Ok(())
+        whole_range(path, offset, len, read)
     }
 
     /// Reads a small file with few retries; None if it does not exist. The

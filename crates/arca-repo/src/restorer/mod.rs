@@ -300,33 +300,26 @@ impl<'a> Worker<'a> {
             }
         }
         let mut have: HashMap<BlobId, Vec<u8>> = HashMap::new();
-        for (_, delta, (p, f)) in order {
+        for (_, _, (p, f)) in order {
             let pack_id = index.packs[p as usize].id;
             let fr = frame_of((p, f));
             self.take_back_buffers();
             // Read once each: what later frames need of it goes into `have`.
-            let raw = if delta {
-                let raw = window
-                    .sealed(index, (p, f))
-                    .and_then(|sealed| self.frames.open_with(fr, sealed, &have))
-                    .map_err(|e| damaged(file, &pack_id, e))?;
-                for b in fr.kind.bases() {
-                    if let Some(n) = pending.get_mut(b) {
-                        *n -= 1;
-                        if *n == 0 {
-                            pending.remove(b);
-                            have.remove(b);
-                        }
+            // A plain frame has no bases and takes none from `have`.
+            let raw = window
+                .sealed(index, (p, f))
+                .and_then(|sealed| self.frames.open_with(fr, sealed, &have))
+                .map_err(|e| damaged(file, &pack_id, e))?;
+            for b in fr.kind.bases() {
+                if let Some(n) = pending.get_mut(b) {
+                    *n -= 1;
+                    if *n == 0 {
+                        pending.remove(b);
+                        have.remove(b);
                     }
                 }
-                Arc::new(raw)
-            } else {
-                let raw = window
-                    .sealed(index, (p, f))
-                    .and_then(|sealed| self.frames.open(fr, sealed))
-                    .map_err(|e| damaged(file, &pack_id, e))?;
-                Arc::new(raw)
-            };
+            }
+            let raw = Arc::new(raw);
             if !pending.is_empty() {
                 let mut at = 0usize;
                 for b in &fr.blobs {

@@ -110,6 +110,12 @@ struct BudgetState {
     spare: Vec<Vec<u8>>,
 }
 
+impl BudgetState {
+    fn over(&self) -> bool {
+        self.held > self.reads as u64 * MAX_READ
+    }
+}
+
 impl Budget {
     pub fn new(workers: usize, parallelism: usize) -> Budget {
         Budget {
@@ -169,14 +175,13 @@ impl Budget {
     }
 
     fn over(&self) -> bool {
-        let state = self.state.lock().unwrap();
-        state.held > state.reads as u64 * MAX_READ
+        self.state.lock().unwrap().over()
     }
 
     /// Waits until the bytes held are within the limit, or the restore failed.
     fn wait(&self, failed: &dyn Fn() -> bool) {
         let mut state = self.state.lock().unwrap();
-        while state.held > state.reads as u64 * MAX_READ && !failed() {
+        while state.over() && !failed() {
             // With a timeout: a failure elsewhere does not notify.
             state = self
                 .freed
