@@ -316,6 +316,16 @@ impl PackBuilder {
         }
     }
 
+    /// A pack filled into `buf` (cleared), a buffer reused from an
+    /// earlier pack.
+    pub fn with_buffer(mut buf: Vec<u8>) -> PackBuilder {
+        buf.clear();
+        PackBuilder {
+            buf,
+            frames: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

@@ -10,14 +10,14 @@
 //! a budget: the planner stops while more than that is read and not yet
 //! restored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::reads::{Added, Gather, InRead, Lists, Permits, Span, MAX_READ};
+use super::reads::{stretched, Added, Gather, InRead, Lists, Permits, Span, MAX_READ};
 use super::{damaged, Key, Wanted};
 use crate::error::{Error, Result};
 use crate::frames::Frames;
@@ -141,7 +141,7 @@ impl Budget {
         let spare = &mut self.state.lock().unwrap().spare;
         match spare.pop() {
             Some(buf) => buf,
-            None => Vec::with_capacity(len.max(MAX_READ as usize)),
+            None => Vec::with_capacity(len.max(stretched(MAX_READ) as usize)),
         }
     }
 
@@ -178,10 +178,12 @@ impl Budget {
         self.state.lock().unwrap().over()
     }
 
-    /// Waits until the bytes held are within the limit, or the restore failed.
-    fn wait(&self, failed: &dyn Fn() -> bool) {
+    /// Waits until the bytes held are within the limit, or no more than
+    /// `pinned` (bytes that cannot be freed while the caller waits), or the
+    /// restore failed.
+    fn wait(&self, pinned: u64, failed: &dyn Fn() -> bool) {
         let mut state = self.state.lock().unwrap();
-        while state.over() && !failed() {
+        while state.over() && state.held > pinned && !failed() {
             // With a timeout: a failure elsewhere does not notify.
             state = self
                 .freed
@@ -210,17 +212,22 @@ impl<'a> Planner<'a> {
     /// Plans every window; stops early (without an error of its own) when
     /// the restore failed elsewhere.
     pub fn run(mut self, failed: &dyn Fn() -> bool) -> Result<()> {
-        let mut gather = Gather::new(MAX_READ);
+        let mut gather = Gather::new(self.index, MAX_READ);
         let mut held: Vec<Planned<'a>> = Vec::new();
         for j in 0..self.jobs.len() {
             if failed() {
                 return Ok(());
             }
             if self.budget.over() {
-                // Send what is planned first: the windows held back may be
-                // what keeps the budget from freeing.
-                self.dispatch(gather.finish(), &mut held, None)?;
-                self.budget.wait(failed);
+                // Wait for the workers to free reads. The windows held back
+                // keep the reads they use (and which the workers cannot
+                // have) until the open read is sent: if those are all that
+                // is held, send it, cut short, and wait again.
+                self.budget.wait(pinned(&held), failed);
+                if self.budget.over() {
+                    self.dispatch(gather.finish(), &mut held, None)?;
+                    self.budget.wait(0, failed);
+                }
                 if failed() {
                     return Ok(());
                 }
@@ -230,7 +237,7 @@ impl<'a> Planner<'a> {
             let mut keys: Vec<Key> = planned.by_frame.keys().copied().collect();
             keys.sort_unstable();
             for k in keys {
-                match gather.add(planned.n, k.0, self.frame(k)) {
+                match gather.add(planned.n, k) {
                     Added::Joined(at) => planned.pending.push((k, at)),
                     Added::Started(closed) => {
                         self.dispatch(closed, &mut held, Some(&mut planned))?;
@@ -245,10 +252,6 @@ impl<'a> Planner<'a> {
             }
         }
         self.dispatch(gather.finish(), &mut held, None)
-    }
-
-    fn frame(&self, (p, f): Key) -> &'a crate::pack::FrameEntry {
-        &self.index.packs[p as usize].frames[f as usize]
     }
 
     /// Window `j`: its block list read, its blocks found in the index.
@@ -310,6 +313,16 @@ impl<'a> Planner<'a> {
         }
         Ok(())
     }
+}
+
+/// The bytes of the reads that the windows `held` use.
+fn pinned(held: &[Planned<'_>]) -> u64 {
+    let mut seen = HashSet::new();
+    held.iter()
+        .flat_map(|w| w.frames.values())
+        .filter(|(read, _)| seen.insert(Arc::as_ptr(read)))
+        .map(|(read, _)| read.span.end - read.span.start)
+        .sum()
 }
 
 /// A reader thread: fetches reads until the planner is done. After a
@@ -374,9 +387,45 @@ mod tests {
         assert!(budget.over());
         budget.give_back(MAX_READ, Some(Vec::with_capacity(MAX_READ as usize)));
         assert!(!budget.over());
-        budget.wait(&|| false);
+        budget.wait(0, &|| false);
         assert_eq!(budget.buffer(100).capacity(), 100, "small reads: their own");
         let spare = budget.buffer(SMALL_READ);
         assert_eq!(spare.capacity(), MAX_READ as usize, "the one given back");
+    }
+
+    /// The reads held-back windows use are counted once each.
+    #[test]
+    fn pinned_counts_each_read_once() {
+        let budget = Budget::new(2, 2);
+        let read = |start, end| {
+            budget.take(end - start);
+            Arc::new(Read {
+                budget: &budget,
+                span: Span {
+                    file: 0,
+                    pack: 0,
+                    start,
+                    end,
+                },
+                bytes: OnceLock::new(),
+                waited: AtomicBool::new(false),
+            })
+        };
+        let (a, b) = (read(0, 100), read(100, 130));
+        fn window<'s>(reads: &[&Arc<Read<'s>>]) -> Planned<'s> {
+            let mut w = Planned {
+                n: 0,
+                by_frame: HashMap::new(),
+                frames: HashMap::new(),
+                pending: Vec::new(),
+            };
+            for (f, r) in reads.iter().enumerate() {
+                w.frames.insert((0, f as u32), (Arc::clone(r), 0));
+            }
+            w
+        }
+        assert_eq!(pinned(&[]), 0);
+        assert_eq!(pinned(&[window(&[&a, &a])]), 100);
+        assert_eq!(pinned(&[window(&[&a]), window(&[&a, &b])]), 130);
     }
 }

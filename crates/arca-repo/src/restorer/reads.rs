@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::id::BlobId;
 use crate::index::{BlobLoc, Index};
-use crate::pack::FrameEntry;
 use crate::repository::Repository;
 use crate::snapshot::FileEntry;
 
@@ -114,11 +113,10 @@ impl<'a> Lists<'a> {
         keys.sort_unstable();
         // The reads, each with its frames and their offsets in it.
         let mut spans: Vec<(Span, InRead)> = Vec::new();
-        let mut gather = Gather::new(MAX_READ);
+        let mut gather = Gather::new(index, MAX_READ);
         let mut frames_of_open = Vec::new();
         for key in keys {
-            let fr = &index.packs[key.0 as usize].frames[key.1 as usize];
-            match gather.add(0, key.0, fr) {
+            match gather.add(0, key) {
                 Added::Joined(at) => frames_of_open.push((key, at)),
                 Added::Started(closed) => {
                     if let Some(span) = closed {
@@ -175,7 +173,7 @@ fn list_batches(
 ) -> (Vec<Option<usize>>, Vec<(usize, usize)>) {
     let mut batch_of = Vec::with_capacity(jobs.len());
     let mut batches: Vec<(usize, usize)> = Vec::new();
-    let mut gather = Gather::new(LIST_BATCH);
+    let mut gather = Gather::new(index, LIST_BATCH);
     for (j, &(n, w)) in jobs.iter().enumerate() {
         let Some(id) = files[n].lists.get(w) else {
             batch_of.push(None);
@@ -185,7 +183,7 @@ fn list_batches(
         // says what is wrong.
         let added = index
             .get(id)
-            .map(|loc| gather.add(n, loc.pack, index.frame(&loc).1));
+            .map(|loc| gather.add(n, (loc.pack, loc.frame)));
         match (added, batches.last_mut()) {
             (Some(Added::Joined(_)), Some(batch)) => batch.1 = j,
             (added, _) => {
@@ -250,28 +248,50 @@ pub(super) enum Added {
     Started(Option<Span>),
 }
 
+/// The most a read gathered within `limit` may take: see [`Gather`].
+pub(super) const fn stretched(limit: u64) -> u64 {
+    limit + limit / 4
+}
+
 /// Gathers frames, in the order they come, into reads: a frame joins the
 /// open read if it is in the same pack, after it and at most MAX_GAP past
 /// its end, and the read stays within `limit` bytes. Frames of neighbouring
 /// windows sit side by side, and a request costs the store more than
 /// reading a megabyte more.
-pub(super) struct Gather {
+///
+/// A read may run on to the end of its pack's frames when that is at most a
+/// quarter over the limit: packs are a little over their nominal size, and
+/// one of twice the limit would otherwise take a third, small read.
+pub(super) struct Gather<'i> {
+    index: &'i Index,
     open: Option<Span>,
     limit: u64,
 }
 
-impl Gather {
-    pub fn new(limit: u64) -> Gather {
-        Gather { open: None, limit }
+impl<'i> Gather<'i> {
+    pub fn new(index: &'i Index, limit: u64) -> Gather<'i> {
+        Gather {
+            index,
+            open: None,
+            limit,
+        }
     }
 
-    pub fn add(&mut self, file: usize, pack: u32, fr: &FrameEntry) -> Added {
+    pub fn add(&mut self, file: usize, (p, f): Key) -> Added {
+        let pack = &self.index.packs[p as usize];
+        let fr = &pack.frames[f as usize];
         let (from, to) = (fr.offset, fr.offset + fr.len as u64);
         if let Some(o) = self.open.as_mut() {
-            let joins = o.pack == pack
-                && from >= o.end
-                && from - o.end <= MAX_GAP
-                && to - o.start <= self.limit;
+            // Packs are written frame after frame: the last ends them.
+            let rest = pack.frames.last().map_or(0, |l| l.offset + l.len as u64);
+            let stretch = stretched(self.limit);
+            let limit = if rest.saturating_sub(o.start) <= stretch {
+                stretch
+            } else {
+                self.limit
+            };
+            let joins =
+                o.pack == p && from >= o.end && from - o.end <= MAX_GAP && to - o.start <= limit;
             if joins {
                 o.end = to;
                 return Added::Joined((from - o.start) as usize);
@@ -279,7 +299,7 @@ impl Gather {
         }
         let span = Span {
             file,
-            pack,
+            pack: p,
             start: from,
             end: to,
         };
@@ -319,10 +339,10 @@ mod tests {
     /// The frames `keys` gathered into reads of at most MAX_READ: the
     /// frames of each read, and their offsets in it.
     fn gathered(index: &Index, keys: &[(u32, u32)]) -> Vec<Vec<((u32, u32), usize)>> {
-        let mut gather = Gather::new(MAX_READ);
+        let mut gather = Gather::new(index, MAX_READ);
         let mut reads: Vec<Vec<((u32, u32), usize)>> = Vec::new();
         for &k in keys {
-            match gather.add(0, k.0, &index.packs[k.0 as usize].frames[k.1 as usize]) {
+            match gather.add(0, k) {
                 Added::Joined(at) => reads.last_mut().unwrap().push((k, at)),
                 Added::Started(closed) => {
                     assert_eq!(closed.is_some(), !reads.is_empty());
@@ -462,15 +482,39 @@ mod tests {
     fn reads_stop_at_the_size_limit() {
         let big = (MAX_READ / 2 + 1) as u32;
         let mut index = Index::default();
+        // The pack goes on well past a quarter over the limit.
+        let frames = [
+            (0, big),
+            (big as u64, big),
+            (2 * big as u64, 10),
+            (2 * big as u64 + 10, big),
+        ];
         index.add_file(IndexFile {
-            packs: vec![pack(
-                1,
-                &[(0, big), (big as u64, big), (2 * big as u64, 10)],
-            )],
+            packs: vec![pack(1, &frames)],
         });
         assert_eq!(
             gathered(&index, &[(0, 0), (0, 1), (0, 2)]),
             vec![vec![((0, 0), 0)], vec![((0, 1), 0), ((0, 2), big as usize)]]
+        );
+    }
+
+    /// A pack a little over twice the limit is read in two, not three.
+    #[test]
+    fn reads_run_on_to_the_end_of_a_pack_a_little_over_the_limit() {
+        let half = (MAX_READ / 2) as u32;
+        let mut index = Index::default();
+        let mut frames: Vec<(u64, u32)> = (0..4).map(|i| (i * half as u64, half)).collect();
+        frames.push((4 * half as u64, 1 << 20));
+        index.add_file(IndexFile {
+            packs: vec![pack(1, &frames)],
+        });
+        let h = half as usize;
+        assert_eq!(
+            gathered(&index, &[(0, 0), (0, 1), (0, 2), (0, 3), (0, 4)]),
+            vec![
+                vec![((0, 0), 0), ((0, 1), h)],
+                vec![((0, 2), 0), ((0, 3), h), ((0, 4), 2 * h)]
+            ]
         );
     }
 }
