@@ -26,22 +26,41 @@ const STAGE: usize = 1 << 20;
 /// write per small file costs more than the copy saves.
 const MIN_DIRECT: u64 = 1 << 20;
 
-/// An aligned buffer for direct writes, reused for every one.
-pub(crate) struct Stage {
+/// A buffer whose start is aligned for direct writes.
+pub(crate) struct Aligned {
     buf: Vec<u8>,
+    at: usize,
+    len: usize,
 }
+
+impl Aligned {
+    pub(crate) fn new(len: usize) -> Aligned {
+        let buf = vec![0; len + ALIGN];
+        let at = buf.as_ptr().align_offset(ALIGN);
+        Aligned { buf, at, len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[self.at..self.at + self.len]
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[self.at..self.at + self.len]
+    }
+}
+
+/// An aligned buffer that data in unaligned memory is copied through for
+/// direct writes, reused for every one.
+pub(crate) struct Stage(Aligned);
 
 impl Stage {
     pub(crate) fn new() -> Stage {
-        Stage {
-            buf: vec![0; STAGE + ALIGN],
-        }
+        Stage(Aligned::new(STAGE))
     }
 
     /// `data` copied to the start of the aligned part (at most STAGE bytes).
     fn fill(&mut self, data: &[u8]) -> &[u8] {
-        let at = self.buf.as_ptr().align_offset(ALIGN);
-        let piece = &mut self.buf[at..at + data.len()];
+        let piece = &mut self.0.as_mut_slice()[..data.len()];
         piece.copy_from_slice(data);
         piece
     }
@@ -66,32 +85,55 @@ impl Output {
         }
     }
 
-    /// Writes all of `data` at `pos`.
+    /// Whether writes to this file go directly to the device (so far).
+    pub(crate) fn writes_directly(&self) -> bool {
+        self.usable
+    }
+
+    /// Writes all of `data` at `pos`: directly as far as it is aligned
+    /// (through `stage` unless its memory is aligned too), the rest (the
+    /// end of a file, tiny pages) through the page cache.
     pub(crate) fn write_at(&mut self, data: &[u8], pos: u64, stage: &mut Stage) -> io::Result<()> {
-        let aligned = pos.is_multiple_of(ALIGN as u64) && data.len().is_multiple_of(ALIGN);
-        if self.usable && aligned && self.set_direct(true) {
-            let mut done = 0;
-            while done < data.len() {
-                let piece = &data[done..(done + STAGE).min(data.len())];
-                match self.file.write_all_at(stage.fill(piece), pos + done as u64) {
-                    Ok(()) => done += piece.len(),
-                    // The device wants a larger alignment: write the rest
-                    // through the page cache, and the rest of the file too.
-                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                        self.usable = false;
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            if done == data.len() {
-                return Ok(());
-            }
-            self.set_direct(false);
-            return self.file.write_all_at(&data[done..], pos + done as u64);
+        let aligned = if self.usable && pos.is_multiple_of(ALIGN as u64) {
+            data.len() / ALIGN * ALIGN
+        } else {
+            0
+        };
+        let mut done = 0;
+        if aligned > 0 && self.set_direct(true) {
+            done = self.write_direct(&data[..aligned], pos, stage)?;
         }
-        self.set_direct(false);
-        self.file.write_all_at(data, pos)
+        if done < data.len() {
+            self.set_direct(false);
+            self.file.write_all_at(&data[done..], pos + done as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` (aligned in length and place) directly; how much went,
+    /// short only if the device wants a larger alignment, after which this
+    /// file is written through the page cache.
+    fn write_direct(&mut self, data: &[u8], pos: u64, stage: &mut Stage) -> io::Result<usize> {
+        let in_place = data.as_ptr().align_offset(ALIGN) == 0;
+        let mut done = 0;
+        while done < data.len() {
+            let n = if in_place {
+                data.len() - done
+            } else {
+                STAGE.min(data.len() - done)
+            };
+            let piece = &data[done..done + n];
+            let piece = if in_place { piece } else { stage.fill(piece) };
+            match self.file.write_all_at(piece, pos + done as u64) {
+                Ok(()) => done += n,
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    self.usable = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Turns O_DIRECT on or off; false if it could not be turned on (the
@@ -115,6 +157,16 @@ impl Output {
         self.direct = on;
         true
     }
+}
+
+/// Creates `path` (replacing a file there) holding `data`, written
+/// directly where the file system takes it: for files written now and read
+/// once, later, such as the WAL segments a restore spools for recovery.
+pub fn write_new(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
+    let file = File::create(path)?;
+    let mut out = Output::new(file, data.len() as u64);
+    let mut stage = Stage::new();
+    out.write_at(data, 0, &mut stage)
 }
 
 /// The caller may share the file's description (a duplicated descriptor)

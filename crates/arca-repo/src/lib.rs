@@ -20,7 +20,7 @@ pub mod archiver;
 pub mod backend;
 pub mod check;
 pub mod config;
-mod direct;
+pub mod direct;
 pub mod error;
 pub mod frames;
 pub mod id;

@@ -118,8 +118,11 @@ pub(crate) fn prefetch(
                             if !found {
                                 return Ok(());
                             }
+                            // Read once, by recovery: the page cache would only
+                            // add a copy and the writeback of 16 MiB a segment.
                             let p = dir.join(name);
-                            std::fs::write(&p, &data).map_err(|e| RepoError::io(&p, e).into())
+                            arca_repo::direct::write_new(&p, &data)
+                                .map_err(|e| RepoError::io(&p, e).into())
                         });
                     if let Err(e) = r {
                         failure.lock().unwrap().get_or_insert(e);

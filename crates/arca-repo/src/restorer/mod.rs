@@ -19,6 +19,7 @@
 
 mod plan;
 mod reads;
+mod write;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,7 +27,6 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::direct::{Output, Stage};
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
@@ -36,6 +36,7 @@ use crate::snapshot::FileEntry;
 use crate::Progress;
 use plan::{Budget, Planned, Planner};
 use reads::{Lists, Permits};
+use write::{create_all, write_all};
 
 /// A frame: its pack's and its own number in the index.
 type Key = (u32, u32);
@@ -100,11 +101,14 @@ pub fn restore_files(
     // Both bounded by the budget.
     let (fetch_tx, fetch_rx) = unbounded();
     let (planned_tx, planned_rx) = unbounded::<Planned>();
+    // Files created ahead of the writer, at most this many.
+    let (created_tx, created_rx) = bounded(64);
     std::thread::scope(|s| {
+        s.spawn(|| create_all(files, open, created_tx, &failed));
         s.spawn(|| {
             // The error is recorded before the channel closes: the workers
             // then fail with "cancelled", which must not be what is reported.
-            if let Err(e) = write_all(files, open, &write_rx, pool_tx, progress) {
+            if let Err(e) = write_all(files, created_rx, &write_rx, pool_tx, workers, progress) {
                 fail(e);
             }
             drop(write_rx);
@@ -159,48 +163,6 @@ pub fn restore_files(
 /// is created too).
 fn windows(f: &FileEntry) -> usize {
     f.lists.len().max(1)
-}
-
-/// The writer: opens each file at its first message, writes the runs, and
-/// closes it once all its windows are done.
-fn write_all(
-    files: &[&FileEntry],
-    open: &(dyn Fn(&FileEntry) -> Result<File> + Sync),
-    verified: &Receiver<Verified>,
-    pool: Sender<Vec<u8>>,
-    progress: &dyn Progress,
-) -> Result<()> {
-    // Open files and the windows each still waits for.
-    let mut open_files: HashMap<usize, (Output, usize)> = HashMap::new();
-    let mut stage = Stage::new();
-    for v in verified.iter() {
-        let entry = files[v.file];
-        let (out, left) = match open_files.entry(v.file) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let out = open(entry)?;
-                out.set_len(entry.size)
-                    .map_err(|e| Error::io(&entry.path, e))?;
-                slot.insert((Output::new(out, entry.size), windows(entry)))
-            }
-        };
-        let Some(raw) = v.raw else {
-            *left -= 1;
-            if *left == 0 {
-                open_files.remove(&v.file);
-            }
-            continue;
-        };
-        for &(pos, off, len) in &v.runs {
-            out.write_at(&raw[off..off + len], pos, &mut stage)
-                .map_err(|e| Error::io(&entry.path, e))?;
-            progress.inc(len as u64);
-        }
-        if let Ok(raw) = Arc::try_unwrap(raw) {
-            let _ = pool.try_send(raw);
-        }
-    }
-    Ok(())
 }
 
 /// One restore thread: its frames (decompressor, buffers, and a cache for
