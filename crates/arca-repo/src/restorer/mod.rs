@@ -5,8 +5,9 @@
 //! files to restore, largest files first, and gathers the frames of
 //! neighbouring windows into large range reads ([`plan`]); reader threads
 //! fetch them, `parallelism` at a time. Workers, one per core, decompress
-//! and verify the windows' frames; one writer thread opens the files and
-//! writes the verified runs. Writes to one file take turns on its lock in
+//! and verify the windows' frames; one writer thread writes the verified
+//! runs, gathered into regions ([`write`]), into files another thread
+//! creates ahead of it. Writes to one file take turns on its lock in
 //! the kernel, and writers to several files were measured no faster than
 //! one. One set of threads serves every file: a data directory holds about
 //! a thousand small files, and threads, decompressors and buffers made for
