@@ -689,7 +689,8 @@ impl<'r> Packer<'r> {
         };
         let backend = self.repo.backend.clone();
         let (path, bytes) = (pack_path(&pack.id), pack.bytes);
-        let (spare, most) = (self.spare.clone(), self.uploads + 2);
+        // One pack fills while the last is written: two spares keep it going.
+        let (spare, most) = (self.spare.clone(), 2);
         let thread = std::thread::spawn(move || {
             if let Some(buf) = backend.write_reclaim(&path, bytes)? {
                 let mut spare = spare.lock().unwrap();

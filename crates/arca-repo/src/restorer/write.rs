@@ -51,7 +51,7 @@ pub(super) fn create_all(
 
 /// The writer: takes each file, created, at its first message, writes the
 /// runs, and closes it once all its windows are done. At most `workers`
-/// times eight regions are held; past that the oldest is written as it is.
+/// times four regions are held; past that the oldest is written as it is.
 pub(super) fn write_all(
     files: &[&FileEntry],
     created: Receiver<(usize, Result<File>)>,
@@ -72,7 +72,7 @@ pub(super) fn write_all(
         ready.insert(k, file);
     };
     let mut regions = Regions {
-        most: (workers * 8).min(32),
+        most: (workers * 4).min(32),
         ..Regions::default()
     };
     for v in verified.iter() {
