@@ -77,11 +77,10 @@ pub(super) fn write_all(
     };
     for v in verified.iter() {
         let entry = files[v.file];
-        let io = |e| Error::io(&entry.path, e);
         if let std::collections::hash_map::Entry::Vacant(slot) = open_files.entry(v.file) {
             slot.insert(OpenFile {
                 out: Output::new(take(v.file)?, entry.size),
-                size: entry.size,
+                entry,
                 left: windows(entry),
                 held: Vec::new(),
             });
@@ -91,14 +90,12 @@ pub(super) fn write_all(
             f.left -= 1;
             if f.left == 0 {
                 let mut f = open_files.remove(&v.file).expect("opened above");
-                regions.write_all_of(&mut f).map_err(io)?;
+                regions.write_all_of(&mut f)?;
             }
             continue;
         };
         for &(pos, off, len) in &v.runs {
-            regions
-                .put(&mut open_files, v.file, &raw[off..off + len], pos)
-                .map_err(io)?;
+            regions.put(&mut open_files, v.file, &raw[off..off + len], pos)?;
             progress.inc(len as u64);
         }
         if let Ok(raw) = Arc::try_unwrap(raw) {
@@ -108,9 +105,10 @@ pub(super) fn write_all(
     Ok(())
 }
 
-struct OpenFile {
+struct OpenFile<'f> {
     out: Output,
-    size: u64,
+    /// Its entry: its size, and its path for errors.
+    entry: &'f FileEntry,
     /// Windows still to come.
     left: usize,
     /// Its regions being gathered.
@@ -144,16 +142,20 @@ impl Regions {
     /// directly.
     fn put(
         &mut self,
-        files: &mut HashMap<usize, OpenFile>,
+        files: &mut HashMap<usize, OpenFile<'_>>,
         n: usize,
         mut data: &[u8],
         mut pos: u64,
-    ) -> std::io::Result<()> {
+    ) -> Result<()> {
         while !data.is_empty() {
             let f = files.get_mut(&n).expect("open");
             if !f.out.writes_directly() {
                 let stage = self.stage.get_or_insert_with(Stage::new);
-                return f.out.write_at(data, pos, stage);
+                let path = &f.entry.path;
+                return f
+                    .out
+                    .write_at(data, pos, stage)
+                    .map_err(|e| Error::io(path, e));
             }
             let base = pos - pos % REGION as u64;
             let take = data.len().min((base + REGION as u64 - pos) as usize);
@@ -164,7 +166,7 @@ impl Regions {
                         self.write_oldest(files)?;
                     }
                     let f = files.get_mut(&n).expect("open");
-                    let len = REGION.min((f.size - base) as usize);
+                    let len = REGION.min((f.entry.size - base) as usize);
                     let buf = self.spare.pop().unwrap_or_else(|| Aligned::new(REGION));
                     f.held.push(Region {
                         base,
@@ -187,7 +189,7 @@ impl Regions {
             r.filled += take;
             if r.filled == r.len {
                 let r = f.held.swap_remove(at);
-                self.write(&mut f.out, r)?;
+                self.write(f, r)?;
             }
             data = &data[take..];
             pos += take as u64;
@@ -195,8 +197,9 @@ impl Regions {
         Ok(())
     }
 
-    /// Writes what is in `r`: all of it in one write once it is full.
-    fn write(&mut self, out: &mut Output, mut r: Region) -> std::io::Result<()> {
+    /// Writes what is in `r`, a region of `f`: all of it in one write once
+    /// it is full.
+    fn write(&mut self, f: &mut OpenFile<'_>, mut r: Region) -> Result<()> {
         self.held -= 1;
         let stage = self.stage.get_or_insert_with(Stage::new);
         r.runs.sort_unstable();
@@ -209,7 +212,9 @@ impl Regions {
                 end += r.runs[i].1;
                 i += 1;
             }
-            out.write_at(&r.buf.as_slice()[start..end], r.base + start as u64, stage)?;
+            f.out
+                .write_at(&r.buf.as_slice()[start..end], r.base + start as u64, stage)
+                .map_err(|e| Error::io(&f.entry.path, e))?;
         }
         if self.spare.len() < self.most {
             self.spare.push(r.buf);
@@ -218,7 +223,7 @@ impl Regions {
     }
 
     /// Writes the region held longest, as it is, to make room.
-    fn write_oldest(&mut self, files: &mut HashMap<usize, OpenFile>) -> std::io::Result<()> {
+    fn write_oldest(&mut self, files: &mut HashMap<usize, OpenFile<'_>>) -> Result<()> {
         let oldest = files
             .iter()
             .flat_map(|(n, f)| {
@@ -231,15 +236,15 @@ impl Regions {
         if let Some((_, n, i)) = oldest {
             let f = files.get_mut(&n).expect("open");
             let r = f.held.swap_remove(i);
-            self.write(&mut f.out, r)?;
+            self.write(f, r)?;
         }
         Ok(())
     }
 
     /// Writes every region of a file done with.
-    fn write_all_of(&mut self, f: &mut OpenFile) -> std::io::Result<()> {
+    fn write_all_of(&mut self, f: &mut OpenFile<'_>) -> Result<()> {
         for r in std::mem::take(&mut f.held) {
-            self.write(&mut f.out, r)?;
+            self.write(f, r)?;
         }
         Ok(())
     }
@@ -262,12 +267,21 @@ mod tests {
             .collect();
         let file = File::create(&path).unwrap();
         file.set_len(size as u64).unwrap();
+        let pages = size.div_ceil(8192);
+        let entry = FileEntry {
+            path: "f".into(),
+            size: size as u64,
+            block_size: 8192,
+            blocks: pages as u64,
+            lists: Vec::new(),
+            meta: serde_json::Value::Null,
+        };
         let mut files = HashMap::new();
         files.insert(
             7,
             OpenFile {
                 out: Output::new(file, size as u64),
-                size: size as u64,
+                entry: &entry,
                 left: 1,
                 held: Vec::new(),
             },
@@ -277,7 +291,6 @@ mod tests {
             ..Regions::default()
         };
         // Every 8 KiB page once, in the order a stride of 37 visits them.
-        let pages = size.div_ceil(8192);
         for k in 0..pages {
             let p = k * 37 % pages;
             let (from, to) = (p * 8192, ((p + 1) * 8192).min(size));
