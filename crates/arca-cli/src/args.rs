@@ -58,6 +58,9 @@ pub enum Command {
     /// Named repositories: `repo add NAME URL`, then `--repo NAME` anywhere.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// The way back from damage `check` names: `repair index`, then `repair backups`.
+    #[command(subcommand)]
+    Repair(RepairCommand),
 }
 
 impl Command {
@@ -75,6 +78,8 @@ impl Command {
             Command::WalFetch(a) => Some(&mut a.repo),
             Command::WalStream(a) => Some(&mut a.repo),
             Command::Snapshot(c) => Some(c.repo_args_mut()),
+            Command::Repair(RepairCommand::Index(a)) => Some(&mut a.repo),
+            Command::Repair(RepairCommand::Backups(a)) => Some(&mut a.repo),
             Command::Demo(_) | Command::Repo(_) => None,
         }
     }
@@ -305,6 +310,41 @@ pub struct CheckArgs {
     /// Read every pack and verify every blob's hash.
     #[arg(long)]
     pub read_data: bool,
+    #[command(flatten)]
+    pub par: Parallelism,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs themselves (reads every pack).
+    Index(RepairIndexArgs),
+    /// Remove backups that cannot be restored whole (damaged manifest,
+    /// missing or, with --read-data, damaged blocks), so the rest stay usable.
+    Backups(RepairBackupsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairIndexArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub par: Parallelism,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairBackupsArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Read every pack, so damaged blocks count too, not only missing ones.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Say what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub par: Parallelism,
     #[arg(long)]

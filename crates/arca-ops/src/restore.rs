@@ -61,7 +61,7 @@ pub fn restore(
         ))
         .into());
     }
-    let _lock = repo.lock_shared("restore")?;
+    let _lock = repo.lock_for_reading("restore")?;
     let index = repo.load_index()?;
     progress.set_total(file.size);
     let tmp = temp_path(&target);

@@ -74,17 +74,16 @@ impl<'r> BackupSession<'r> {
     /// Records a file unchanged since an earlier backup by that backup's
     /// entry: its block lists are in the repository already, and this
     /// session's lock keeps prune from removing them before the commit.
-    pub fn add_unchanged(&mut self, entry: FileEntry) -> Result<()> {
-        for list in &entry.lists {
-            if !self.index.contains(list) {
-                return Err(Error::corrupt(format!(
-                    "block list {list} of {} is not in the index",
-                    entry.path
-                )));
-            }
+    /// Returns false, recording nothing, when the entry cannot be vouched
+    /// for: a list is not indexed, or an index file is damaged (its blocks
+    /// may be named only there). The caller then stores the file afresh, so
+    /// damage never spreads into a new backup.
+    pub fn add_unchanged(&mut self, entry: FileEntry) -> Result<bool> {
+        if !self.index.damaged.is_empty() || !entry.lists.iter().all(|l| self.index.contains(l)) {
+            return Ok(false);
         }
         self.files.push(entry);
-        Ok(())
+        Ok(true)
     }
 
     /// Stores one file read from `reader` (exactly `len` bytes) in blocks of

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
-use crate::index::Index;
+use crate::index::{Damaged, Index};
 use crate::pack::{pack_path, verify_frame, DATA_DIR};
 use crate::repository::{parse_name, Repository};
 use crate::snapshot::Snapshot;
@@ -33,6 +33,12 @@ pub struct CheckReport {
     pub logs: usize,
     /// One line per problem, naming the damaged backup and file where known.
     pub errors: Vec<String>,
+    /// Backups that cannot be restored whole, and the first reason.
+    pub damaged_backups: Vec<(Id, String)>,
+    /// Manifests that cannot be read.
+    pub damaged_manifests: Vec<Damaged>,
+    /// Index files that cannot be read.
+    pub damaged_index_files: Vec<Damaged>,
 }
 
 impl CheckReport {
@@ -46,34 +52,31 @@ pub fn check(
     opts: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
-    let _lock = repo.lock_shared("check")?;
+    let _lock = repo.lock_for_reading("check")?;
     let mut report = CheckReport::default();
 
-    // Index files, one by one, so a damaged one is named and the rest still count.
-    let mut index = Index::default();
-    for id in repo.index_files()? {
-        match repo.read_index_file(&id) {
-            Ok(file) => {
-                index.add_file(file);
-                index.files.push(id);
-            }
-            Err(e) => report.errors.push(format!("{e}")),
-        }
+    // A damaged index file is named and left out; the rest still count.
+    let index = repo.read_index(false)?;
+    for d in &index.damaged {
+        report
+            .errors
+            .push(format!("{}: run `arca repair index`", d.problem));
     }
-    index.seal();
+    report.damaged_index_files = index.damaged.clone();
 
     // Snapshots to check.
     let snaps: Vec<Snapshot> = match &opts.snapshot {
         Some(spec) => vec![repo.find_snapshot(spec)?],
         None => {
-            let mut v = Vec::new();
-            for id in repo.snapshot_ids()? {
-                match repo.read_snapshot(&id) {
-                    Ok(s) => v.push(s),
-                    Err(e) => report.errors.push(format!("{e}")),
-                }
+            let (snaps, damaged) = repo.snapshots_and_damage()?;
+            for d in &damaged {
+                report.errors.push(format!(
+                    "{}: `arca delete` or `arca repair backups` removes it",
+                    d.problem
+                ));
             }
-            v
+            report.damaged_manifests = damaged;
+            snaps
         }
     };
     report.snapshots = snaps.len();
@@ -185,6 +188,11 @@ pub fn check(
         }
         let mut files: Vec<_> = per_file.into_iter().collect();
         files.sort();
+        if let Some((file, (_, problem))) = files.first() {
+            report
+                .damaged_backups
+                .push((s.id, format!("file {file}: {problem}")));
+        }
         for (file, (n, problem)) in files {
             report.errors.push(format!(
                 "backup {} file {file} is damaged: {n} blocks unreadable ({problem})",

@@ -19,6 +19,11 @@ pub struct Config {
     /// The BLAKE3 key for blob ids, hex. With encryption on, it will live inside
     /// the wrapped key material instead of in clear.
     pub blob_key: String,
+    /// BLAKE3 (hex) of this config's JSON without this field: a damaged key
+    /// is named as a damaged config, not as hash failures in every pack.
+    /// Configs written before it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,13 +121,42 @@ impl Config {
                 algorithm: "none".into(),
             },
             blob_key: hex::encode(key),
-        })
+            checksum: None,
+        }
+        .with_checksum())
+    }
+
+    fn content_hash(&self) -> String {
+        let plain = Config {
+            checksum: None,
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&plain).expect("config encodes");
+        blake3::hash(&json).to_hex().to_string()
+    }
+
+    fn with_checksum(mut self) -> Config {
+        self.checksum = Some(self.content_hash());
+        self
+    }
+
+    /// Parses a stored config and verifies its checksum.
+    pub fn decode(bytes: &[u8]) -> Result<Config> {
+        let config: Config = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt(format!("it does not parse ({e})")))?;
+        match &config.checksum {
+            Some(sum) if *sum != config.content_hash() => {
+                Err(Error::corrupt("its contents do not match its checksum"))
+            }
+            _ => Ok(config),
+        }
     }
 
     pub fn blob_key(&self) -> Result<[u8; 32]> {
         let mut key = [0u8; 32];
-        hex::decode_to_slice(&self.blob_key, &mut key)
-            .map_err(|_| Error::corrupt("the config's blob_key is not 64 hex digits"))?;
+        hex::decode_to_slice(&self.blob_key, &mut key).map_err(|_| {
+            Error::corrupt("the config is damaged: its blob_key is not 64 hex digits")
+        })?;
         Ok(key)
     }
 }
@@ -147,5 +181,27 @@ impl Envelope {
 
     pub fn open<'a>(&self, sealed: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
         Ok(std::borrow::Cow::Borrowed(sealed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_key_or_setting_is_found() {
+        let json =
+            serde_json::to_vec_pretty(&Config::new(&InitOptions::default()).unwrap()).unwrap();
+        let config = Config::decode(&json).unwrap();
+        assert!(config.checksum.is_some());
+        let text = String::from_utf8(json.clone()).unwrap();
+        let key = &config.blob_key;
+        let flipped = if key.starts_with('0') { "1" } else { "0" };
+        let bad = text.replacen(key, &format!("{flipped}{}", &key[1..]), 1);
+        assert!(Config::decode(bad.as_bytes()).is_err());
+        let bad = text.replacen("\"zstd\"", "\"zstx\"", 1);
+        assert!(Config::decode(bad.as_bytes()).is_err());
+        // Whitespace is not content.
+        assert!(Config::decode(text.replace("  ", "   ").as_bytes()).is_ok());
     }
 }

@@ -39,6 +39,11 @@ pub enum Error {
     #[error("repository is locked: {0}")]
     Locked(String),
 
+    /// The lock file could not be written (read-only storage or
+    /// credentials, a full disk).
+    #[error("{0}")]
+    LockUnwritable(Box<Error>),
+
     #[error("damaged repository data: {0}")]
     Corrupt(String),
 
@@ -81,6 +86,14 @@ pub enum Error {
 impl Error {
     pub fn corrupt(msg: impl Into<String>) -> Error {
         Error::Corrupt(msg.into())
+    }
+
+    /// A damage report's own words, without the "damaged repository data" prefix.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Corrupt(m) => m.clone(),
+            e => e.to_string(),
+        }
     }
 
     /// The file or object is not there.

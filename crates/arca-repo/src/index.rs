@@ -1,9 +1,10 @@
 //! Index files map every blob to its pack and frame; the in-memory index
 //! answers "is this blob stored?" and "where?" for a whole repository.
 //!
-//! An index file is `seal(zstd(postcard(IndexFile)))` at `index/<id>`. In
-//! memory, each blob costs one 32-byte entry in a sorted vector: a 1 GiB
-//! database of 4 KiB pages is 8 MiB of index.
+//! An index file is `seal(zstd(postcard(IndexFile)))` behind a checksum
+//! ([`crate::object`]) at `index/<id>`. In memory, each blob costs one
+//! 32-byte entry in a sorted vector: a 1 GiB database of 4 KiB pages is
+//! 8 MiB of index.
 
 use std::collections::HashMap;
 
@@ -36,11 +37,13 @@ impl IndexFile {
             .map_err(|e| Error::Format(format!("index encoding failed: {e}")))?;
         let compressed = zstd::bulk::compress(&encoded, 3)
             .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
-        Ok(env.seal(compressed))
+        Ok(crate::object::wrap(env.seal(compressed)))
     }
 
+    /// Verifies the file's checksum, then decodes it.
     pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<IndexFile> {
-        let compressed = env.open(&bytes)?;
+        let checked = crate::object::unwrap(&bytes, crate::object::LEGACY_INDEX)?;
+        let compressed = env.open(checked.sealed)?;
         let encoded = zstd::stream::decode_all(&compressed[..])
             .map_err(|e| Error::corrupt(format!("does not decompress: {e}")))?;
         postcard::from_bytes(&encoded).map_err(|e| Error::corrupt(format!("does not parse: {e}")))
@@ -79,6 +82,15 @@ pub struct Index {
     entries: Vec<Entry>,
     /// The index files this was loaded from.
     pub files: Vec<Id>,
+    /// Index files left out because they are damaged.
+    pub damaged: Vec<Damaged>,
+}
+
+/// A repository file that cannot be trusted, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Damaged {
+    pub path: String,
+    pub problem: String,
 }
 
 impl Index {

@@ -126,7 +126,7 @@ pub fn acquire(
             refreshed: now,
         };
         let path = format!("{LOCK_DIR}/{}", Id::random().to_hex());
-        write_lock(backend, &path, &info)?;
+        write_lock(backend, &path, &info).map_err(|e| Error::LockUnwritable(Box::new(e)))?;
         match conflicts(backend, &path, exclusive)? {
             None => return Ok(spawn_refresher(backend.clone(), path, info)),
             Some(holder) => {

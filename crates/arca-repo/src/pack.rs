@@ -1,8 +1,9 @@
 //! Pack files: compressed frames of blobs, with the pack's own directory at the end.
 //!
 //! ```text
-//! frame 0 | frame 1 | … | header | header length (u32 LE) | magic "ARCAPCK1"
+//! frame 0 | frame 1 | … | header | BLAKE3(header) | header length (u32 LE) | "ARCAPCK2"
 //! ```
+//! Packs written before the header's checksum end `header | length | "ARCAPCK1"`.
 //! A frame is `seal(zstd(blob ‖ blob ‖ …))`; the header is
 //! `seal(zstd(postcard(PackHeader)))`: the frames and their blobs' lengths,
 //! so indexes can be rebuilt from packs alone (ids by hashing the blobs).
@@ -18,7 +19,9 @@ use crate::config::Envelope;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
 
-pub const PACK_MAGIC: &[u8; 8] = b"ARCAPCK1";
+pub const PACK_MAGIC: &[u8; 8] = b"ARCAPCK2";
+/// Packs whose header has no checksum of its own.
+pub const PACK_MAGIC_V1: &[u8; 8] = b"ARCAPCK1";
 pub const DATA_DIR: &str = "data";
 
 /// What a frame's blobs are: database blocks, or block lists (metadata).
@@ -363,6 +366,7 @@ impl PackBuilder {
             .map_err(|e| Error::Format(format!("zstd compression failed: {e}")))?;
         let sealed = env.seal(compressed);
         self.buf.extend_from_slice(&sealed);
+        self.buf.extend_from_slice(blake3::hash(&sealed).as_bytes());
         self.buf
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(PACK_MAGIC);
@@ -376,21 +380,48 @@ impl PackBuilder {
     }
 }
 
-/// Reads the directory at the end of a whole pack's bytes.
+/// Reads the directory at the end of a whole pack's bytes, verifying its
+/// checksum.
 pub fn read_header(env: &Envelope, pack: &[u8]) -> Result<PackHeader> {
     let n = pack.len();
-    if n < 12 || &pack[n - 8..] != PACK_MAGIC {
-        return Err(Error::corrupt("pack does not end with the pack magic"));
+    let hash_len = match pack.get(n.saturating_sub(8)..) {
+        Some(m) if m == PACK_MAGIC => 32,
+        Some(m) if m == PACK_MAGIC_V1 => 0,
+        _ => return Err(Error::corrupt("pack does not end with the pack magic")),
+    };
+    if n < 12 + hash_len {
+        return Err(Error::corrupt(
+            "pack is shorter than its trailer (truncated)",
+        ));
     }
     let hlen = u32::from_le_bytes(pack[n - 12..n - 8].try_into().unwrap()) as usize;
-    if hlen + 12 > n {
+    if hlen + 12 + hash_len > n {
         return Err(Error::corrupt("pack header length is out of range"));
     }
-    let compressed = env.open(&pack[n - 12 - hlen..n - 12])?;
+    let end = n - 12 - hash_len;
+    let sealed = &pack[end - hlen..end];
+    if hash_len > 0 && blake3::hash(sealed).as_bytes()[..] != pack[end..n - 12] {
+        return Err(Error::corrupt(
+            "pack header does not match its checksum (damaged)",
+        ));
+    }
+    let compressed = env.open(sealed)?;
     let encoded = zstd::stream::decode_all(&compressed[..])
         .map_err(|e| Error::corrupt(format!("pack header does not decompress: {e}")))?;
-    postcard::from_bytes(&encoded)
-        .map_err(|e| Error::corrupt(format!("pack header does not parse: {e}")))
+    let header: PackHeader = postcard::from_bytes(&encoded)
+        .map_err(|e| Error::corrupt(format!("pack header does not parse: {e}")))?;
+    if let Some(f) = header
+        .frames
+        .iter()
+        .find(|f| f.offset + f.len as u64 > (end - hlen) as u64)
+    {
+        return Err(Error::corrupt(format!(
+            "pack header places a frame at {}..{}, past the frames' end",
+            f.offset,
+            f.offset + f.len as u64
+        )));
+    }
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -419,6 +450,18 @@ mod tests {
         let pack = builder.finish(&env).unwrap();
         let header = read_header(&env, &pack.bytes).unwrap();
         assert_eq!(header.frames.len(), 3);
+        // Every byte of the header and trailer is covered.
+        let tail = pack.bytes.len()
+            - pack
+                .frames
+                .last()
+                .map_or(0, |f| (f.offset + f.len as u64) as usize);
+        for back in 1..=tail {
+            let mut bad = pack.bytes.clone();
+            let at = bad.len() - back;
+            bad[at] ^= 0x10;
+            assert!(read_header(&env, &bad).is_err(), "byte {back} from the end");
+        }
         for (i, f) in pack.frames.iter().enumerate() {
             assert_eq!(header.frames[i].offset, f.offset);
             assert_eq!(header.frames[i].blob_lens, vec![4096; 4]);

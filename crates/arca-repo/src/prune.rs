@@ -24,27 +24,72 @@ pub struct PruneReport {
     pub garbage_files: usize,
     pub bytes_freed: u64,
     pub bytes_written: u64,
+    /// Why prune left something alone.
+    pub warnings: Vec<String>,
 }
 
 pub fn prune(repo: &Repository) -> Result<PruneReport> {
     let _lock = repo.lock_exclusive("prune")?;
     let index = repo.load_index()?;
     let mut report = PruneReport::default();
+    // A damaged index file may name blobs the others do not: folding the
+    // rest into a new index and deleting it would lose them for good.
+    if let Some(d) = index.damaged.first() {
+        return Err(Error::corrupt(format!(
+            "{}; prune stops so nothing more is lost: run `arca repair index`, then prune",
+            d.problem
+        )));
+    }
+    let (snaps, damaged) = repo.snapshots_and_damage()?;
+    if !damaged.is_empty() {
+        // What a damaged manifest needs cannot be known: keep every pack.
+        for d in &damaged {
+            report.warnings.push(format!(
+                "{}: prune cannot tell which data it needs, so it deletes no pack; delete the backup (`arca delete ID`) or run `arca repair backups`, then prune",
+                d.problem
+            ));
+        }
+        report.garbage_files += remove_temp_files(repo)?;
+        return Ok(report);
+    }
 
-    // Everything any snapshot references, block lists included.
+    // Everything any snapshot references, block lists included. Every one
+    // of them must be indexed: otherwise the index is incomplete (a lost
+    // index file) and the packs it would name look like garbage.
     let mut used: HashSet<BlobId> = HashSet::new();
-    for snap in repo.snapshots()? {
+    for snap in &snaps {
+        let stop = |what: String| {
+            Error::corrupt(format!(
+                "backup {} {what}; prune stops so nothing more is lost. Run `arca check`, then `arca repair index` (and `arca repair backups` if blobs stay missing)",
+                snap.id.short()
+            ))
+        };
         for file in &snap.files {
             for list in &file.lists {
                 used.insert(*list);
-                let ids = repo.read_list(&index, list).map_err(|e| {
-                    Error::corrupt(format!(
-                        "backup {} file {}: {e}; prune stops so nothing more is lost. Run `arca check`",
-                        snap.id.short(),
+                let ids = repo
+                    .read_list(&index, list)
+                    .map_err(|e| stop(format!("file {}: {}", file.path, e.detail())))?;
+                if let Some(missing) = ids.iter().find(|id| !index.contains(id)) {
+                    return Err(stop(format!(
+                        "file {}: block {missing} is not in the index",
                         file.path
-                    ))
-                })?;
+                    )));
+                }
                 used.extend(ids);
+            }
+        }
+    }
+    // The bases of every delta frame that holds a used blob are needed to read it.
+    for pack in &index.packs {
+        for f in &pack.frames {
+            if f.blobs.iter().any(|b| used.contains(&b.id)) {
+                if let Some(base) = f.kind.bases().iter().find(|b| !index.contains(b)) {
+                    return Err(Error::corrupt(format!(
+                        "pack {} holds a delta frame whose base {base} is not in the index; prune stops so nothing more is lost. Run `arca repair index`",
+                        pack.id.short()
+                    )));
+                }
             }
         }
     }
@@ -58,6 +103,11 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     let mut delete: Vec<(Id, u64)> = Vec::new();
     let mut repack = Vec::new();
     let mut claimed: HashSet<BlobId> = HashSet::new();
+    let stored = repo.backend.list(DATA_DIR)?;
+    let present: HashSet<Id> = stored
+        .iter()
+        .filter_map(|e| parse_name(&e.path).ok())
+        .collect();
     for (p, pack) in index.packs.iter().enumerate() {
         let mut total = 0u64;
         let mut live = 0u64;
@@ -69,6 +119,12 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
                     live += b.len as u64;
                 }
             }
+        }
+        if live > 0 && !present.contains(&pack.id) {
+            return Err(Error::corrupt(format!(
+                "pack {} is missing, and backups still use it; prune stops so nothing more is lost. Run `arca check`; `arca repair index` and `arca repair backups` leave only backups whose data is there",
+                pack.id.short()
+            )));
         }
         if live == 0 {
             delete.push((pack.id, pack.size));
@@ -162,20 +218,33 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         report.bytes_freed += size;
     }
 
-    // Garbage: packs no index knows (from backups cut off mid-way) and temp files.
-    for entry in repo.backend.list(DATA_DIR)? {
-        let known = parse_name(&entry.path).is_ok_and(|id| indexed.contains(&id));
-        if !known {
-            repo.backend.delete(&entry.path)?;
-            report.garbage_files += 1;
-            report.bytes_freed += entry.size;
+    // Garbage: packs no index knows (from backups cut off mid-way) and temp
+    // files. A file not named by an id is not Arca's: it stays.
+    let deleted: HashSet<Id> = delete.iter().map(|(id, _)| *id).collect();
+    for entry in stored {
+        match parse_name(&entry.path) {
+            Ok(id) if !indexed.contains(&id) && !deleted.contains(&id) => {
+                repo.backend.delete(&entry.path)?;
+                report.garbage_files += 1;
+                report.bytes_freed += entry.size;
+            }
+            Ok(_) => {}
+            Err(_) => tracing::warn!(
+                "ignoring {}: Arca did not write it (its name is not an id)",
+                entry.path
+            ),
         }
     }
-    for path in repo.temp_files()? {
-        repo.backend.delete(&path)?;
-        report.garbage_files += 1;
-    }
+    report.garbage_files += remove_temp_files(repo)?;
     Ok(report)
+}
+
+fn remove_temp_files(repo: &Repository) -> Result<usize> {
+    let paths = repo.temp_files()?;
+    for path in &paths {
+        repo.backend.delete(path)?;
+    }
+    Ok(paths.len())
 }
 
 /// Packs holding a delta frame that is still used but has a base no

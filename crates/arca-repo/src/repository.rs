@@ -6,7 +6,7 @@ use crate::backend::{file_name, Backend, Location, TMP_DIR};
 use crate::config::{Config, Envelope, InitOptions, CONFIG_FILE, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
-use crate::index::{Index, IndexFile, INDEX_DIR};
+use crate::index::{Damaged, Index, IndexFile, INDEX_DIR};
 use crate::lock::{self, LockGuard};
 use crate::pack::{pack_path, BlobKind};
 use crate::snapshot::{decode_list, Snapshot, SNAPSHOT_DIR};
@@ -111,8 +111,12 @@ impl Repository {
 
     fn from_config_bytes(backend: Backend, loc: &str, bytes: &[u8]) -> Result<Repository> {
         let loc = loc.to_string();
-        let config: Config = serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt(format!("{loc}/config does not parse: {e}")))?;
+        let config = Config::decode(bytes).map_err(|e| {
+            Error::corrupt(format!(
+                "the repository's config file {loc}/config is damaged: {}; put back a copy of it (it never changes after `arca init`)",
+                e.detail()
+            ))
+        })?;
         if config.version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 location: loc,
@@ -147,36 +151,88 @@ impl Repository {
         lock::acquire(&self.backend, false, command, self.lock_wait)
     }
 
+    /// A shared lock for a command that only reads. Where no lock can be
+    /// written (a read-only mount or credentials, a full disk) the read goes
+    /// on without one and says so: restoring from storage this host cannot
+    /// write is the commonest disaster recovery. Every block is verified, so
+    /// a prune running meanwhile can make such a read fail, never return
+    /// wrong data.
+    pub fn lock_for_reading(&self, command: &str) -> Result<Option<LockGuard>> {
+        match self.lock_shared(command) {
+            Ok(guard) => Ok(Some(guard)),
+            Err(Error::LockUnwritable(e)) => {
+                tracing::warn!(
+                    "reading without a lock: {e}; a prune started meanwhile would make this {command} fail, not return wrong data"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn lock_exclusive(&self, command: &str) -> Result<LockGuard> {
         lock::acquire(&self.backend, true, command, self.lock_wait)
     }
 
-    /// Loads every index file. Fails on the first that cannot be read.
+    /// Loads every index file. A damaged one is left out (its blobs count as
+    /// not stored, so a backup stores them again rather than trust it) and
+    /// recorded in [`Index::damaged`]; prune refuses to run on such an index.
     pub fn load_index(&self) -> Result<Index> {
+        self.read_index(true)
+    }
+
+    /// [`Repository::load_index`], warning of damaged files or not (check
+    /// and repair report them themselves).
+    pub(crate) fn read_index(&self, warn: bool) -> Result<Index> {
         let mut index = Index::default();
-        for entry in self.backend.list(INDEX_DIR)? {
-            let id = parse_name(&entry.path)?;
-            let file = self.read_index_file(&id)?;
-            index.add_file(file);
-            index.files.push(id);
+        for id in self.index_files()? {
+            match self.read_index_file(&id) {
+                Ok(file) => {
+                    index.add_file(file);
+                    index.files.push(id);
+                }
+                Err(Error::Corrupt(e)) => {
+                    if warn {
+                        tracing::warn!("{e}; it is left out: run `arca repair index`");
+                    }
+                    index.damaged.push(Damaged {
+                        path: format!("{INDEX_DIR}/{}", id.to_hex()),
+                        problem: e,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
         }
         index.seal();
         Ok(index)
     }
 
     pub fn index_files(&self) -> Result<Vec<Id>> {
-        self.backend
-            .list(INDEX_DIR)?
-            .iter()
-            .map(|e| parse_name(&e.path))
-            .collect()
+        self.ids_in(INDEX_DIR)
+    }
+
+    /// The ids of the files in `dir`. Files Arca did not write (their name
+    /// is not an id: `.DS_Store`, an editor's backup) are passed over with
+    /// a warning.
+    fn ids_in(&self, dir: &str) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for entry in self.backend.list(dir)? {
+            match parse_name(&entry.path) {
+                Ok(id) => ids.push(id),
+                Err(_) => tracing::warn!(
+                    "ignoring {}: Arca did not write it (its name is not an id)",
+                    entry.path
+                ),
+            }
+        }
+        Ok(ids)
     }
 
     pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
         let path = format!("{INDEX_DIR}/{}", id.to_hex());
         let bytes = self.backend.read(&path)?;
         IndexFile::decode(&self.env, bytes)
-            .map_err(|e| Error::corrupt(format!("index file {path}: {e}")))
+            .map_err(|e| Error::corrupt(format!("index file {path} {}", e.detail())))
     }
 
     /// Writes an index file; returns its size in bytes.
@@ -193,37 +249,65 @@ impl Repository {
     }
 
     pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
-        self.backend
-            .list(SNAPSHOT_DIR)?
-            .iter()
-            .filter(|e| !file_name(&e.path).starts_with('.'))
-            .map(|e| parse_name(&e.path))
-            .collect()
+        self.ids_in(SNAPSHOT_DIR)
     }
 
     pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let path = Snapshot::path(id);
         let bytes = self.backend.read(&path)?;
-        Snapshot::decode(&self.env, bytes)
-            .map_err(|e| Error::corrupt(format!("snapshot {path}: {e}")))
+        let snap = Snapshot::decode(&self.env, bytes)
+            .map_err(|e| Error::corrupt(format!("backup manifest {path} {}", e.detail())))?;
+        if snap.id != *id {
+            return Err(Error::corrupt(format!(
+                "backup manifest {path} holds backup {}, not the one its name says",
+                snap.id
+            )));
+        }
+        Ok(snap)
     }
 
-    /// All snapshots, oldest first.
+    /// All snapshots, oldest first. Damaged manifests are passed over with
+    /// a warning: one bad file must not stop every backup and restore.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        let mut snaps = self
-            .snapshot_ids()?
-            .iter()
-            .map(|id| self.read_snapshot(id))
-            .collect::<Result<Vec<_>>>()?;
-        snaps.sort_by_key(|s| s.start_time);
+        let (snaps, damaged) = self.snapshots_and_damage()?;
+        for d in &damaged {
+            tracing::warn!("{}; passed over (`arca delete` removes it)", d.problem);
+        }
         Ok(snaps)
     }
 
-    /// Finds a snapshot by `latest`, a full id, or a unique id prefix.
+    /// All readable snapshots, oldest first, and the manifests that cannot
+    /// be read for damage.
+    pub fn snapshots_and_damage(&self) -> Result<(Vec<Snapshot>, Vec<Damaged>)> {
+        let mut snaps = Vec::new();
+        let mut damaged = Vec::new();
+        for id in self.snapshot_ids()? {
+            match self.read_snapshot(&id) {
+                Ok(s) => snaps.push(s),
+                Err(Error::Corrupt(problem)) => damaged.push(Damaged {
+                    path: Snapshot::path(&id),
+                    problem,
+                }),
+                Err(e) if e.is_not_found() => {} // deleted meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        snaps.sort_by_key(|s| s.start_time);
+        Ok((snaps, damaged))
+    }
+
+    /// Finds a snapshot by `latest` (the newest readable one), a full id,
+    /// or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
         if spec == "latest" {
             return self.snapshots()?.pop().ok_or(Error::NoSnapshots);
         }
+        self.read_snapshot(&self.resolve_id(spec)?)
+    }
+
+    /// The id of the one snapshot `spec` (a full id or a unique prefix)
+    /// names, without reading its manifest, so a damaged one can be deleted.
+    pub fn resolve_id(&self, spec: &str) -> Result<Id> {
         let spec_lc = spec.to_ascii_lowercase();
         if spec_lc.is_empty() || !spec_lc.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::SnapshotNotFound(spec.to_string()));
@@ -234,7 +318,7 @@ impl Repository {
             .filter(|id| id.to_hex().starts_with(&spec_lc))
             .collect();
         match matches.as_slice() {
-            [id] => self.read_snapshot(id),
+            [id] => Ok(*id),
             [] => Err(Error::SnapshotNotFound(spec.to_string())),
             _ => Err(Error::AmbiguousId(spec.to_string())),
         }

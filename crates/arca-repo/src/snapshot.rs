@@ -64,11 +64,13 @@ impl Snapshot {
     pub fn encode(&self, env: &Envelope) -> Result<Vec<u8>> {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Format(format!("snapshot encoding failed: {e}")))?;
-        Ok(env.seal(json))
+        Ok(crate::object::wrap(env.seal(json)))
     }
 
+    /// Verifies the manifest's checksum, then decodes it.
     pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<Snapshot> {
-        let json = env.open(&bytes)?;
+        let checked = crate::object::unwrap(&bytes, crate::object::LEGACY_MANIFEST)?;
+        let json = env.open(checked.sealed)?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("does not parse: {e}")))
     }
 

@@ -10,12 +10,30 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
     let path = repo.location().to_string();
     let Some(id) = a.id else {
-        let snaps = repo.snapshots()?;
+        let (snaps, damaged) = repo.snapshots_and_damage()?;
+        let damaged_id = |d: &arca_repo::index::Damaged| {
+            d.path.rsplit('/').next().unwrap_or_default().to_string()
+        };
         if a.json {
-            let v: Vec<_> = snaps.iter().map(|s| snapshot_json(s, &path)).collect();
+            let mut v: Vec<_> = snaps
+                .iter()
+                .map(|s| serde_json::to_value(snapshot_json(s, &path)))
+                .collect::<Result<_, _>>()?;
+            v.extend(damaged.iter().map(
+                |d| serde_json::json!({"id": damaged_id(d), "damaged": true, "problem": d.problem}),
+            ));
             print_json(&v)?;
         } else {
             println!("{}", snapshot_table(&snaps, &path));
+            for d in &damaged {
+                let id = damaged_id(d);
+                println!(
+                    "damaged: backup {}: {}; `arca delete {}` removes it",
+                    &id[..id.len().min(8)],
+                    d.problem,
+                    &id[..id.len().min(8)]
+                );
+            }
             for w in arca_ops::pg::cluster_windows(&repo, &snaps)? {
                 println!("{}", window_line(&w));
             }

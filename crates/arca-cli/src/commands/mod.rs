@@ -8,6 +8,7 @@ mod init;
 mod list;
 mod pg_restore;
 mod prune;
+mod repair;
 mod repo;
 mod restore;
 mod snapshot;
@@ -42,6 +43,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::WalFetch(a) => wal::fetch(a),
         Command::WalStream(a) => wal_stream::run(a),
         Command::Snapshot(c) => snapshot::run(c),
+        Command::Repair(c) => repair::run(c),
     }
 }
 

@@ -10,8 +10,17 @@ pub fn run(a: PruneArgs) -> Result<ExitCode> {
     let report = arca_repo::prune(&repo)?;
     let wal = {
         let _lock = repo.lock_exclusive("prune")?;
-        arca_ops::pg::expire_wal(&repo, &repo.snapshots()?)?
+        let (snaps, damaged) = repo.snapshots_and_damage()?;
+        if damaged.is_empty() {
+            arca_ops::pg::expire_wal(&repo, &snaps)?
+        } else {
+            // A damaged manifest may be the oldest backup still needing its WAL.
+            Default::default()
+        }
     };
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         let mut v = serde_json::to_value(&report)?;
         v["wal_files_deleted"] = wal.files.into();

@@ -152,7 +152,7 @@ fn packs_are_whole(url: &str) {
     for e in b.list("data").unwrap() {
         let bytes = b.read(&e.path).unwrap();
         assert!(
-            bytes.ends_with(b"ARCAPCK1"),
+            bytes.ends_with(arca_repo::pack::PACK_MAGIC),
             "{} ({} bytes) is not a whole pack",
             e.path,
             bytes.len()

@@ -47,10 +47,11 @@ pub fn backup_postgres(
                 mtime_ns,
             } => {
                 if let Some(old) = parent.unchanged(path, *size, *mtime_ns) {
-                    session.add_unchanged(old.clone())?;
-                    progress.inc(*size);
-                    reused = (reused.0 + 1, reused.1 + size);
-                    continue;
+                    if session.add_unchanged(old.clone())? {
+                        progress.inc(*size);
+                        reused = (reused.0 + 1, reused.1 + size);
+                        continue;
+                    }
                 }
                 let Some(mut reader) = DataFileReader::open(&root.join(path), *size)? else {
                     continue; // dropped since it was listed; WAL replays the drop

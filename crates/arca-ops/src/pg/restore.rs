@@ -141,7 +141,7 @@ pub fn restore_postgres(
         ))
         .into());
     }
-    let _lock = repo.lock_shared("restore")?;
+    let _lock = repo.lock_for_reading("restore")?;
     let replay = check_wal(repo, meta, &opts.target)?;
     let index = repo.load_index()?;
     let staging = parent.join(format!(
