@@ -161,7 +161,14 @@ fn write_lock(backend: &Backend, path: &str, info: &LockInfo) -> Result<()> {
 fn conflicts(backend: &Backend, own: &str, exclusive: bool) -> Result<Option<String>> {
     let now = jiff::Timestamp::now();
     for entry in backend.list(LOCK_DIR)? {
-        if entry.path == own || file_name(&entry.path).starts_with('.') {
+        if entry.path == own {
+            continue;
+        }
+        if file_name(&entry.path).parse::<Id>().is_err() {
+            tracing::warn!(
+                "ignoring {}: Arca did not write it (its name is not an id)",
+                entry.path
+            );
             continue;
         }
         let info: LockInfo = match backend.read(&entry.path) {

@@ -30,7 +30,7 @@ pub struct PruneReport {
 
 pub fn prune(repo: &Repository) -> Result<PruneReport> {
     let _lock = repo.lock_exclusive("prune")?;
-    let index = repo.load_index()?;
+    let index = repo.read_index(false)?;
     let mut report = PruneReport::default();
     // A damaged index file may name blobs the others do not: folding the
     // rest into a new index and deleting it would lose them for good.

@@ -1,5 +1,6 @@
 //! An opened repository: config, keys, and the operations on its files.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::backend::{file_name, Backend, Location, TMP_DIR};
@@ -8,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
 use crate::index::{Damaged, Index, IndexFile, INDEX_DIR};
 use crate::lock::{self, LockGuard};
-use crate::pack::{pack_path, BlobKind};
+use crate::pack::{pack_path, BlobKind, DATA_DIR};
 use crate::snapshot::{decode_list, Snapshot, SNAPSHOT_DIR};
 
 pub struct Repository {
@@ -174,20 +175,39 @@ impl Repository {
         lock::acquire(&self.backend, true, command, self.lock_wait)
     }
 
-    /// Loads every index file. A damaged one is left out (its blobs count as
-    /// not stored, so a backup stores them again rather than trust it) and
-    /// recorded in [`Index::damaged`]; prune refuses to run on such an index.
+    /// Loads the index for a backup or restore. A damaged index file is
+    /// left out (its blobs count as not stored, so a backup stores them
+    /// again rather than trust it) and recorded in [`Index::damaged`]. Packs that are missing or not at their indexed size are left out
+    /// too: a backup stores their blocks again instead of depending on
+    /// them, and a restore reads the copies it stored. That costs one
+    /// listing of `data/`; damage inside a pack is for `check --read-data`.
     pub fn load_index(&self) -> Result<Index> {
-        self.read_index(true)
+        let present: HashMap<Id, u64> = self
+            .backend
+            .list(DATA_DIR)?
+            .into_iter()
+            .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
+            .collect();
+        self.read_index_of(true, Some(&present))
     }
 
     /// [`Repository::load_index`], warning of damaged files or not (check
     /// and repair report them themselves).
     pub(crate) fn read_index(&self, warn: bool) -> Result<Index> {
+        self.read_index_of(warn, None)
+    }
+
+    fn read_index_of(&self, warn: bool, present: Option<&HashMap<Id, u64>>) -> Result<Index> {
         let mut index = Index::default();
+        let mut absent = 0usize;
         for id in self.index_files()? {
             match self.read_index_file(&id) {
-                Ok(file) => {
+                Ok(mut file) => {
+                    if let Some(present) = present {
+                        let before = file.packs.len();
+                        file.packs.retain(|p| present.get(&p.id) == Some(&p.size));
+                        absent += before - file.packs.len();
+                    }
                     index.add_file(file);
                     index.files.push(id);
                 }
@@ -202,6 +222,11 @@ impl Repository {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if absent > 0 {
+            tracing::warn!(
+                "{absent} packs the index names are missing or truncated: their blocks are stored again; run `arca check`"
+            );
         }
         index.seal();
         Ok(index)

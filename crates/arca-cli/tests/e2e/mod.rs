@@ -9,6 +9,7 @@ mod cli_forms;
 mod concurrency;
 mod damage;
 mod faults_s3;
+mod integrity;
 mod kill;
 mod object_storage;
 mod pg_bad_input;

@@ -95,7 +95,7 @@ impl<'a> Lists<'a> {
             };
             let loc = index.get(id).ok_or_else(|| {
                 Error::corrupt(format!(
-                    "block list {w} of {} (blob {id}) is not in the repository",
+                    "block list {w} of {} (blob {id}) is not in the repository: run `arca check`",
                     file.path
                 ))
             })?;
