@@ -1,0 +1,156 @@
+//! A restore writes only where it was told to: paths inside a backup stay
+//! under the target, only a regular file (or a data directory) is replaced,
+//! and no temporary file is left beside the target.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use arca_repo::{Id, Location, Repository, Snapshot};
+
+use super::common::*;
+
+/// Writes a copy of `snap` under a new id, changed by `edit`, through the
+/// repository's own API; returns the new id.
+fn forge(repo: &str, snap: &Snapshot, edit: impl FnOnce(&mut Snapshot)) -> String {
+    let r = Repository::open(&Location::parse(repo).unwrap()).unwrap();
+    let mut s = snap.clone();
+    s.id = Id::random();
+    edit(&mut s);
+    r.write_snapshot(&s).unwrap();
+    s.id.to_hex()
+}
+
+fn only_snapshot(repo: &str) -> Snapshot {
+    Repository::open(&Location::parse(repo).unwrap())
+        .unwrap()
+        .find_snapshot("latest")
+        .unwrap()
+}
+
+/// `snap` made to look like a PostgreSQL backup whose directories are `dirs`.
+fn as_postgres(s: &mut Snapshot, dirs: &[&str]) {
+    s.engine = "postgres".into();
+    s.meta = serde_json::to_value(arca_ops::pg::PgBackupMeta {
+        system_identifier: "7000000000000000001".into(),
+        timeline: 1,
+        start_lsn: arca_engine::postgres::Lsn(0x0300_0028),
+        stop_lsn: arca_engine::postgres::Lsn(0x0300_0100),
+        stop_time: s.end_time,
+        wal_segment_size: 16 << 20,
+        server_version_num: 160000,
+        dirs: dirs.iter().map(|d| d.to_string()).collect(),
+        uid: 0,
+        gid: 0,
+    })
+    .unwrap();
+}
+
+/// Every file under `dir` whose name holds `.arca-restore-`.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().contains(".arca-restore-") {
+            out.push(p.clone());
+        }
+        if e.file_type().unwrap().is_dir() {
+            out.extend(leftovers(&p));
+        }
+    }
+    out
+}
+
+#[allow(unsafe_code)]
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+fn is_fifo(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+#[test]
+fn only_a_regular_file_or_a_directory_is_replaced() {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 1, "DELETE");
+    let repo = env.init_local("repo");
+    env.backup(&repo, &db);
+    let fifo = env.path("fifo");
+    mkfifo(&fifo);
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    let dir = env.path("dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(dir.join("app.db")).unwrap();
+    for (to, what) in [
+        (&fifo, "a FIFO"),
+        (&link, "a symbolic link"),
+        (&dir, "a directory"),
+    ] {
+        for force in [true, false] {
+            let mut args = vec!["restore", "--repo", &repo];
+            let to_s = to.to_string_lossy();
+            args.extend(["--to", &to_s]);
+            if force {
+                args.push("--force");
+            }
+            let (out, _) = fails(&args);
+            let line = error_line(&out);
+            let named = if to == &dir {
+                dir.join("app.db")
+            } else {
+                to.clone()
+            };
+            assert_eq!(
+                line,
+                format!(
+                    "error: cannot restore to {}: it is {what}, not a regular file; choose a file path",
+                    named.display()
+                )
+            );
+        }
+    }
+    assert!(is_fifo(&fifo) && dir.join("app.db").is_dir());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A stale -wal beside the target that is not a regular file stays too.
+    let target = env.path("t.db");
+    let wal = env.path("t.db-wal");
+    mkfifo(&wal);
+    let (out, _) = fails(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--to",
+        &target.to_string_lossy(),
+        "--force",
+    ]);
+    assert!(error_line(&out).contains("t.db-wal: it is a FIFO"));
+    assert!(is_fifo(&wal) && !target.exists());
+
+    // A PostgreSQL data directory: only a directory.
+    let good = only_snapshot(&repo);
+    let id = forge(&repo, &good, |s| as_postgres(s, &["base"]));
+    let (out, _) = fails(&[
+        "restore",
+        &id,
+        "--repo",
+        &repo,
+        "--to",
+        &fifo.to_string_lossy(),
+        "--force",
+    ]);
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "error: cannot restore to {}: it is a FIFO, not a directory; choose a directory path",
+            fifo.display()
+        )
+    );
+    assert!(is_fifo(&fifo));
+    assert!(leftovers(env.dir.path()).is_empty());
+}
