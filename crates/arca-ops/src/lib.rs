@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod pg;
 pub mod restore;
+mod target;
 
 pub use backup::{backup, BackupOptions};
 pub use restore::{restore, RestoreOptions, RestoreReport};

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use arca_engine::sqlite;
 use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
 
+use crate::target::create_dirs_under;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -43,8 +44,14 @@ pub fn restore(
         ))
         .into());
     };
+    // Checked even when the target is named in full: a backup that names a
+    // path outside its target is damaged or forged.
+    let rel = file.checked_path(&snap.id)?;
     let target = if opts.to.is_dir() {
-        opts.to.join(&file.path)
+        if let Some(parent) = rel.parent() {
+            create_dirs_under(&opts.to, parent).map_err(|e| RepoError::io(&opts.to, e))?;
+        }
+        opts.to.join(&rel)
     } else {
         opts.to.clone()
     };

@@ -71,6 +71,80 @@ fn is_fifo(path: &Path) -> bool {
 }
 
 #[test]
+fn paths_outside_the_target_are_refused_and_checked() {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 1, "DELETE");
+    let repo = env.init_local("repo");
+    env.backup(&repo, &db);
+    let good = only_snapshot(&repo);
+    let abs = env.path("abs.db");
+    let escapes = [
+        ("../escape.db".to_string(), env.path("escape.db")),
+        (abs.to_string_lossy().into_owned(), abs.clone()),
+    ];
+    let target = env.path("target");
+    std::fs::create_dir(&target).unwrap();
+    for (path, outside) in &escapes {
+        let id = forge(&repo, &good, |s| s.files[0].path = path.clone());
+        // Into a directory, and to a file named in full: both refused.
+        for to in [target.clone(), target.join("named.db")] {
+            let (out, _) = fails(&[
+                "restore",
+                &id,
+                "--repo",
+                &repo,
+                "--to",
+                &to.to_string_lossy(),
+                "--force",
+            ]);
+            let line = error_line(&out);
+            assert!(
+                line.contains(&format!("backup {} names file {path:?}", &id[..8])),
+                "{line}"
+            );
+            assert!(!outside.exists(), "nothing written outside the target");
+            assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+        }
+        let out = arca().args(["check", "--repo", &repo]).output().unwrap();
+        assert!(!out.status.success());
+        let t = text(&out);
+        assert!(
+            t.contains(&format!("backup {} names file {path:?}", &id[..8])),
+            "{t}"
+        );
+        std::fs::remove_file(Path::new(&repo).join("snapshots").join(&id)).unwrap();
+    }
+
+    // A PostgreSQL restore checks its files and its directories.
+    let pg_target = env.path("pgdata");
+    for (files, dirs) in [
+        ("../escape.db", vec!["base"]),
+        ("base/1", vec!["base", "../escape"]),
+    ] {
+        let id = forge(&repo, &good, |s| {
+            s.files[0].path = files.into();
+            as_postgres(s, &dirs);
+        });
+        let (out, _) = fails(&[
+            "restore",
+            &id,
+            "--repo",
+            &repo,
+            "--to",
+            &pg_target.to_string_lossy(),
+        ]);
+        let line = error_line(&out);
+        assert!(line.contains("names file \"../escape"), "{line}");
+        assert!(!env.path("escape").exists() && !env.path("escape.db").exists());
+        assert!(!pg_target.exists());
+        std::fs::remove_file(Path::new(&repo).join("snapshots").join(&id)).unwrap();
+    }
+    assert!(leftovers(env.dir.path()).is_empty());
+    ok(&["check", "--repo", &repo, "--read-data"]);
+}
+
+#[test]
 fn only_a_regular_file_or_a_directory_is_replaced() {
     let env = Env::new();
     let db = env.path("app.db");
