@@ -10,6 +10,7 @@ mod target;
 
 pub use backup::{backup, BackupOptions};
 pub use restore::{restore, RestoreOptions, RestoreReport};
+pub use target::remove_temps;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -4,6 +4,8 @@
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use arca_repo::{Id, Location, Repository, Snapshot};
 
@@ -226,5 +228,95 @@ fn only_a_regular_file_or_a_directory_is_replaced() {
         )
     );
     assert!(is_fifo(&fifo));
+    assert!(leftovers(env.dir.path()).is_empty());
+}
+
+#[allow(unsafe_code)]
+fn signal(child: &std::process::Child, sig: i32) {
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Starts `arca restore` of `repo`'s only backup to `to` and stops it
+/// (SIGSTOP) once its temporary file beside `to` holds data.
+fn start_restore(repo: &str, to: &Path) -> (std::process::Child, PathBuf) {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("arca"))
+        .args(["restore", "--repo", repo, "--to"])
+        .arg(to)
+        .args(["--force", "--parallelism", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tmp = to.with_file_name(format!(
+        ".{}.arca-restore-{}",
+        to.file_name().unwrap().to_string_lossy(),
+        child.id()
+    ));
+    let t = Instant::now();
+    while std::fs::metadata(&tmp).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no temp file appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, libc::SIGSTOP);
+    assert!(tmp.exists(), "stopped midway");
+    (child, tmp)
+}
+
+#[test]
+fn killed_or_failed_restores_leave_no_temporary_file() {
+    let env = Env::new();
+    let db = env.path("big.db");
+    make_db(&db, 64, "DELETE");
+    let repo = env.init_local("repo");
+    env.backup(&repo, &db);
+    let to = env.path("out.db");
+
+    // SIGKILL: the file stays until the next restore to the target.
+    let (mut child, tmp) = start_restore(&repo, &to);
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(tmp.exists(), "a killed restore cannot clean up itself");
+    // A live process's file is left alone (this test's own pid).
+    let live = env.path(&format!(".out.db.arca-restore-{}", std::process::id()));
+    std::fs::write(&live, b"in use").unwrap();
+    restore(&repo, "latest", &to);
+    assert!(same_file(&db, &to));
+    assert_eq!(leftovers(env.dir.path()), vec![live.clone()]);
+    std::fs::remove_file(&live).unwrap();
+
+    // SIGTERM and SIGINT: removed before the process exits.
+    std::fs::remove_file(&to).unwrap();
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let (child, tmp) = start_restore(&repo, &to);
+        signal(&child, sig);
+        signal(&child, libc::SIGCONT);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(128 + sig), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("restore cancelled"));
+        assert!(!tmp.exists() && !to.exists());
+        assert!(leftovers(env.dir.path()).is_empty());
+    }
+
+    // A damaged pack: the restore fails and leaves nothing.
+    for p in packs(&repo) {
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let (out, _) = fails(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--to",
+        &to.to_string_lossy(),
+        "--force",
+    ]);
+    error_line(&out);
+    assert!(!to.exists());
     assert!(leftovers(env.dir.path()).is_empty());
 }

@@ -20,7 +20,7 @@ use super::wal::{prefetch, SPOOL_DIR};
 const PREFETCH_SEGMENTS: usize = 64;
 const PREFETCH_PAST_STOP: u64 = 8;
 use super::{stream, PgBackupMeta};
-use crate::target::{create_dirs_under, create_new};
+use crate::target::{create_dirs_under, create_new, Temp};
 use crate::{Error, RestoreReport, Result};
 
 /// Where recovery should stop.
@@ -151,14 +151,10 @@ pub fn restore_postgres(
     let _lock = repo.lock_shared("restore")?;
     let replay = check_wal(repo, meta, &opts.target)?;
     let index = repo.load_index()?;
-    let staging = &parent.join(format!(
-        ".{}.arca-restore-{}",
-        opts.to
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    // Removed on failure, on a signal, or by the next restore if this one
+    // is killed.
+    let temp = Temp::new(&opts.to);
+    let staging = temp.path();
     let result = (|| -> Result<()> {
         std::fs::create_dir(staging).map_err(|e| RepoError::io(staging, e))?;
         for d in &meta.dirs {
@@ -221,10 +217,8 @@ pub fn restore_postgres(
         sync_filesystem(&opts.to)?;
         Ok(())
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(staging);
-        return Err(e);
-    }
+    result?;
+    temp.done();
     Ok(RestoreReport {
         snapshot: snap.id.to_hex(),
         files: vec![opts.to.clone()],
