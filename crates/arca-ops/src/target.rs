@@ -20,11 +20,14 @@ fn temps() -> MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// Removes the temporary files and directories of every restore in
-/// progress: for a signal handler, just before the process exits.
-pub fn remove_temps() {
-    for p in temps().iter() {
+/// progress: for a signal handler, just before the process exits. Returns
+/// how many there were.
+pub fn remove_temps() -> usize {
+    let temps = temps();
+    for p in temps.iter() {
         remove(p);
     }
+    temps.len()
 }
 
 /// A restore's temporary file or directory beside its target, named for

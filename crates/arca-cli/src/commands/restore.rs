@@ -80,8 +80,8 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
 fn clean_up_on_signal() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let which = Arc::new(AtomicUsize::new(0));
-    // A thread blocked on a socket wakes at once, before the restore can
-    // rename a file the cleanup has begun to remove.
+    // A thread blocked on a socket wakes at once: polling a flag would let
+    // the restore write on meanwhile.
     let (mut rx, tx) = UnixStream::pair().context("installing signal handlers")?;
     for sig in [SIGINT, SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
@@ -97,8 +97,11 @@ fn clean_up_on_signal() -> Result<()> {
         }
         let sig = which.load(Ordering::SeqCst);
         if sig != 0 {
-            arca_ops::remove_temps();
-            eprintln!("error: restore cancelled: its partial files were removed");
+            if arca_ops::remove_temps() > 0 {
+                eprintln!("error: restore cancelled: its partial files were removed");
+            } else {
+                eprintln!("error: restore cancelled");
+            }
             std::process::exit(128 + sig as i32);
         }
     });
