@@ -70,6 +70,16 @@ pub enum Error {
     #[error("restore target {} exists: pass --force to overwrite it", path.display())]
     TargetExists { path: PathBuf },
 
+    /// The restore target is something a restore must not replace (a device,
+    /// a FIFO, a symlink…): only what the restore writes may be replaced.
+    #[error("cannot restore to {}: it is {found}, not {wanted}; choose a {choose} path", path.display())]
+    TargetKind {
+        path: PathBuf,
+        found: &'static str,
+        wanted: &'static str,
+        choose: &'static str,
+    },
+
     /// Another connection held a lock on the source for longer than the busy timeout.
     #[error("source {} stayed locked by another connection for {}s (the busy timeout): retry when its writers are idle", path.display(), timeout.as_secs_f64())]
     Busy { path: PathBuf, timeout: Duration },
@@ -130,6 +140,7 @@ impl Error {
             Error::NotFound { path }
             | Error::NotSqlite { path, .. }
             | Error::TargetExists { path }
+            | Error::TargetKind { path, .. }
             | Error::Busy { path, .. }
             | Error::HotJournal { path }
             | Error::Damaged { path, .. }
@@ -140,6 +151,28 @@ impl Error {
             | Error::Server { .. }
             | Error::Unsupported(_) => None,
         }
+    }
+}
+
+/// What a file is, in words for an error message ("a FIFO").
+pub fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -800,7 +800,7 @@ fn prepare_target_refuses_existing_files_unless_forced() {
     let err = prepare_target(&dir.path().join("no/such/dir/x.db"), true).unwrap_err();
     assert!(matches!(err, Error::Io(..)), "{err:?}");
     let err = prepare_target(dir.path(), true).unwrap_err();
-    assert!(matches!(err, Error::Io(..)), "{err:?}");
+    assert!(matches!(err, Error::TargetKind { .. }), "{err:?}");
 }
 
 /// Why the stale -wal must go: left beside a restored file, SQLite replays it.

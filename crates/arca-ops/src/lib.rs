@@ -6,9 +6,11 @@
 pub mod backup;
 pub mod pg;
 pub mod restore;
+mod target;
 
 pub use backup::{backup, BackupOptions};
 pub use restore::{restore, RestoreOptions, RestoreReport};
+pub use target::remove_temps;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

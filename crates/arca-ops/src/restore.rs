@@ -1,10 +1,11 @@
 //! Restore: a snapshot's files into a target, verified, then renamed into place.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arca_engine::sqlite;
 use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
 
+use crate::target::{create_dirs_under, create_new, Temp};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -43,8 +44,14 @@ pub fn restore(
         ))
         .into());
     };
+    // Checked even when the target is named in full: a backup that names a
+    // path outside its target is damaged or forged.
+    let rel = file.checked_path(&snap.id)?;
     let target = if opts.to.is_dir() {
-        opts.to.join(&file.path)
+        if let Some(parent) = rel.parent() {
+            create_dirs_under(&opts.to, parent).map_err(|e| RepoError::io(&opts.to, e))?;
+        }
+        opts.to.join(&rel)
     } else {
         opts.to.clone()
     };
@@ -64,27 +71,17 @@ pub fn restore(
     let _lock = repo.lock_for_reading("restore")?;
     let index = repo.load_index()?;
     progress.set_total(file.size);
-    let tmp = temp_path(&target);
-    let out = std::fs::File::create(&tmp).map_err(|e| RepoError::io(&tmp, e))?;
-    let result = restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress)
-        .and_then(|()| out.sync_all().map_err(|e| RepoError::io(&tmp, e)))
-        .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| RepoError::io(&target, e)));
-    if let Err(e) = result {
-        // Never leave a partial file where the user might take it for a restore.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
+    // Never left behind where the user might take it for a restore: removed
+    // on failure, on a signal, or by the next restore if this one is killed.
+    let tmp = Temp::new(&target);
+    let out = create_new(tmp.path()).map_err(|e| RepoError::io(tmp.path(), e))?;
+    restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress)?;
+    out.sync_all().map_err(|e| RepoError::io(tmp.path(), e))?;
+    std::fs::rename(tmp.path(), &target).map_err(|e| RepoError::io(&target, e))?;
+    tmp.done();
     Ok(RestoreReport {
         snapshot: snap.id.to_hex(),
         files: vec![target],
         bytes: file.size,
     })
-}
-
-fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.arca-restore-{}", std::process::id()))
 }

@@ -169,6 +169,12 @@ pub fn check(
 
     // Every file of every backup: all blocks indexed and not damaged.
     for s in &snaps {
+        // A path a restore would refuse (outside its target).
+        for f in &s.files {
+            if let Err(e) = f.checked_path(&s.id) {
+                report.errors.push(e.to_string());
+            }
+        }
         let mut per_file: HashMap<String, (u64, String)> = HashMap::new();
         let list_errors = for_each_block(repo, &index, s, |file, _block, id| {
             let problem = match index.get(id) {

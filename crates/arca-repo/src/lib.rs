@@ -47,7 +47,7 @@ pub use prune::{prune, PruneReport};
 pub use repository::Repository;
 pub use restorer::{restore_file, restore_files};
 pub use secret::Secret;
-pub use snapshot::{FileEntry, Snapshot};
+pub use snapshot::{checked_path, FileEntry, Snapshot};
 
 /// Progress of a long operation, in bytes. The CLI draws bars; libraries
 /// only report.

@@ -1,5 +1,7 @@
 //! Snapshot manifests: one JSON file per backup, written last.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::Envelope;
@@ -26,6 +28,40 @@ pub struct FileEntry {
     /// What the engine wants to remember about this file (page size, encoding…).
     #[serde(default)]
     pub meta: serde_json::Value,
+}
+
+impl FileEntry {
+    /// The file's path under a restore's target: see [`checked_path`].
+    pub fn checked_path(&self, snapshot: &Id) -> Result<PathBuf> {
+        checked_path(snapshot, &self.path)
+    }
+}
+
+/// A path from backup `snapshot`'s manifest as a relative path that stays
+/// under whatever directory it is joined to.
+///
+/// A manifest is untrusted input (damaged or forged): an empty or absolute
+/// path, `..`, `.`, an empty component or a NUL would let a restore write
+/// outside its target, so such a path is [`Error::Corrupt`].
+pub fn checked_path(snapshot: &Id, path: &str) -> Result<PathBuf> {
+    let components = || path.split('/');
+    let problem = if path.is_empty() {
+        "it is empty"
+    } else if path.starts_with('/') {
+        "it is absolute"
+    } else if path.contains('\0') {
+        "it contains a NUL byte"
+    } else if components().any(|c| c == "..") {
+        "it contains `..`"
+    } else if components().any(|c| c.is_empty() || c == ".") {
+        "it has an empty or `.` component"
+    } else {
+        return Ok(PathBuf::from(path));
+    };
+    Err(Error::corrupt(format!(
+        "backup {} names file {path:?}, which would be restored outside the restore target ({problem}): its manifest is damaged or forged; restore another backup",
+        snapshot.short()
+    )))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,4 +135,40 @@ pub fn decode_list(bytes: &[u8]) -> Result<Vec<BlobId>> {
         .chunks_exact(BLOB_ID_LEN)
         .map(BlobId::from_slice)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_target_are_refused() {
+        let id = Id([7; 32]);
+        for ok in [
+            "app.db",
+            "base/1/1259",
+            "pg_wal/archive_status",
+            ".hidden",
+            "a..b",
+        ] {
+            assert_eq!(checked_path(&id, ok).unwrap(), PathBuf::from(ok));
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../escape",
+            "a/../../b",
+            "a/..",
+            "./a",
+            "a//b",
+            "a/",
+            "a\0b",
+        ] {
+            let e = checked_path(&id, bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("backup {} names file", id.short())),
+                "{e}"
+            );
+        }
+    }
 }

@@ -16,3 +16,4 @@ mod pg_bad_input;
 mod pg_pitr;
 mod pg_stream;
 mod registry;
+mod restore_target;

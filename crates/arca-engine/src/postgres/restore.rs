@@ -37,8 +37,12 @@ pub fn prepare_target(dir: &Path, force: bool) -> Result<(), Error> {
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::Io(dir.to_path_buf(), e)),
-        Ok(m) if !m.is_dir() => Err(Error::TargetExists {
+        // Only a directory is replaced; a symlink to one is not followed.
+        Ok(m) if !m.is_dir() => Err(Error::TargetKind {
             path: dir.to_path_buf(),
+            found: crate::file_kind(m.file_type()),
+            wanted: "a directory",
+            choose: "directory",
         }),
         Ok(_) => {
             let mut entries =

@@ -39,8 +39,9 @@ fn exists(path: &Path) -> io::Result<bool> {
 /// `-wal`, `-journal`, `-shm` siblings exists. With `force`, removes those siblings so
 /// they cannot be replayed onto the restored file. Never deletes `path` itself: the
 /// caller renames its finished temporary file over it, so a failed restore leaves the
-/// old database in place. Also fails if `path` is a directory or its parent directory
-/// does not exist.
+/// old database in place. Fails with [`Error::TargetKind`] if `path` or a sibling is
+/// anything but a regular file (a directory, a device, a FIFO, a symlink), and if the
+/// parent directory does not exist.
 ///
 /// Restoring over a database that an application has open is not supported: stop the
 /// application first (its open connections would keep using the old file and could
@@ -73,17 +74,24 @@ pub fn prepare_target(path: &Path, force: bool) -> Result<(), Error> {
         }
         Err(e) => return Err(io_err(parent, e)),
     }
-    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(io_err(
-            path,
-            io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "the restore target is a directory: name a file",
-            ),
-        ));
-    }
-
     let siblings = SIBLING_SUFFIXES.map(|suffix| sibling(path, suffix));
+    // Only a regular file is ever replaced (or removed): not a device, a
+    // FIFO, a directory, nor a symlink, whose link is not followed.
+    for candidate in std::iter::once(path).chain(siblings.iter().map(PathBuf::as_path)) {
+        match std::fs::symlink_metadata(candidate) {
+            Ok(m) if !m.is_file() => {
+                return Err(Error::TargetKind {
+                    path: candidate.to_path_buf(),
+                    found: crate::file_kind(m.file_type()),
+                    wanted: "a regular file",
+                    choose: "file",
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(candidate, e)),
+        }
+    }
     if !force {
         for candidate in std::iter::once(path).chain(siblings.iter().map(PathBuf::as_path)) {
             if exists(candidate).map_err(|e| io_err(candidate, e))? {

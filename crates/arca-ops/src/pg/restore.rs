@@ -4,7 +4,6 @@
 //! data directory.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use arca_engine::postgres::{
@@ -21,6 +20,7 @@ use super::wal::{prefetch, SPOOL_DIR};
 const PREFETCH_SEGMENTS: usize = 64;
 const PREFETCH_PAST_STOP: u64 = 8;
 use super::{stream, PgBackupMeta};
+use crate::target::{create_dirs_under, create_new, Temp};
 use crate::{Error, RestoreReport, Result};
 
 /// Where recovery should stop.
@@ -128,6 +128,13 @@ pub fn restore_postgres(
     opts: &PgRestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    // Every path the backup names stays inside the data directory.
+    for d in &meta.dirs {
+        arca_repo::checked_path(&snap.id, d)?;
+    }
+    for f in &snap.files {
+        f.checked_path(&snap.id)?;
+    }
     prepare_target(&opts.to, opts.force)?;
     let parent = match opts.to.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -144,19 +151,15 @@ pub fn restore_postgres(
     let _lock = repo.lock_for_reading("restore")?;
     let replay = check_wal(repo, meta, &opts.target)?;
     let index = repo.load_index()?;
-    let staging = parent.join(format!(
-        ".{}.arca-restore-{}",
-        opts.to
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    // Removed on failure, on a signal, or by the next restore if this one
+    // is killed.
+    let temp = Temp::new(&opts.to);
+    let staging = temp.path();
     let result = (|| -> Result<()> {
-        std::fs::create_dir(&staging).map_err(|e| RepoError::io(&staging, e))?;
+        std::fs::create_dir(staging).map_err(|e| RepoError::io(staging, e))?;
         for d in &meta.dirs {
-            let p = staging.join(d);
-            std::fs::create_dir_all(&p).map_err(|e| RepoError::io(&p, e))?;
+            let rel = arca_repo::checked_path(&snap.id, d)?;
+            create_dirs_under(staging, &rel).map_err(|e| RepoError::io(staging.join(&rel), e))?;
         }
         progress.set_total(snap.size);
         // The first segments recovery asks for, so it need not wait for a
@@ -187,7 +190,7 @@ pub fn restore_postgres(
                 repo,
                 &index,
                 snap,
-                &staging,
+                staging,
                 opts.parallelism.max(1),
                 progress,
             );
@@ -196,7 +199,7 @@ pub fn restore_postgres(
         files?;
         wal.unwrap_or_else(|_| Err(Error::Unsupported("WAL prefetch panicked".into())))?;
         write_recovery(
-            &staging,
+            staging,
             &RecoverySettings {
                 restore_command: opts.restore_command.clone(),
                 target: recovery.clone(),
@@ -204,20 +207,18 @@ pub fn restore_postgres(
                 temporary: opts.temporary,
             },
         )?;
-        set_owner_and_modes(&staging, meta.uid, meta.gid)?;
+        set_owner_and_modes(staging, meta.uid, meta.gid)?;
         // Everything written is on disk before the directory takes its name.
-        sync_filesystem(&staging)?;
+        sync_filesystem(staging)?;
         if opts.to.exists() {
             std::fs::remove_dir_all(&opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
         }
-        std::fs::rename(&staging, &opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
+        std::fs::rename(staging, &opts.to).map_err(|e| RepoError::io(&opts.to, e))?;
         sync_filesystem(&opts.to)?;
         Ok(())
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
+    result?;
+    temp.done();
     Ok(RestoreReport {
         snapshot: snap.id.to_hex(),
         files: vec![opts.to.clone()],
@@ -241,22 +242,16 @@ fn restore_files(
     // in the kernel anyway, and a waiting thread spins there.
     let creating = std::sync::Mutex::new(());
     let open = |file: &arca_repo::FileEntry| -> std::result::Result<std::fs::File, RepoError> {
-        let p = staging.join(&file.path);
+        let rel = file.checked_path(&snap.id)?;
+        let p = staging.join(&rel);
         let _one = creating.lock().unwrap();
-        let create = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&p)
-        };
-        match create() {
+        match create_new(&p) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A directory the backup did not list (older backups).
-                if let Some(dir) = p.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| RepoError::io(dir, e))?;
+                if let Some(dir) = rel.parent() {
+                    create_dirs_under(staging, dir).map_err(|e| RepoError::io(&p, e))?;
                 }
-                create()
+                create_new(&p)
             }
             r => r,
         }
