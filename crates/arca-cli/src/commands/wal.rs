@@ -20,6 +20,10 @@ pub fn push(a: WalPushArgs) -> Result<ExitCode> {
                 a.wal_file.display()
             )
         }
+        Pushed::Replaced { bytes, old_len } => tracing::warn!(
+            "archived {} for cluster {cluster} ({bytes} B stored), replacing a truncated copy of {old_len} B",
+            a.wal_file.display()
+        ),
         Pushed::AlreadyStored => tracing::info!(
             "{} was archived before with the same content",
             a.wal_file.display()

@@ -11,6 +11,7 @@ mod damage;
 mod faults_s3;
 mod kill;
 mod object_storage;
+mod pg_archive;
 mod pg_bad_input;
 mod pg_pitr;
 mod pg_stream;

@@ -28,6 +28,16 @@ pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result
                 path.display()
             )));
         };
+        // Stored, a short segment would block the whole one for good and be
+        // handed to recovery, which refuses it. A `.partial` (the last
+        // segment of a timeline a promotion ended) is taken as it is.
+        if !name.ends_with(".partial") {
+            check_whole(
+                &path.display().to_string(),
+                &data,
+                "archive the whole segment from the server's pg_wal",
+            )?;
+        }
         if let Some(c) = from_control.filter(|&c| c != sysid) {
             return Err(Error::Unsupported(format!(
                 "{} belongs to cluster {sysid}, but {} says {c}: push each cluster's WAL from its own data directory",
@@ -45,6 +55,24 @@ pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result
     };
     let pushed = repo.put_log(&stream(&sysid.to_string()), &name, &data, false)?;
     Ok((sysid.to_string(), pushed))
+}
+
+/// Refuses a segment whose length is not the segment size its own header
+/// states (`what` names it in the error, `fix` says what to do).
+fn check_whole(what: &str, data: &[u8], fix: &str) -> Result<()> {
+    let seg_size = segment_sysid(data).map_or(0, |(_, s)| s as u64);
+    if !seg_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&seg_size) {
+        return Err(Error::Unsupported(format!(
+            "{what} has no valid segment size in its header ({seg_size}): it is not a WAL segment, or a damaged one"
+        )));
+    }
+    if data.len() as u64 != seg_size {
+        return Err(Error::Unsupported(format!(
+            "{what} is {} bytes, but its header says the cluster's WAL segments are {seg_size} bytes: it is truncated; {fix}",
+            data.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A gap in the archived WAL: recovery would stop before `missing`.
@@ -118,6 +146,7 @@ pub(crate) fn prefetch(
                             if !found {
                                 return Ok(());
                             }
+                            check_fetched(name, &data)?;
                             // Read once, by recovery: the page cache would only
                             // add a copy and the writeback of 16 MiB a segment.
                             let p = dir.join(name);
@@ -143,15 +172,20 @@ pub(crate) fn prefetch(
 pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Result<Fetched> {
     let stream = stream(cluster);
     let mut data = repo.get_log(&stream, name)?;
+    let mut partial = name.ends_with(".partial");
     if data.is_none() && is_segment_name(name) {
         if let Some(gap) = find_gap(repo, &stream, name)? {
             return Ok(Fetched::Gap(gap));
         }
         data = repo.get_log(&stream, &format!("{name}.partial"))?;
+        partial = true;
     }
     let Some(data) = data else {
         return Ok(Fetched::Missing);
     };
+    if !partial {
+        check_fetched(name, &data)?;
+    }
     // No fsync: the server recovers from what it fetched, and after a crash
     // it starts recovery again and fetches the segment again.
     let tmp = temp_name(dest);
@@ -165,6 +199,19 @@ pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> R
         return Err(RepoError::io(dest, e).into());
     }
     Ok(Fetched::Found)
+}
+
+/// Refuses to hand recovery a truncated segment (archived by an older
+/// arca): PostgreSQL would stop on it with a less helpful message.
+fn check_fetched(name: &str, data: &[u8]) -> Result<()> {
+    if !is_segment_name(name) || name.ends_with(".partial") {
+        return Ok(());
+    }
+    check_whole(
+        &format!("archived segment {name}"),
+        data,
+        "`arca wal-push` of the whole segment from the server's pg_wal replaces it",
+    )
 }
 
 fn temp_name(dest: &Path) -> PathBuf {
