@@ -417,6 +417,16 @@ pub struct PitrArgs {
     /// --start: a free one].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    /// PostgreSQL: keep the source's archive settings, for a restore that is
+    /// to become the primary. Without it the restored cluster archives
+    /// nothing (archive_mode = off), so a copy cannot write into the
+    /// repository it came from.
+    #[arg(long, conflicts_with = "start")]
+    pub keep_archiving: bool,
+    /// PostgreSQL: the timeline recovery follows: a number (as `arca list`
+    /// shows) or latest [default: the backup's own].
+    #[arg(long, value_name = "TIMELINE")]
+    pub target_timeline: Option<String>,
 }
 
 impl PitrArgs {
@@ -427,6 +437,8 @@ impl PitrArgs {
             || self.target_snapshot.is_some()
             || self.start
             || self.port.is_some()
+            || self.keep_archiving
+            || self.target_timeline.is_some()
     }
 }
 

@@ -18,6 +18,12 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             println!("{}", snapshot_table(&snaps, &path));
             for w in arca_ops::pg::cluster_windows(&repo, &snaps)? {
                 println!("{}", window_line(&w));
+                for b in &w.timelines {
+                    println!(
+                        "  timeline {} branched from timeline {} at {}",
+                        b.timeline, b.parent, b.switch_lsn
+                    );
+                }
             }
         }
         return Ok(ExitCode::SUCCESS);

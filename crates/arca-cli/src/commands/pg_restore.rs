@@ -53,7 +53,23 @@ pub fn run(
             }
         }
     };
+    let timeline = match p.target_timeline.as_deref() {
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("latest") => Some("latest".to_string()),
+        Some(t) => match t.parse::<u32>() {
+            Ok(n) if n > 0 => Some(n.to_string()),
+            _ => bail!(
+                "--target-timeline {t:?} is not a timeline: give its number (as `arca list` shows) or latest"
+            ),
+        },
+    };
     let (snap, meta, recovery) = choose_backup(snaps, chosen, &target)?;
+    // Timelines that branched off the backup's after it: followed only when named.
+    let branches: Vec<arca_ops::pg::Branch> =
+        arca_ops::pg::branches(repo, &meta.system_identifier)?
+            .into_iter()
+            .filter(|b| b.follows_from(meta.timeline, meta.stop_lsn))
+            .collect();
     let port = match (p.port, p.start) {
         (Some(port), _) => Some(port),
         (None, true) => Some(free_port()?),
@@ -73,14 +89,20 @@ pub fn run(
             target: target.clone(),
             restore_command: restore_command(a, &meta.system_identifier)?,
             port,
-            temporary: p.start,
+            archive_off: !p.keep_archiving,
+            timeline: timeline.clone(),
         },
         &bar,
     )?;
     bar.finish();
+    let followed = timeline
+        .clone()
+        .unwrap_or_else(|| meta.timeline.to_string());
     if a.json && !p.start {
         let mut v = serde_json::to_value(&report)?;
         v["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+        v["timeline"] = followed.clone().into();
+        v["archiving"] = p.keep_archiving.into();
         print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -91,11 +113,31 @@ pub fn run(
         PgTarget::Snapshot(n) => format!("snapshot {n}"),
     };
     println!(
-        "restored backup {} to {} ({}); it recovers to {what} when started",
+        "restored backup {} to {} ({}); it recovers to {what} on timeline {followed} when started",
         snap.id.short(),
         to.display(),
         bytes(report.bytes)
     );
+    for b in branches
+        .iter()
+        .filter(|b| b.timeline.to_string() != followed)
+    {
+        println!(
+            "timeline {} branched from timeline {} at {} (a promoted server or a restored copy that archived here): not followed; --target-timeline {} follows it",
+            b.timeline, b.parent, b.switch_lsn, b.timeline
+        );
+    }
+    if p.keep_archiving {
+        println!(
+            "archiving: kept as the source had it; started, this cluster archives into the repository as a primary"
+        );
+    } else {
+        println!(
+            "archiving: off (archive_mode = off in {}), so this copy cannot archive into {}; to make it the primary, restore with --keep-archiving",
+            to.join("postgresql.auto.conf").display(),
+            repo.location()
+        );
+    }
     if p.start {
         let port = port.expect("--start chose a port");
         start(&to, meta.server_version_num, port)?;

@@ -8,7 +8,7 @@ use super::common::{error_line, Env};
 use super::postgres::{arca, ok, server_repo, Pg};
 
 /// Commits batch `n` (three rows) and returns the server's time after the commit.
-fn commit_batch(pg: &Pg, n: i32) -> String {
+pub(super) fn commit_batch(pg: &Pg, n: i32) -> String {
     pg.sql(&format!(
         "INSERT INTO t(batch, k) SELECT {n}, g FROM generate_series(1, 3) g"
     ));
@@ -19,7 +19,7 @@ fn commit_batch(pg: &Pg, n: i32) -> String {
 }
 
 /// A cluster archiving into a new repository, with the batch table `t`.
-fn batch_cluster(env: &Env) -> (String, Pg) {
+pub(super) fn batch_cluster(env: &Env) -> (String, Pg) {
     let repo = server_repo(env);
     let pg = Pg::start(Some(&repo));
     pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
@@ -27,7 +27,7 @@ fn batch_cluster(env: &Env) -> (String, Pg) {
 }
 
 /// The port `restore --start` says the restored cluster listens on.
-fn started_port(out: &str) -> u16 {
+pub(super) fn started_port(out: &str) -> u16 {
     out.split("on port ")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
@@ -36,7 +36,7 @@ fn started_port(out: &str) -> u16 {
 }
 
 /// The repository's archive of the one cluster that archives into it.
-fn wal_dir(repo: &str) -> std::path::PathBuf {
+pub(super) fn wal_dir(repo: &str) -> std::path::PathBuf {
     std::fs::read_dir(Path::new(repo).join("logs/postgres"))
         .unwrap()
         .next()
@@ -46,7 +46,7 @@ fn wal_dir(repo: &str) -> std::path::PathBuf {
 }
 
 /// The names in [`wal_dir`], sorted.
-fn wal_files(repo: &str) -> Vec<String> {
+pub(super) fn wal_files(repo: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(wal_dir(repo))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -55,7 +55,7 @@ fn wal_files(repo: &str) -> Vec<String> {
     v
 }
 
-fn batches(pg: &Pg) -> String {
+pub(super) fn batches(pg: &Pg) -> String {
     pg.sql("SELECT string_agg(DISTINCT batch::text, ',' ORDER BY batch::text) FROM t")
 }
 
@@ -185,7 +185,8 @@ fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
     ]);
     let conf = std::fs::read_to_string(to.join("postgresql.auto.conf")).unwrap();
     assert!(conf.contains("restore_command = '"), "{conf}");
-    assert!(!conf.contains("recovery_target"), "{conf}");
+    assert!(conf.contains("recovery_target_timeline = '1'"), "{conf}");
+    assert!(!conf.contains("recovery_target_action"), "{conf}");
     assert!(to.join("backup_label").exists() && to.join("recovery.signal").exists());
     // The WAL recovery starts with is fetched ahead, beside the files.
     let spooled = std::fs::read_dir(to.join("arca-wal-spool"))

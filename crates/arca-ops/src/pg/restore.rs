@@ -43,8 +43,12 @@ pub struct PgRestoreOptions {
     /// The `restore_command` the restored server runs, with `%f %p`.
     pub restore_command: String,
     pub port: Option<u16>,
-    /// A temporary instance beside the original: it archives nothing.
-    pub temporary: bool,
+    /// Archive nothing: the restored cluster is a copy, not the new primary.
+    pub archive_off: bool,
+    /// `recovery_target_timeline` (a number or `latest`); `None`: the
+    /// backup's own, so a timeline some copy archived is never followed
+    /// unless asked for.
+    pub timeline: Option<String>,
 }
 
 /// Picks the backup to start from: the newest one of the cluster that ends
@@ -142,7 +146,12 @@ pub fn restore_postgres(
         .into());
     }
     let _lock = repo.lock_shared("restore")?;
-    let replay = check_wal(repo, meta, &opts.target)?;
+    let timeline = opts
+        .timeline
+        .clone()
+        .unwrap_or_else(|| meta.timeline.to_string());
+    let other_timeline = timeline != meta.timeline.to_string();
+    let replay = check_wal(repo, meta, &opts.target, other_timeline)?;
     let index = repo.load_index()?;
     let staging = parent.join(format!(
         ".{}.arca-restore-{}",
@@ -201,7 +210,8 @@ pub fn restore_postgres(
                 restore_command: opts.restore_command.clone(),
                 target: recovery.clone(),
                 port: opts.port,
-                temporary: opts.temporary,
+                archive_off: opts.archive_off,
+                timeline: Some(timeline.clone()),
             },
         )?;
         set_owner_and_modes(&staging, meta.uid, meta.gid)?;
@@ -277,8 +287,15 @@ fn sync_filesystem(path: &std::path::Path) -> Result<()> {
 
 /// Refuses a restore whose WAL has a gap before the target: PostgreSQL would
 /// end recovery at the gap and come up silently short.
-/// Returns the segments recovery will replay, first to last.
-fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Result<Vec<String>> {
+/// Returns the segments recovery will replay, first to last. Following
+/// another timeline (`other_timeline`), only the WAL the backup itself needs
+/// is checked: the rest lies on timelines this check does not walk.
+fn check_wal(
+    repo: &Repository,
+    meta: &PgBackupMeta,
+    target: &PgTarget,
+    other_timeline: bool,
+) -> Result<Vec<String>> {
     let seg = meta.wal_segment_size;
     let archived: BTreeSet<String> = repo
         .list_logs(&stream(&meta.system_identifier))?
@@ -292,6 +309,7 @@ fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Resul
         .filter(|s| s.timeline == meta.timeline)
         .max();
     let last = match target {
+        _ if other_timeline => first,
         PgTarget::Lsn(l) => Segment::of(meta.timeline, *l, seg),
         _ => newest.unwrap_or(first),
     };

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arca_engine::postgres::wal::{control_sysid, is_segment_name, segment_sysid};
-use arca_engine::postgres::Segment;
+use arca_engine::postgres::{Lsn, Segment};
 use arca_repo::{Error as RepoError, Pushed, Repository};
 
 use super::{stream, PgBackupMeta};
@@ -236,6 +236,67 @@ fn find_gap(repo: &Repository, stream: &str, name: &str) -> Result<Option<WalGap
     }))
 }
 
+/// A timeline that branched off another: a promotion, or a restored copy
+/// that archived into the repository it came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Branch {
+    pub timeline: u32,
+    pub parent: u32,
+    /// Where it left its parent.
+    pub switch_lsn: Lsn,
+    /// Every ancestor and where this timeline's history left it, oldest first.
+    #[serde(skip)]
+    pub ancestors: Vec<(u32, Lsn)>,
+}
+
+impl Branch {
+    /// Whether recovery from a backup on `timeline` that ends at `stop`
+    /// can follow this timeline (it left `timeline` after `stop`).
+    pub fn follows_from(&self, timeline: u32, stop: Lsn) -> bool {
+        self.ancestors
+            .iter()
+            .any(|&(t, at)| t == timeline && at >= stop)
+    }
+}
+
+/// The branched timelines of one cluster, from its archived history files.
+pub fn branches(repo: &Repository, cluster: &str) -> Result<Vec<Branch>> {
+    let stream = stream(cluster);
+    let mut out = Vec::new();
+    for l in repo.list_logs(&stream)? {
+        let Some(tli) = l
+            .name
+            .strip_suffix(".history")
+            .filter(|t| t.len() == 8)
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+        else {
+            continue;
+        };
+        let Some(data) = repo.get_log(&stream, &l.name)? else {
+            continue;
+        };
+        // Lines of "parent timeline <tab> switch point <tab> reason".
+        let ancestors: Vec<(u32, Lsn)> = String::from_utf8_lossy(&data)
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split_whitespace();
+                let t = f.next()?.parse().ok()?;
+                let at = f.next()?.parse().ok()?;
+                Some((t, at))
+            })
+            .collect();
+        if let Some(&(parent, switch_lsn)) = ancestors.last() {
+            out.push(Branch {
+                timeline: tli,
+                parent,
+                switch_lsn,
+                ancestors,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The recoverable window of one cluster.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterWindow {
@@ -249,6 +310,7 @@ pub struct ClusterWindow {
     /// How far the archive is behind now.
     pub lag_seconds: Option<i64>,
     pub segments: usize,
+    pub timelines: Vec<Branch>,
 }
 
 /// One entry per cluster with backups or archived WAL.
@@ -271,6 +333,7 @@ pub fn cluster_windows(
             .filter(|l| is_segment_name(&l.name))
             .max_by(|a, b| a.name.cmp(&b.name));
         let to = logs.iter().filter_map(|l| l.modified).max();
+        let timelines = branches(repo, &id)?;
         out.push(ClusterWindow {
             system_identifier: id,
             backups: metas.len(),
@@ -279,6 +342,7 @@ pub fn cluster_windows(
             newest_segment: newest.map(|l| l.name.clone()),
             lag_seconds: to.map(|t| now.duration_since(t).as_secs().max(0)),
             segments: logs.len(),
+            timelines,
         });
     }
     Ok(out)
