@@ -427,6 +427,11 @@ pub struct PitrArgs {
     /// shows) or latest [default: the backup's own].
     #[arg(long, value_name = "TIMELINE")]
     pub target_timeline: Option<String>,
+    /// PostgreSQL: what the restored cluster does at the target: promote
+    /// (become writable) or pause (stay read-only in recovery, to look
+    /// first; SELECT pg_wal_replay_resume() then promotes it).
+    #[arg(long, value_name = "ACTION", value_parser = ["promote", "pause"])]
+    pub target_action: Option<String>,
 }
 
 impl PitrArgs {
@@ -439,6 +444,7 @@ impl PitrArgs {
             || self.port.is_some()
             || self.keep_archiving
             || self.target_timeline.is_some()
+            || self.target_action.is_some()
     }
 }
 

@@ -63,6 +63,10 @@ pub fn run(
             ),
         },
     };
+    let pause_at_target = p.target_action.as_deref() == Some("pause");
+    if pause_at_target && target == PgTarget::Latest {
+        bail!("--target-action pause needs a target to pause at: give --target-time, --target-lsn or --target-snapshot");
+    }
     let (snap, meta, recovery) = choose_backup(snaps, chosen, &target)?;
     // Timelines that branched off the backup's after it: followed only when named.
     let branches: Vec<arca_ops::pg::Branch> =
@@ -91,6 +95,7 @@ pub fn run(
             port,
             archive_off: !p.keep_archiving,
             timeline: timeline.clone(),
+            pause_at_target,
         },
         &bar,
     )?;
@@ -140,13 +145,23 @@ pub fn run(
     }
     if p.start {
         let port = port.expect("--start chose a port");
-        start(&to, meta.server_version_num, port)?;
-        println!(
-            "started a temporary PostgreSQL on port {port} from {}: connect with psql -h 127.0.0.1 -p {port} -U {}; stop it with pg_ctl -D {} stop",
-            to.display(),
-            user_of(&snap.source),
-            to.display()
-        );
+        let user = user_of(&snap.source);
+        let connect = format!("psql -h 127.0.0.1 -p {port} -U {user}");
+        let stop = format!("pg_ctl -D {} stop", to.display());
+        match start(&to, meta.server_version_num, port, &user)? {
+            Started::Promoted => println!(
+                "started a temporary PostgreSQL on port {port} from {}: recovery is over; connect with {connect}; stop it with {stop}",
+                to.display()
+            ),
+            Started::Paused => println!(
+                "started a temporary PostgreSQL on port {port} from {}: paused at the recovery target, still in recovery (read-only); connect with {connect} to inspect it; SELECT pg_wal_replay_resume() ends recovery and makes it writable; stop it with {stop}",
+                to.display()
+            ),
+            Started::Unchecked(why) => println!(
+                "started a temporary PostgreSQL on port {port} from {}; arca could not connect to see whether recovery is over ({why}): SELECT pg_is_in_recovery() tells; connect with {connect}; stop it with {stop}",
+                to.display()
+            ),
+        }
     } else {
         println!("start it with: pg_ctl -D {} start", to.display());
     }
@@ -187,8 +202,19 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Starts the restored cluster with `pg_ctl`, as the data directory's owner.
-fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
+/// How a started cluster came out of recovery.
+enum Started {
+    /// `pg_is_in_recovery()` is false: it is writable.
+    Promoted,
+    /// Paused at the recovery target (`--target-action pause`).
+    Paused,
+    /// arca could not connect to ask (why); recovery.signal is gone.
+    Unchecked(String),
+}
+
+/// Starts the restored cluster with `pg_ctl`, as the data directory's owner,
+/// and waits until recovery is over (or paused at the target).
+fn start(dir: &Path, version_num: u32, port: u16, user: &str) -> Result<Started> {
     let pg_ctl = find_pg_ctl(version_num)?;
     let owner = std::fs::metadata(dir)?;
     let log = dir.join("arca-start.log");
@@ -217,11 +243,24 @@ fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
         );
     }
     // pg_ctl returns once connections are accepted, which a hot standby
-    // does before recovery ends; the server removes recovery.signal when it
-    // has replayed to the target and promoted.
+    // does before recovery ends; and the server removes recovery.signal
+    // before its end-of-recovery checkpoint, while it is still read-only.
+    // Only the server can say when recovery is over.
+    let mut config = postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .dbname("postgres")
+        .application_name("arca")
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if let Ok(pw) = std::env::var("PGPASSWORD") {
+        config.password(pw);
+    }
     let signal = dir.join("recovery.signal");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-    while signal.exists() {
+    let mut unchecked: Option<String> = None;
+    let started = loop {
         if !dir.join("postmaster.pid").exists() || std::time::Instant::now() > deadline {
             bail!(
                 "the restored cluster in {} stopped before it finished recovery:{}",
@@ -229,11 +268,58 @@ fn start(dir: &Path, version_num: u32, port: u16) -> Result<()> {
                 log_tail(&log)
             );
         }
+        if let Some(why) = &unchecked {
+            if !signal.exists() {
+                break Started::Unchecked(why.clone());
+            }
+        } else {
+            match recovery_state(&mut config) {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(why) => unchecked = Some(why),
+            }
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    if !matches!(started, Started::Paused) {
+        // Recovery is over: prefetched WAL it did not ask for is not needed.
+        arca_ops::pg::clear_spool(dir);
     }
-    // Recovery is over: prefetched WAL it did not ask for is not needed.
-    arca_ops::pg::clear_spool(dir);
-    Ok(())
+    Ok(started)
+}
+
+/// Whether the server is out of recovery or paused in it (`None`: still
+/// replaying, or not accepting connections yet). An error is a refusal that
+/// waiting will not change (authentication).
+fn recovery_state(config: &mut postgres::Config) -> std::result::Result<Option<Started>, String> {
+    use postgres::error::SqlState;
+    let mut client = match config.connect(postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) => {
+            return match e.code() {
+                Some(c)
+                    if *c == SqlState::INVALID_PASSWORD
+                        || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+                {
+                    Err(e
+                        .as_db_error()
+                        .map_or(e.to_string(), |d| d.message().to_string()))
+                }
+                _ => Ok(None),
+            };
+        }
+    };
+    let row = client
+        .query_one(
+            "SELECT pg_is_in_recovery(), pg_is_in_recovery() AND pg_is_wal_replay_paused()",
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
+        (false, _) => Some(Started::Promoted),
+        (true, true) => Some(Started::Paused),
+        (true, false) => None,
+    })
 }
 
 /// The server log's last five lines, each on a line of its own, indented.

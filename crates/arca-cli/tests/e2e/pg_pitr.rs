@@ -441,3 +441,60 @@ fn an_incremental_backup_stores_about_the_changed_pages_and_restores_checked() {
     let to = env.path("after-expire");
     ok(&["restore", "--repo", &repo, "--to", to.to_str().unwrap()]);
 }
+
+/// `restore --start` returns once the server is out of recovery (writable),
+/// or, with --target-action pause, says it is paused at the target.
+#[test]
+fn restore_start_returns_a_writable_server_or_says_it_paused() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    commit_batch(&pg, 1);
+    ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
+    commit_batch(&pg, 2);
+    let lsn = pg.sql("SELECT pg_current_wal_insert_lsn()");
+    commit_batch(&pg, 3);
+    pg.archive_now();
+    let restore = |name: &str, flags: &[&str]| {
+        let to = env.path(name);
+        let mut args = vec!["restore", "--repo", &repo, "--to", to.to_str().unwrap()];
+        args.extend_from_slice(&["--start", "--target-lsn", &lsn]);
+        args.extend_from_slice(flags);
+        let out = ok(&args);
+        (out.clone(), Pg::adopt(to, started_port(&out)))
+    };
+
+    let (out, copy) = restore("promoted", &[]);
+    assert!(out.contains("recovery is over"), "{out}");
+    assert_eq!(copy.sql("SELECT pg_is_in_recovery()"), "f");
+    copy.sql("CREATE TABLE written(x int)");
+    assert_eq!(batches(&copy), "1,2");
+    drop(copy);
+
+    let (out, copy) = restore("paused", &["--target-action", "pause"]);
+    assert!(
+        out.contains("paused at the recovery target, still in recovery"),
+        "{out}"
+    );
+    assert!(!out.contains("recovery is over"), "{out}");
+    assert_eq!(copy.sql("SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(batches(&copy), "1,2");
+    drop(copy);
+
+    let out = arca()
+        .args([
+            "restore",
+            "--repo",
+            &repo,
+            "--to",
+            env.s("no-target").as_str(),
+        ])
+        .args(["--start", "--target-action", "pause"])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("--target-action pause needs a target"),
+        "{line}"
+    );
+    assert!(!env.path("no-target").exists());
+}

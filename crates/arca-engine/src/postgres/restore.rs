@@ -32,6 +32,8 @@ pub struct RecoverySettings {
     /// `recovery_target_timeline`: a timeline id or `latest`. PostgreSQL's
     /// default, latest, would follow any timeline archived beside the backup's.
     pub timeline: Option<String>,
+    /// At the target, pause (read-only, for a look first) instead of promoting.
+    pub pause: bool,
 }
 
 /// Checks a restore target: absent, or an empty directory, or (with
@@ -87,8 +89,10 @@ pub fn write_recovery(dir: &Path, s: &RecoverySettings) -> Result<(), Error> {
         let _ = writeln!(conf, "recovery_target_timeline = {}", quote(t));
     }
     if s.target.is_some() {
-        // The default, pause, leaves a read-only server waiting for a human.
-        conf.push_str("recovery_target_action = 'promote'\n");
+        // PostgreSQL's default, pause, leaves a read-only server waiting for
+        // a human: only when asked for.
+        let action = if s.pause { "pause" } else { "promote" };
+        let _ = writeln!(conf, "recovery_target_action = '{action}'");
     }
     if let Some(port) = s.port {
         let _ = writeln!(conf, "port = {port}");
@@ -163,6 +167,7 @@ mod tests {
                 port: Some(6000),
                 archive_off: true,
                 timeline: Some("2".into()),
+                pause: false,
             },
         )
         .unwrap();

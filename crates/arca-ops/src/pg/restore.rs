@@ -49,6 +49,8 @@ pub struct PgRestoreOptions {
     /// backup's own, so a timeline some copy archived is never followed
     /// unless asked for.
     pub timeline: Option<String>,
+    /// Pause at the recovery target instead of promoting.
+    pub pause_at_target: bool,
 }
 
 /// Picks the backup to start from: the newest one of the cluster that ends
@@ -212,6 +214,7 @@ pub fn restore_postgres(
                 port: opts.port,
                 archive_off: opts.archive_off,
                 timeline: Some(timeline.clone()),
+                pause: opts.pause_at_target,
             },
         )?;
         set_owner_and_modes(&staging, meta.uid, meta.gid)?;
