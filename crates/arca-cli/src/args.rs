@@ -475,6 +475,12 @@ pub struct WalFetchArgs {
     /// The data directory being recovered [default: the working directory].
     #[arg(long, value_name = "PATH")]
     pub pgdata: Option<PathBuf>,
+    /// Recovery has a target (PostgreSQL 13 or later, which fails a recovery
+    /// that ends before its target): a missing segment with later ones
+    /// archived ends the WAL instead of aborting recovery, since recovery
+    /// reads ahead past a target that lies before the gap.
+    #[arg(long)]
+    pub to_target: bool,
 }
 
 #[derive(Debug, Args)]

@@ -84,9 +84,13 @@ fn window_line(w: &arca_ops::pg::ClusterWindow) -> String {
             .to_string()
     };
     let window = match (&w.from, &w.to) {
-        (Some(f), Some(t)) if f <= t => format!("recoverable from {} to {}", local(f), local(t)),
+        (Some(f), Some(t)) if f <= t => format!(
+            "recoverable from {} to {} (the last archived transaction)",
+            local(f),
+            local(t)
+        ),
         (Some(f), _) => format!(
-            "recoverable at {} only (no WAL archived after it)",
+            "recoverable at {} only (no transaction archived after it)",
             local(f)
         ),
         (None, _) => "not recoverable: no backup yet".to_string(),

@@ -79,6 +79,8 @@ pub fn run(
         (None, true) => Some(free_port()?),
         (None, false) => None,
     };
+    // PostgreSQL 13 on fails a recovery that ends before its target.
+    let to_target = recovery.is_some() && meta.server_version_num >= 130000;
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");
     let report = restore_postgres(
@@ -91,7 +93,7 @@ pub fn run(
             force: a.force,
             parallelism: a.par.get_for_restore(),
             target: target.clone(),
-            restore_command: restore_command(a, &meta.system_identifier)?,
+            restore_command: restore_command(a, &meta.system_identifier, to_target)?,
             port,
             archive_off: !p.keep_archiving,
             timeline: timeline.clone(),
@@ -177,11 +179,14 @@ fn user_of(source: &str) -> String {
 
 /// `arca wal-fetch` with the repository flags this restore was given (never
 /// a secret: the server's environment or ~/.aws provides those).
-fn restore_command(a: &RestoreArgs, cluster: &str) -> Result<String> {
+fn restore_command(a: &RestoreArgs, cluster: &str, to_target: bool) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the arca binary for restore_command")?;
     let mut args = vec![exe.display().to_string(), "wal-fetch".into()];
     args.extend(super::repo_flags(&a.repo)?);
     args.extend(["--cluster".into(), cluster.to_string()]);
+    if to_target {
+        args.push("--to-target".into());
+    }
     let mut cmd: Vec<String> = args.iter().map(|s| shell_quote(s)).collect();
     cmd.extend(["%f".into(), "%p".into()]);
     Ok(cmd.join(" "))

@@ -80,6 +80,10 @@ fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+        Fetched::Gap(gap) if a.to_target => {
+            tracing::info!("{gap}; the server fails recovery itself if its target lies past it");
+            Ok(ExitCode::FAILURE)
+        }
         Fetched::Gap(gap) => {
             eprintln!("error: {gap}; refusing to end recovery early");
             Ok(ExitCode::from(ABORT_RECOVERY))

@@ -113,6 +113,112 @@ pub fn segment_sysid(data: &[u8]) -> Option<(u64, u32)> {
     Some((sysid, seg_size))
 }
 
+/// A record in a WAL segment: where it starts and ends, and for a
+/// transaction's commit or abort its time, which is what
+/// `recovery_target_time` stops at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalRecord {
+    pub start: Lsn,
+    pub end: Lsn,
+    pub xact_time: Option<jiff::Timestamp>,
+}
+
+/// The records that start and end inside one segment (whole or partial), in
+/// order: not one continued from the segment before or into the one after.
+/// Reading stops at the end of the WAL written into it (a zero length, or a
+/// page left from the file's previous use).
+pub fn segment_records(data: &[u8]) -> Vec<WalRecord> {
+    const RM_XACT_ID: u8 = 1;
+    const XLP_FIRST_IS_CONTRECORD: u16 = 0x0001;
+    const XLP_LONG_HEADER: u16 = 0x0002;
+    // Seconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+    const PG_EPOCH: i64 = 946_684_800;
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let align = |n: usize| (n + 7) & !7;
+    if data.len() < 40 || u16_at(data, 2) & XLP_LONG_HEADER == 0 {
+        return Vec::new();
+    }
+    let page = u32_at(data, 36) as usize;
+    if !page.is_power_of_two() || !(1024..=65536).contains(&page) {
+        return Vec::new();
+    }
+    let magic = u16_at(data, 0);
+    let seg_start = u64_at(data, 8);
+    // The pages' contents back to back; page headers are multiples of 8
+    // bytes, so a record's alignment is the same here as in the WAL.
+    let mut payload = Vec::with_capacity(data.len());
+    let mut page_starts: Vec<(usize, u64)> = Vec::new();
+    let mut skip = 0;
+    for (i, p) in data.chunks(page).enumerate() {
+        if p.len() < 24 || u16_at(p, 0) != magic || u64_at(p, 8) != seg_start + (i * page) as u64 {
+            break;
+        }
+        let info = u16_at(p, 2);
+        let header = if info & XLP_LONG_HEADER != 0 { 40 } else { 24 };
+        if i == 0 && info & XLP_FIRST_IS_CONTRECORD != 0 {
+            skip = align(u32_at(p, 16) as usize);
+        }
+        page_starts.push((payload.len(), seg_start + (i * page + header) as u64));
+        payload.extend_from_slice(&p[header.min(p.len())..]);
+    }
+    let lsn_of = |off: usize| {
+        let i = page_starts.partition_point(|&(o, _)| o <= off) - 1;
+        Lsn(page_starts[i].1 + (off - page_starts[i].0) as u64)
+    };
+    let mut out = Vec::new();
+    let mut pos = skip;
+    while pos + 24 <= payload.len() {
+        let len = u32_at(&payload, pos) as usize;
+        if len < 24 || pos + len > payload.len() {
+            break;
+        }
+        let rec = &payload[pos..pos + len];
+        let (info, rmid) = (rec[16], rec[17]);
+        // Commit, abort, commit prepared, abort prepared: their main data
+        // (the end of the record) starts with the time, microseconds since 2000.
+        let xact_time = (rmid == RM_XACT_ID && matches!(info & 0x70, 0x00 | 0x20 | 0x30 | 0x40))
+            .then(|| main_data(rec))
+            .flatten()
+            .and_then(|d| d.get(..8))
+            .map(|t| i64::from_le_bytes(t.try_into().unwrap()))
+            .and_then(|us| {
+                jiff::Timestamp::from_microsecond(us.checked_add(PG_EPOCH * 1_000_000)?).ok()
+            });
+        out.push(WalRecord {
+            start: lsn_of(pos),
+            end: Lsn(lsn_of(pos + len - 1).0 + 1),
+            xact_time,
+        });
+        pos = align(pos + len);
+    }
+    out
+}
+
+/// A record's main data, for a record without block references.
+fn main_data(rec: &[u8]) -> Option<&[u8]> {
+    let mut p = 24;
+    loop {
+        let len = match *rec.get(p)? {
+            // XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_DATA_LONG
+            255 => *rec.get(p + 1)? as usize,
+            254 => u32::from_le_bytes(rec.get(p + 1..p + 5)?.try_into().ok()?) as usize,
+            // XLR_BLOCK_ID_ORIGIN, XLR_BLOCK_ID_TOPLEVEL_XID
+            253 => {
+                p += 3;
+                continue;
+            }
+            252 => {
+                p += 5;
+                continue;
+            }
+            _ => return None,
+        };
+        return rec.get(rec.len().checked_sub(len)?..);
+    }
+}
+
 /// The system identifier at the start of `global/pg_control`.
 pub fn control_sysid(pg_control: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(pg_control.get(0..8)?.try_into().ok()?))

@@ -14,7 +14,7 @@ use arca_engine::postgres::{
 use arca_repo::{Error as RepoError, Progress, Repository, Snapshot};
 
 use super::points::Point;
-use super::wal::{prefetch, SPOOL_DIR};
+use super::wal::{last_record_in, last_xact_time, prefetch, SPOOL_DIR};
 
 /// Segments a restore fetches ahead of recovery: those the backup needs to
 /// become consistent and a few more, at most 64 (1 GiB of 16 MiB segments).
@@ -301,7 +301,7 @@ fn check_wal(
 ) -> Result<Vec<String>> {
     let seg = meta.wal_segment_size;
     let archived: BTreeSet<String> = repo
-        .list_logs(&stream(&meta.system_identifier))?
+        .list_logs(&super::stream(&meta.system_identifier))?
         .into_iter()
         .map(|l| l.name)
         .collect();
@@ -320,16 +320,51 @@ fn check_wal(
     let replay: Vec<String> = first.through(last).map(|s| s.name(seg)).collect();
     // A partial segment (streamed, not yet complete) ends a recovery, but
     // not early: it is the newest WAL there is.
+    let stream = stream(&meta.system_identifier);
     if let Some(missing) = replay
         .iter()
         .find(|n| !archived.contains(*n) && !archived.contains(&format!("{n}.partial")))
     {
+        // The latest target short of the gap: the last record that ends in
+        // the segment before it, if that is past the backup's end.
+        let before = Segment::parse(missing, seg)
+            .filter(|s| s.number > first.number)
+            .map(|s| Segment {
+                timeline: s.timeline,
+                number: s.number - 1,
+            });
+        let reachable = match before {
+            Some(b) => last_record_in(repo, &stream, &b.name(seg))?,
+            None => None,
+        }
+        .filter(|l| *l >= meta.stop_lsn);
+        let instead = match reachable {
+            Some(l) => format!("or restore to a point before it (--target-lsn {l})"),
+            None => "or restore an earlier backup: no point after this backup's end is reachable before the gap".to_string(),
+        };
         return Err(Error::Unsupported(format!(
-            "WAL segment {missing} is missing from {}: recovery from the backup (which starts at {}) would stop there, before the target. Archive it from the server's pg_wal (arca wal-push), or restore to a point before it (--target-lsn {})",
+            "WAL segment {missing} is missing from {}: recovery from the backup (which starts at {}) would stop there, before the target. Archive it from the server's pg_wal (arca wal-push), {instead}",
             repo.location(),
             meta.start_lsn,
-            Segment::parse(missing, seg).map(|s| s.start_lsn(seg)).unwrap_or_default()
         )));
+    }
+    // Recovery to a time stops at the first transaction after it: a time
+    // after the last archived one would fail only once the server runs.
+    if let (PgTarget::Time(t), false) = (target, other_timeline) {
+        match last_xact_time(repo, &stream, first, seg, usize::MAX)? {
+            Some(last) if last > *t => {}
+            Some(last) => {
+                return Err(Error::Unsupported(format!(
+                    "--target-time {t} is not before the last transaction in the archived WAL ({last}): recovery cannot reach it. Choose an earlier time, or leave --target-time out to recover all archived WAL"
+                )))
+            }
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "no transaction in the archived WAL after the backup's start ({}), so no --target-time can be reached from it: leave --target-time out to recover all archived WAL",
+                    meta.start_lsn
+                )))
+            }
+        }
     }
     Ok(replay
         .into_iter()

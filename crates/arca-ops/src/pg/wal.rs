@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arca_engine::postgres::wal::{control_sysid, is_segment_name, segment_sysid};
-use arca_engine::postgres::{Lsn, Segment};
+use arca_engine::postgres::{segment_records, Lsn, Segment};
 use arca_repo::{Error as RepoError, Pushed, Repository};
 
 use super::{stream, PgBackupMeta};
@@ -297,6 +297,55 @@ pub fn branches(repo: &Repository, cluster: &str) -> Result<Vec<Branch>> {
     Ok(out)
 }
 
+/// Segments `list` reads back from the newest for the last transaction: an
+/// idle cluster with archive_timeout archives segments without one.
+const COMMIT_SCAN: usize = 64;
+
+/// The time of the last transaction commit or abort in the archived WAL of
+/// `timeline` from segment `from` on (at most `scan` segments back from the
+/// newest): `recovery_target_time` stops at the first one after the target,
+/// so a target is reachable only before it.
+pub(crate) fn last_xact_time(
+    repo: &Repository,
+    stream: &str,
+    from: Segment,
+    seg_size: u64,
+    scan: usize,
+) -> Result<Option<jiff::Timestamp>> {
+    let mut names: Vec<(Segment, String)> = repo
+        .list_logs(stream)?
+        .into_iter()
+        .filter_map(|l| {
+            let s = Segment::parse(l.name.trim_end_matches(".partial"), seg_size)?;
+            (s.timeline == from.timeline && s.number >= from.number).then_some((s, l.name))
+        })
+        .collect();
+    names.sort();
+    let mut data = Vec::new();
+    for (_, name) in names.iter().rev().take(scan) {
+        if !repo.get_log_into(stream, name, &mut data)? {
+            continue;
+        }
+        let records = segment_records(&data);
+        if let Some(t) = records.iter().rev().find_map(|r| r.xact_time) {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// The start of the last record that ends inside `segment`: the latest
+/// `recovery_target_lsn` that segment lets recovery reach.
+pub(crate) fn last_record_in(
+    repo: &Repository,
+    stream: &str,
+    segment: &str,
+) -> Result<Option<Lsn>> {
+    Ok(repo
+        .get_log(stream, segment)?
+        .and_then(|data| segment_records(&data).last().map(|r| r.start)))
+}
+
 /// The recoverable window of one cluster.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterWindow {
@@ -304,8 +353,12 @@ pub struct ClusterWindow {
     pub backups: usize,
     /// The earliest point a restore can reach: the oldest backup's stop.
     pub from: Option<jiff::Timestamp>,
-    /// The newest archived WAL.
+    /// The latest time a restore can reach: the last transaction in the
+    /// archived WAL of the newest timeline (`None`: none among the newest
+    /// segments).
     pub to: Option<jiff::Timestamp>,
+    /// When the newest WAL was archived.
+    pub archived_at: Option<jiff::Timestamp>,
     pub newest_segment: Option<String>,
     /// How far the archive is behind now.
     pub lag_seconds: Option<i64>,
@@ -332,15 +385,36 @@ pub fn cluster_windows(
             .iter()
             .filter(|l| is_segment_name(&l.name))
             .max_by(|a, b| a.name.cmp(&b.name));
-        let to = logs.iter().filter_map(|l| l.modified).max();
+        let archived_at = logs.iter().filter_map(|l| l.modified).max();
+        let to = match (newest, metas.first()) {
+            (Some(n), Some(m)) => {
+                let seg = m.wal_segment_size;
+                let newest = Segment::parse(n.name.trim_end_matches(".partial"), seg);
+                match newest {
+                    Some(s) => last_xact_time(
+                        repo,
+                        &stream(&id),
+                        Segment {
+                            timeline: s.timeline,
+                            number: 0,
+                        },
+                        seg,
+                        COMMIT_SCAN,
+                    )?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         let timelines = branches(repo, &id)?;
         out.push(ClusterWindow {
             system_identifier: id,
             backups: metas.len(),
             from: metas.iter().map(|m| m.stop_time).min(),
             to,
+            archived_at,
             newest_segment: newest.map(|l| l.name.clone()),
-            lag_seconds: to.map(|t| now.duration_since(t).as_secs().max(0)),
+            lag_seconds: archived_at.map(|t| now.duration_since(t).as_secs().max(0)),
             segments: logs.len(),
             timelines,
         });
