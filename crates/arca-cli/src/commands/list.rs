@@ -4,25 +4,38 @@ use anyhow::Result;
 use arca_repo::{check, CheckOptions, NoProgress};
 
 use crate::args::ListArgs;
-use crate::output::{bytes, print_json, snapshot_json, snapshot_table};
+use crate::output::{bytes, out, print_json, snapshot_json, snapshot_table};
 
 pub fn run(a: ListArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
     let path = repo.location().to_string();
     let Some(id) = a.id else {
         let snaps = repo.snapshots()?;
+        let windows = arca_ops::pg::cluster_windows(&repo, &snaps)?;
         if a.json {
-            let v: Vec<_> = snaps.iter().map(|s| snapshot_json(s, &path)).collect();
+            // Each PostgreSQL backup carries its cluster's window and lag.
+            let mut v = Vec::with_capacity(snaps.len());
+            for s in &snaps {
+                let mut j = serde_json::to_value(snapshot_json(s, &path))?;
+                if let Some(w) = arca_ops::pg::PgBackupMeta::of(s).and_then(|m| {
+                    windows
+                        .iter()
+                        .find(|w| w.system_identifier == m.system_identifier)
+                }) {
+                    j["cluster_window"] = serde_json::to_value(w)?;
+                }
+                v.push(j);
+            }
             print_json(&v)?;
         } else {
-            println!("{}", snapshot_table(&snaps, &path));
-            for w in arca_ops::pg::cluster_windows(&repo, &snaps)? {
-                println!("{}", window_line(&w));
+            out(snapshot_table(&snaps, &path))?;
+            for w in &windows {
+                out(window_line(w))?;
                 for b in &w.timelines {
-                    println!(
+                    out(format_args!(
                         "  timeline {} branched from timeline {} at {}",
                         b.timeline, b.parent, b.switch_lsn
-                    );
+                    ))?;
                 }
             }
         }
@@ -45,27 +58,27 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         v["errors"] = serde_json::to_value(&report.errors)?;
         print_json(&v)?;
     } else {
-        println!("{}", snapshot_table(std::slice::from_ref(&snap), &path));
-        println!("source:       {}", snap.source);
-        println!("kind:         {}", snap.kind);
-        println!("stored bytes: {}", bytes(snap.stored_bytes));
+        out(snapshot_table(std::slice::from_ref(&snap), &path))?;
+        out(format_args!("source:       {}", snap.source))?;
+        out(format_args!("kind:         {}", snap.kind))?;
+        out(format_args!("stored bytes: {}", bytes(snap.stored_bytes)))?;
         if !snap.tags.is_empty() {
-            println!("tags:         {}", snap.tags.join(", "));
+            out(format_args!("tags:         {}", snap.tags.join(", ")))?;
         }
         for f in &snap.files {
-            println!(
+            out(format_args!(
                 "file:         {} ({}, {} blocks of {} B)",
                 f.path,
                 bytes(f.size),
                 f.blocks,
                 f.block_size
-            );
+            ))?;
         }
         if report.is_ok() {
-            println!("complete:     every file's data is present");
+            out("complete:     every file's data is present")?;
         } else {
             for e in &report.errors {
-                println!("missing:      {e}");
+                out(format_args!("missing:      {e}"))?;
             }
         }
     }

@@ -498,3 +498,79 @@ fn restore_start_returns_a_writable_server_or_says_it_paused() {
     );
     assert!(!env.path("no-target").exists());
 }
+
+/// `list` ends the recoverable window at the last archived transaction (not
+/// when the newest segment was archived), in text and in --json; a
+/// --target-time after it is refused before anything is written; the gap
+/// error suggests a --target-lsn that restores; `list` into a closed pipe
+/// exits quietly.
+#[test]
+fn the_window_ends_at_the_last_archived_transaction() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    commit_batch(&pg, 1);
+    ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
+    let after2: jiff::Timestamp = commit_batch(&pg, 2).parse().unwrap();
+    let switched: jiff::Timestamp = pg
+        .sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'")
+        .parse()
+        .unwrap();
+    pg.archive_now();
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--repo", &repo, "--json"])).unwrap();
+    let w = &listed[0]["cluster_window"];
+    let to: jiff::Timestamp = w["to"].as_str().unwrap().parse().unwrap();
+    assert!(to <= after2 && after2 < switched, "{w}");
+    assert!(w["lag_seconds"].is_number(), "{w}");
+    assert!(w["from"].is_string(), "{w}");
+    let text = ok(&["list", "--repo", &repo]);
+    assert!(text.contains("(the last archived transaction)"), "{text}");
+
+    let out = arca()
+        .args(["restore", "--repo", &repo, "--to", env.s("late").as_str()])
+        .args(["--target-time", &after2.to_string()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("not before the last transaction"), "{line}");
+    assert!(!env.path("late").exists());
+
+    // A gap: the suggested --target-lsn restores what lies before it.
+    commit_batch(&pg, 3);
+    pg.archive_now();
+    commit_batch(&pg, 4);
+    pg.archive_now();
+    let segs: Vec<String> = wal_files(&repo)
+        .into_iter()
+        .filter(|n| n.len() == 24)
+        .collect();
+    let victim = segs[segs.len() - 2].clone();
+    std::fs::remove_file(wal_dir(&repo).join(&victim)).unwrap();
+    let out = arca()
+        .args(["restore", "--repo", &repo, "--to", env.s("gap").as_str()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    let lsn = line
+        .split("--target-lsn ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no --target-lsn in {line}"))
+        .to_string();
+    assert_eq!(
+        restore_and_read(&env, &repo, "before-gap", &["--target-lsn", &lsn]),
+        "1,2"
+    );
+
+    // `arca list | head`: the reader has gone.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(super::postgres::arca_bin())
+        .args(["list", "--repo", &repo])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
