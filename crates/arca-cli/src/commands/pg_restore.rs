@@ -192,6 +192,17 @@ fn restore_command(a: &RestoreArgs, cluster: &str, to_target: bool) -> Result<St
     Ok(cmd.join(" "))
 }
 
+/// `arca wal-push` with this repository's flags, as archive_command runs it:
+/// arca by its absolute path, since the server's PATH need not hold it.
+pub(super) fn archive_command(repo: &crate::args::RepoArgs) -> Result<String> {
+    let exe = std::env::current_exe().context("cannot find the arca binary")?;
+    let mut args = vec![exe.display().to_string(), "wal-push".into()];
+    args.extend(super::repo_flags(repo)?);
+    let mut cmd: Vec<String> = args.iter().map(|s| shell_quote(s)).collect();
+    cmd.push("%p".into());
+    Ok(cmd.join(" "))
+}
+
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
