@@ -165,6 +165,11 @@ pub fn run(
             ),
         }
     } else {
+        if port.is_none() {
+            println!(
+                "port: the source's, from its configuration; restore with --port P to run it beside the source"
+            );
+        }
         println!("start it with: pg_ctl -D {} start", to.display());
     }
     Ok(ExitCode::SUCCESS)
