@@ -102,13 +102,31 @@ pub fn run(
         &bar,
     )?;
     bar.finish();
-    let followed = timeline
-        .clone()
-        .unwrap_or_else(|| meta.timeline.to_string());
+    // The timeline recovery ends on: `latest` is the newest that branched
+    // off the backup's after it.
+    let followed_id = match timeline.as_deref() {
+        None => meta.timeline,
+        Some("latest") => branches
+            .iter()
+            .map(|b| b.timeline)
+            .max()
+            .unwrap_or(meta.timeline),
+        Some(n) => n.parse().unwrap_or(meta.timeline),
+    };
+    let followed = match timeline.as_deref() {
+        Some("latest") => format!("{followed_id} (the latest)"),
+        _ => followed_id.to_string(),
+    };
+    // Branches on the way to it are followed up to where the next one left.
+    let on_the_way: Vec<u32> = branches
+        .iter()
+        .find(|b| b.timeline == followed_id)
+        .map(|b| b.ancestors.iter().map(|&(t, _)| t).collect())
+        .unwrap_or_default();
     if a.json && !p.start {
         let mut v = serde_json::to_value(&report)?;
         v["duration_ms"] = (started.elapsed().as_millis() as u64).into();
-        v["timeline"] = followed.clone().into();
+        v["timeline"] = followed_id.into();
         v["archiving"] = p.keep_archiving.into();
         print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
@@ -127,7 +145,7 @@ pub fn run(
     );
     for b in branches
         .iter()
-        .filter(|b| b.timeline.to_string() != followed)
+        .filter(|b| b.timeline != followed_id && !on_the_way.contains(&b.timeline))
     {
         println!(
             "timeline {} branched from timeline {} at {} (a promoted server or a restored copy that archived here): not followed; --target-timeline {} follows it",

@@ -258,6 +258,18 @@ fn a_restore_follows_the_backups_timeline_unless_another_is_named() {
     let pg = Pg::adopt(env.path("branch"), started_port(&out));
     assert_eq!(batches(&pg), "1,100,2");
 
+    let out = ok(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--to",
+        env.s("newest").as_str(),
+        "--target-timeline",
+        "latest",
+    ]);
+    assert!(out.contains("on timeline 2 (the latest)"), "{out}");
+    assert!(!out.contains("not followed"), "{out}");
+
     let out = arca()
         .args(["restore", "--repo", &repo, "--to", env.s("bad").as_str()])
         .args(["--target-timeline", "two"])
