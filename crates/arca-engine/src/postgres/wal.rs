@@ -238,6 +238,85 @@ mod tests {
         assert!("x".parse::<Lsn>().is_err());
     }
 
+    /// A WAL page header: long on the segment's first page.
+    fn page_header(addr: u64, first: bool, rem_len: u32) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(&0xD110u16.to_le_bytes());
+        let info = (u16::from(first) * 2) | u16::from(rem_len > 0);
+        h.extend_from_slice(&info.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        h.extend_from_slice(&addr.to_le_bytes());
+        h.extend_from_slice(&rem_len.to_le_bytes());
+        h.extend_from_slice(&[0; 4]);
+        if first {
+            h.extend_from_slice(&7u64.to_le_bytes());
+            h.extend_from_slice(&(16u32 << 20).to_le_bytes());
+            h.extend_from_slice(&8192u32.to_le_bytes());
+        }
+        h
+    }
+
+    /// A record of `rmid`/`info` whose main data is `main`.
+    fn record(rmid: u8, info: u8, main: &[u8]) -> Vec<u8> {
+        let mut r = vec![0; 24];
+        r.extend_from_slice(&[254]);
+        r.extend_from_slice(&(main.len() as u32).to_le_bytes());
+        r.extend_from_slice(main);
+        let len = r.len() as u32;
+        r[0..4].copy_from_slice(&len.to_le_bytes());
+        r[16] = info;
+        r[17] = rmid;
+        r
+    }
+
+    #[test]
+    fn records_and_commit_times_are_read_across_pages() {
+        const PAGE: usize = 8192;
+        let start = 0x300_0000u64;
+        // 2026-01-01 00:00:00 UTC, in microseconds since 2000-01-01.
+        let t = (1_767_225_600i64 - 946_684_800) * 1_000_000;
+        let commit = record(1, 0x00, &t.to_le_bytes());
+        let big = record(0, 0x10, &vec![9; 10_000]);
+        let mut stream = Vec::new();
+        let mut at = Vec::new();
+        for r in [&commit, &big, &commit] {
+            at.push(stream.len());
+            stream.extend_from_slice(r);
+            stream.resize(stream.len().div_ceil(8) * 8, 0);
+        }
+        // The stream into pages: 40 bytes of header, then 24 on each next page.
+        let mut seg = page_header(start, true, 0);
+        let mut off = 0;
+        let mut page = 0;
+        while off < stream.len() {
+            if page > 0 {
+                let rem = (at[2] as u32).saturating_sub(off as u32);
+                let rem = if off > at[1] && off < at[2] { rem } else { 0 };
+                seg.extend_from_slice(&page_header(start + (page * PAGE) as u64, false, rem));
+            }
+            let room = PAGE * (page + 1) - seg.len();
+            let n = room.min(stream.len() - off);
+            seg.extend_from_slice(&stream[off..off + n]);
+            off += n;
+            page += 1;
+        }
+        seg.resize(PAGE * page, 0);
+        let recs = segment_records(&seg);
+        assert_eq!(recs.len(), 3, "{recs:?}");
+        assert_eq!(recs[0].start, Lsn(start + 40));
+        assert_eq!(recs[1].xact_time, None);
+        // The big record crosses a page header: its end lies 24 bytes later.
+        assert_eq!(
+            recs[1].end,
+            Lsn(start + 40 + at[1] as u64 + big.len() as u64 + 24)
+        );
+        let when = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+        assert_eq!(recs[2].xact_time, Some(when));
+        // Cut inside the last record: it is not read.
+        let cut = &seg[..recs[2].end.0 as usize - start as usize - 1];
+        assert_eq!(segment_records(cut).len(), 2);
+    }
+
     #[test]
     fn segment_names_match_postgres() {
         // pg_walfile_name('0/3000028') on timeline 1 with 16 MiB segments
