@@ -457,6 +457,21 @@ pub struct PitrArgs {
     /// --start: a free one].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    /// PostgreSQL: keep the source's archive settings, for a restore that is
+    /// to become the primary. Without it the restored cluster archives
+    /// nothing (archive_mode = off), so a copy cannot write into the
+    /// repository it came from.
+    #[arg(long, conflicts_with = "start")]
+    pub keep_archiving: bool,
+    /// PostgreSQL: the timeline recovery follows: a number (as `arca list`
+    /// shows) or latest [default: the backup's own].
+    #[arg(long, value_name = "TIMELINE")]
+    pub target_timeline: Option<String>,
+    /// PostgreSQL: what the restored cluster does at the target: promote
+    /// (become writable) or pause (stay read-only in recovery, to look
+    /// first; SELECT pg_wal_replay_resume() then promotes it).
+    #[arg(long, value_name = "ACTION", value_parser = ["promote", "pause"])]
+    pub target_action: Option<String>,
 }
 
 impl PitrArgs {
@@ -467,6 +482,9 @@ impl PitrArgs {
             || self.target_snapshot.is_some()
             || self.start
             || self.port.is_some()
+            || self.keep_archiving
+            || self.target_timeline.is_some()
+            || self.target_action.is_some()
     }
 }
 
@@ -497,6 +515,12 @@ pub struct WalFetchArgs {
     /// The data directory being recovered [default: the working directory].
     #[arg(long, value_name = "PATH")]
     pub pgdata: Option<PathBuf>,
+    /// Recovery has a target (PostgreSQL 13 or later, which fails a recovery
+    /// that ends before its target): a missing segment with later ones
+    /// archived ends the WAL instead of aborting recovery, since recovery
+    /// reads ahead past a target that lies before the gap.
+    #[arg(long)]
+    pub to_target: bool,
 }
 
 #[derive(Debug, Args)]

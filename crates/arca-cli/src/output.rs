@@ -124,6 +124,14 @@ pub fn snapshot_table(snaps: &[Snapshot], repo_path: &str) -> Table {
     t
 }
 
+/// Prints one line; unlike `println!`, a closed pipe (`arca list | head`)
+/// is an error main ends quietly on, not a panic.
+pub fn out(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    Ok(())
+}
+
 pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

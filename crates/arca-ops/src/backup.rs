@@ -16,6 +16,10 @@ pub struct BackupOptions {
     pub pgdata: Option<std::path::PathBuf>,
     /// PostgreSQL: read every file, also those unchanged since the last backup.
     pub full: bool,
+    /// PostgreSQL: the `archive_command` an error tells the user to set: arca
+    /// by its absolute path (the server runs it with its own PATH) and this
+    /// repository's flags.
+    pub archive_command: Option<String>,
 }
 
 pub fn backup(

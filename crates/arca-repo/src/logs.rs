@@ -23,6 +23,9 @@ pub enum Pushed {
     Stored { bytes: u64 },
     /// The same segment was archived before (a retried push): nothing written.
     AlreadyStored,
+    /// A stored copy that was a prefix of this one (a truncated push) was
+    /// replaced by it.
+    Replaced { bytes: u64, old_len: u64 },
 }
 
 /// One archived segment.
@@ -39,21 +42,29 @@ impl Repository {
     }
 
     /// Archives one segment. A segment already stored with the same content is
-    /// not written again; one stored with different content is an error
-    /// (two clusters pushing into one stream), unless `replace` is set, as it is
+    /// not written again. One stored with different content is replaced if it
+    /// is a strict prefix of the new content (a truncated copy, which only
+    /// the whole segment can make usable); otherwise it is an error (two
+    /// clusters pushing into one stream), unless `replace` is set, as it is
     /// for a partial segment that grows.
     pub fn put_log(&self, stream: &str, name: &str, data: &[u8], replace: bool) -> Result<Pushed> {
         let path = Self::log_path(stream, name);
         let id = self.hasher.blob_id(data);
+        let mut replaced = None;
         if !replace {
             if let Some(old) = self.backend.probe_read(&path)? {
                 let old_id = log_id(&path, &self.env.open(&old)?)?;
                 if old_id == id.0 {
                     return Ok(Pushed::AlreadyStored);
                 }
-                return Err(Error::Format(format!(
-                    "{path} is archived already with different content: is a second cluster archiving into the same repository? Give each cluster its own repository"
-                )));
+                let mut stored = Vec::new();
+                self.get_log_into(stream, name, &mut stored)?;
+                if stored.len() >= data.len() || !data.starts_with(&stored) {
+                    return Err(Error::Format(format!(
+                        "{path} is archived already with different content: is a second cluster archiving into the same repository? Give each cluster its own repository"
+                    )));
+                }
+                replaced = Some(stored.len() as u64);
             }
         }
         let level = self.config.compression.level;
@@ -66,7 +77,10 @@ impl Repository {
         let sealed = self.env.seal(obj);
         let bytes = sealed.len() as u64;
         self.backend.write(&path, sealed)?;
-        Ok(Pushed::Stored { bytes })
+        Ok(match replaced {
+            Some(old_len) => Pushed::Replaced { bytes, old_len },
+            None => Pushed::Stored { bytes },
+        })
     }
 
     /// Fetches and verifies one segment; `None` if it is not archived.
@@ -191,6 +205,11 @@ mod tests {
             .put_log("pg/1", "000000010000000000000001", &other, false)
             .unwrap_err();
         assert!(err.to_string().contains("different content"), "{err}");
+        // A prefix of what is stored is no reason to replace it.
+        let err = repo
+            .put_log("pg/1", "000000010000000000000001", &seg[..1000], false)
+            .unwrap_err();
+        assert!(err.to_string().contains("different content"), "{err}");
         assert_eq!(
             repo.get_log("pg/1", "000000010000000000000001")
                 .unwrap()
@@ -209,6 +228,22 @@ mod tests {
             .collect();
         assert_eq!(names, ["000000010000000000000001"]);
         assert_eq!(repo.log_streams().unwrap(), ["pg/1"]);
+    }
+
+    #[test]
+    fn a_truncated_segment_is_replaced_by_the_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::parse(dir.path().join("r").to_str().unwrap()).unwrap();
+        let repo = Repository::init(&loc, &InitOptions::default()).unwrap();
+        let seg: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let name = "000000010000000000000001";
+        repo.put_log("pg/1", name, &seg[..4096], false).unwrap();
+        let r = repo.put_log("pg/1", name, &seg, false).unwrap();
+        assert!(
+            matches!(r, super::Pushed::Replaced { old_len: 4096, .. }),
+            "{r:?}"
+        );
+        assert_eq!(repo.get_log("pg/1", name).unwrap().unwrap(), seg);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use anyhow::Result;
 use arca_repo::{check, CheckOptions, NoProgress};
 
 use crate::args::ListArgs;
-use crate::output::{bytes, print_json, snapshot_json, snapshot_table};
+use crate::output::{bytes, out, print_json, snapshot_json, snapshot_table};
 
 pub fn run(a: ListArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
@@ -14,28 +14,43 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         let damaged_id = |d: &arca_repo::index::Damaged| {
             d.path.rsplit('/').next().unwrap_or_default().to_string()
         };
+        let windows = arca_ops::pg::cluster_windows(&repo, &snaps)?;
         if a.json {
-            let mut v: Vec<_> = snaps
-                .iter()
-                .map(|s| serde_json::to_value(snapshot_json(s, &path)))
-                .collect::<Result<_, _>>()?;
+            // Each PostgreSQL backup carries its cluster's window and lag.
+            let mut v = Vec::with_capacity(snaps.len());
+            for s in &snaps {
+                let mut j = serde_json::to_value(snapshot_json(s, &path))?;
+                if let Some(w) = arca_ops::pg::PgBackupMeta::of(s).and_then(|m| {
+                    windows
+                        .iter()
+                        .find(|w| w.system_identifier == m.system_identifier)
+                }) {
+                    j["cluster_window"] = serde_json::to_value(w)?;
+                }
+                v.push(j);
+            }
             v.extend(damaged.iter().map(
                 |d| serde_json::json!({"id": damaged_id(d), "damaged": true, "problem": d.problem}),
             ));
             print_json(&v)?;
         } else {
-            println!("{}", snapshot_table(&snaps, &path));
+            out(snapshot_table(&snaps, &path))?;
             for d in &damaged {
                 let id = damaged_id(d);
-                println!(
-                    "damaged: backup {}: {}; `arca delete {}` removes it",
-                    &id[..id.len().min(8)],
-                    d.problem,
-                    &id[..id.len().min(8)]
-                );
+                let short = &id[..id.len().min(8)];
+                out(format_args!(
+                    "damaged: backup {short}: {}; `arca delete {short}` removes it",
+                    d.problem
+                ))?;
             }
-            for w in arca_ops::pg::cluster_windows(&repo, &snaps)? {
-                println!("{}", window_line(&w));
+            for w in &windows {
+                out(window_line(w))?;
+                for b in &w.timelines {
+                    out(format_args!(
+                        "  timeline {} branched from timeline {} at {}",
+                        b.timeline, b.parent, b.switch_lsn
+                    ))?;
+                }
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -57,27 +72,27 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         v["errors"] = serde_json::to_value(&report.errors)?;
         print_json(&v)?;
     } else {
-        println!("{}", snapshot_table(std::slice::from_ref(&snap), &path));
-        println!("source:       {}", snap.source);
-        println!("kind:         {}", snap.kind);
-        println!("stored bytes: {}", bytes(snap.stored_bytes));
+        out(snapshot_table(std::slice::from_ref(&snap), &path))?;
+        out(format_args!("source:       {}", snap.source))?;
+        out(format_args!("kind:         {}", snap.kind))?;
+        out(format_args!("stored bytes: {}", bytes(snap.stored_bytes)))?;
         if !snap.tags.is_empty() {
-            println!("tags:         {}", snap.tags.join(", "));
+            out(format_args!("tags:         {}", snap.tags.join(", ")))?;
         }
         for f in &snap.files {
-            println!(
+            out(format_args!(
                 "file:         {} ({}, {} blocks of {} B)",
                 f.path,
                 bytes(f.size),
                 f.blocks,
                 f.block_size
-            );
+            ))?;
         }
         if report.is_ok() {
-            println!("complete:     every file's data is present");
+            out("complete:     every file's data is present")?;
         } else {
             for e in &report.errors {
-                println!("missing:      {e}");
+                out(format_args!("missing:      {e}"))?;
             }
         }
     }
@@ -96,9 +111,13 @@ fn window_line(w: &arca_ops::pg::ClusterWindow) -> String {
             .to_string()
     };
     let window = match (&w.from, &w.to) {
-        (Some(f), Some(t)) if f <= t => format!("recoverable from {} to {}", local(f), local(t)),
+        (Some(f), Some(t)) if f <= t => format!(
+            "recoverable from {} to {} (the last archived transaction)",
+            local(f),
+            local(t)
+        ),
         (Some(f), _) => format!(
-            "recoverable at {} only (no WAL archived after it)",
+            "recoverable at {} only (no transaction archived after it)",
             local(f)
         ),
         (None, _) => "not recoverable: no backup yet".to_string(),

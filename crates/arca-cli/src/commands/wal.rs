@@ -20,6 +20,10 @@ pub fn push(a: WalPushArgs) -> Result<ExitCode> {
                 a.wal_file.display()
             )
         }
+        Pushed::Replaced { bytes, old_len } => tracing::warn!(
+            "archived {} for cluster {cluster} ({bytes} B stored), replacing a truncated copy of {old_len} B",
+            a.wal_file.display()
+        ),
         Pushed::AlreadyStored => tracing::info!(
             "{} was archived before with the same content",
             a.wal_file.display()
@@ -74,6 +78,10 @@ fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
                 // The end of the archive: the rest of the spool is not needed.
                 clear_spool(pgdata);
             }
+            Ok(ExitCode::FAILURE)
+        }
+        Fetched::Gap(gap) if a.to_target => {
+            tracing::info!("{gap}; the server fails recovery itself if its target lies past it");
             Ok(ExitCode::FAILURE)
         }
         Fetched::Gap(gap) => {

@@ -12,6 +12,7 @@ mod faults_s3;
 mod integrity;
 mod kill;
 mod object_storage;
+mod pg_archive;
 mod pg_bad_input;
 mod pg_pitr;
 mod pg_stream;

@@ -87,10 +87,12 @@ fn a_server_that_is_down_or_does_not_archive_is_refused() {
         .output()
         .unwrap();
     let line = error_line(&out);
-    assert!(
-        line.contains("archive_command = 'arca wal-push --repo"),
-        "{line}"
+    // The exact line, with arca's absolute path: the server's PATH need not hold it.
+    let command = format!(
+        "archive_command = '{} wal-push --repo {repo} %p' in postgresql.conf",
+        super::postgres::arca_bin().display()
     );
+    assert!(line.contains(&command), "{line}");
     assert_eq!(backups(&repo), 0);
 
     // A data directory that is not the server's.

@@ -8,7 +8,7 @@ use super::common::{error_line, Env};
 use super::postgres::{arca, ok, server_repo, Pg};
 
 /// Commits batch `n` (three rows) and returns the server's time after the commit.
-fn commit_batch(pg: &Pg, n: i32) -> String {
+pub(super) fn commit_batch(pg: &Pg, n: i32) -> String {
     pg.sql(&format!(
         "INSERT INTO t(batch, k) SELECT {n}, g FROM generate_series(1, 3) g"
     ));
@@ -19,7 +19,7 @@ fn commit_batch(pg: &Pg, n: i32) -> String {
 }
 
 /// A cluster archiving into a new repository, with the batch table `t`.
-fn batch_cluster(env: &Env) -> (String, Pg) {
+pub(super) fn batch_cluster(env: &Env) -> (String, Pg) {
     let repo = server_repo(env);
     let pg = Pg::start(Some(&repo));
     pg.sql("CREATE TABLE t(batch int, k int, at timestamptz DEFAULT clock_timestamp())");
@@ -27,7 +27,7 @@ fn batch_cluster(env: &Env) -> (String, Pg) {
 }
 
 /// The port `restore --start` says the restored cluster listens on.
-fn started_port(out: &str) -> u16 {
+pub(super) fn started_port(out: &str) -> u16 {
     out.split("on port ")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
@@ -36,7 +36,7 @@ fn started_port(out: &str) -> u16 {
 }
 
 /// The repository's archive of the one cluster that archives into it.
-fn wal_dir(repo: &str) -> std::path::PathBuf {
+pub(super) fn wal_dir(repo: &str) -> std::path::PathBuf {
     std::fs::read_dir(Path::new(repo).join("logs/postgres"))
         .unwrap()
         .next()
@@ -46,7 +46,7 @@ fn wal_dir(repo: &str) -> std::path::PathBuf {
 }
 
 /// The names in [`wal_dir`], sorted.
-fn wal_files(repo: &str) -> Vec<String> {
+pub(super) fn wal_files(repo: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(wal_dir(repo))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -55,7 +55,7 @@ fn wal_files(repo: &str) -> Vec<String> {
     v
 }
 
-fn batches(pg: &Pg) -> String {
+pub(super) fn batches(pg: &Pg) -> String {
     pg.sql("SELECT string_agg(DISTINCT batch::text, ',' ORDER BY batch::text) FROM t")
 }
 
@@ -185,7 +185,8 @@ fn point_in_time_restores_hold_exactly_the_batches_before_the_target() {
     ]);
     let conf = std::fs::read_to_string(to.join("postgresql.auto.conf")).unwrap();
     assert!(conf.contains("restore_command = '"), "{conf}");
-    assert!(!conf.contains("recovery_target"), "{conf}");
+    assert!(conf.contains("recovery_target_timeline = '1'"), "{conf}");
+    assert!(!conf.contains("recovery_target_action"), "{conf}");
     assert!(to.join("backup_label").exists() && to.join("recovery.signal").exists());
     // The WAL recovery starts with is fetched ahead, beside the files.
     let spooled = std::fs::read_dir(to.join("arca-wal-spool"))
@@ -439,4 +440,137 @@ fn an_incremental_backup_stores_about_the_changed_pages_and_restores_checked() {
     assert!(after.first() > before.first(), "{before:?} -> {after:?}");
     let to = env.path("after-expire");
     ok(&["restore", "--repo", &repo, "--to", to.to_str().unwrap()]);
+}
+
+/// `restore --start` returns once the server is out of recovery (writable),
+/// or, with --target-action pause, says it is paused at the target.
+#[test]
+fn restore_start_returns_a_writable_server_or_says_it_paused() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    commit_batch(&pg, 1);
+    ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
+    commit_batch(&pg, 2);
+    let lsn = pg.sql("SELECT pg_current_wal_insert_lsn()");
+    commit_batch(&pg, 3);
+    pg.archive_now();
+    let restore = |name: &str, flags: &[&str]| {
+        let to = env.path(name);
+        let mut args = vec!["restore", "--repo", &repo, "--to", to.to_str().unwrap()];
+        args.extend_from_slice(&["--start", "--target-lsn", &lsn]);
+        args.extend_from_slice(flags);
+        let out = ok(&args);
+        (out.clone(), Pg::adopt(to, started_port(&out)))
+    };
+
+    let (out, copy) = restore("promoted", &[]);
+    assert!(out.contains("recovery is over"), "{out}");
+    assert_eq!(copy.sql("SELECT pg_is_in_recovery()"), "f");
+    copy.sql("CREATE TABLE written(x int)");
+    assert_eq!(batches(&copy), "1,2");
+    drop(copy);
+
+    let (out, copy) = restore("paused", &["--target-action", "pause"]);
+    assert!(
+        out.contains("paused at the recovery target, still in recovery"),
+        "{out}"
+    );
+    assert!(!out.contains("recovery is over"), "{out}");
+    assert_eq!(copy.sql("SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(batches(&copy), "1,2");
+    drop(copy);
+
+    let out = arca()
+        .args([
+            "restore",
+            "--repo",
+            &repo,
+            "--to",
+            env.s("no-target").as_str(),
+        ])
+        .args(["--start", "--target-action", "pause"])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("--target-action pause needs a target"),
+        "{line}"
+    );
+    assert!(!env.path("no-target").exists());
+}
+
+/// `list` ends the recoverable window at the last archived transaction (not
+/// when the newest segment was archived), in text and in --json; a
+/// --target-time after it is refused before anything is written; the gap
+/// error suggests a --target-lsn that restores; `list` into a closed pipe
+/// exits quietly.
+#[test]
+fn the_window_ends_at_the_last_archived_transaction() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    commit_batch(&pg, 1);
+    ok(&["backup", "--repo", &repo, "--source", &pg.url()]);
+    let after2: jiff::Timestamp = commit_batch(&pg, 2).parse().unwrap();
+    let switched: jiff::Timestamp = pg
+        .sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'")
+        .parse()
+        .unwrap();
+    pg.archive_now();
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--repo", &repo, "--json"])).unwrap();
+    let w = &listed[0]["cluster_window"];
+    let to: jiff::Timestamp = w["to"].as_str().unwrap().parse().unwrap();
+    assert!(to <= after2 && after2 < switched, "{w}");
+    assert!(w["lag_seconds"].is_number(), "{w}");
+    assert!(w["from"].is_string(), "{w}");
+    let text = ok(&["list", "--repo", &repo]);
+    assert!(text.contains("(the last archived transaction)"), "{text}");
+
+    let out = arca()
+        .args(["restore", "--repo", &repo, "--to", env.s("late").as_str()])
+        .args(["--target-time", &after2.to_string()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("not before the last transaction"), "{line}");
+    assert!(!env.path("late").exists());
+
+    // A gap: the suggested --target-lsn restores what lies before it.
+    commit_batch(&pg, 3);
+    pg.archive_now();
+    commit_batch(&pg, 4);
+    pg.archive_now();
+    let segs: Vec<String> = wal_files(&repo)
+        .into_iter()
+        .filter(|n| n.len() == 24)
+        .collect();
+    let victim = segs[segs.len() - 2].clone();
+    std::fs::remove_file(wal_dir(&repo).join(&victim)).unwrap();
+    let out = arca()
+        .args(["restore", "--repo", &repo, "--to", env.s("gap").as_str()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    let lsn = line
+        .split("--target-lsn ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no --target-lsn in {line}"))
+        .to_string();
+    assert_eq!(
+        restore_and_read(&env, &repo, "before-gap", &["--target-lsn", &lsn]),
+        "1,2"
+    );
+
+    // `arca list | head`: the reader has gone.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(super::postgres::arca_bin())
+        .args(["list", "--repo", &repo])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
 }

@@ -13,4 +13,4 @@ pub use config::PgSource;
 pub use restore::{
     prepare_target, set_owner_and_modes, write_recovery, RecoverySettings, RecoveryTarget,
 };
-pub use wal::{Lsn, Segment};
+pub use wal::{segment_records, Lsn, Segment, WalRecord};

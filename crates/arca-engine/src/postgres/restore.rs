@@ -26,9 +26,14 @@ pub struct RecoverySettings {
     pub target: Option<RecoveryTarget>,
     /// Run on this port instead of the original's.
     pub port: Option<u16>,
-    /// A temporary instance: it archives nothing, so it cannot write into the
-    /// repository beside the original.
-    pub temporary: bool,
+    /// Archive nothing (`archive_mode = off`): a restored copy must not
+    /// archive into the repository it came from unless it is to be the primary.
+    pub archive_off: bool,
+    /// `recovery_target_timeline`: a timeline id or `latest`. PostgreSQL's
+    /// default, latest, would follow any timeline archived beside the backup's.
+    pub timeline: Option<String>,
+    /// At the target, pause (read-only, for a look first) instead of promoting.
+    pub pause: bool,
 }
 
 /// Checks a restore target: absent, or an empty directory, or (with
@@ -84,14 +89,19 @@ pub fn write_recovery(dir: &Path, s: &RecoverySettings) -> Result<(), Error> {
             let _ = writeln!(conf, "recovery_target_name = {}", quote(n));
         }
     }
+    if let Some(t) = &s.timeline {
+        let _ = writeln!(conf, "recovery_target_timeline = {}", quote(t));
+    }
     if s.target.is_some() {
-        // The default, pause, leaves a read-only server waiting for a human.
-        conf.push_str("recovery_target_action = 'promote'\n");
+        // PostgreSQL's default, pause, leaves a read-only server waiting for
+        // a human: only when asked for.
+        let action = if s.pause { "pause" } else { "promote" };
+        let _ = writeln!(conf, "recovery_target_action = '{action}'");
     }
     if let Some(port) = s.port {
         let _ = writeln!(conf, "port = {port}");
     }
-    if s.temporary {
+    if s.archive_off {
         conf.push_str("archive_mode = off\n");
     }
     let auto = dir.join("postgresql.auto.conf");
@@ -159,7 +169,9 @@ mod tests {
                 restore_command: "arca wal-fetch --repo '/r' %f %p".into(),
                 target: Some(RecoveryTarget::Name("before it's gone".into())),
                 port: Some(6000),
-                temporary: true,
+                archive_off: true,
+                timeline: Some("2".into()),
+                pause: false,
             },
         )
         .unwrap();
@@ -170,6 +182,7 @@ mod tests {
         assert!(conf.contains("recovery_target_action = 'promote'\n"));
         assert!(conf.contains("port = 6000\n"));
         assert!(conf.contains("archive_mode = off\n"));
+        assert!(conf.contains("recovery_target_timeline = '2'\n"));
         assert!(d.path().join("recovery.signal").exists());
     }
 

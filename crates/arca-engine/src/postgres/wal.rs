@@ -113,6 +113,112 @@ pub fn segment_sysid(data: &[u8]) -> Option<(u64, u32)> {
     Some((sysid, seg_size))
 }
 
+/// A record in a WAL segment: where it starts and ends, and for a
+/// transaction's commit or abort its time, which is what
+/// `recovery_target_time` stops at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalRecord {
+    pub start: Lsn,
+    pub end: Lsn,
+    pub xact_time: Option<jiff::Timestamp>,
+}
+
+/// The records that start and end inside one segment (whole or partial), in
+/// order: not one continued from the segment before or into the one after.
+/// Reading stops at the end of the WAL written into it (a zero length, or a
+/// page left from the file's previous use).
+pub fn segment_records(data: &[u8]) -> Vec<WalRecord> {
+    const RM_XACT_ID: u8 = 1;
+    const XLP_FIRST_IS_CONTRECORD: u16 = 0x0001;
+    const XLP_LONG_HEADER: u16 = 0x0002;
+    // Seconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+    const PG_EPOCH: i64 = 946_684_800;
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let align = |n: usize| (n + 7) & !7;
+    if data.len() < 40 || u16_at(data, 2) & XLP_LONG_HEADER == 0 {
+        return Vec::new();
+    }
+    let page = u32_at(data, 36) as usize;
+    if !page.is_power_of_two() || !(1024..=65536).contains(&page) {
+        return Vec::new();
+    }
+    let magic = u16_at(data, 0);
+    let seg_start = u64_at(data, 8);
+    // The pages' contents back to back; page headers are multiples of 8
+    // bytes, so a record's alignment is the same here as in the WAL.
+    let mut payload = Vec::with_capacity(data.len());
+    let mut page_starts: Vec<(usize, u64)> = Vec::new();
+    let mut skip = 0;
+    for (i, p) in data.chunks(page).enumerate() {
+        if p.len() < 24 || u16_at(p, 0) != magic || u64_at(p, 8) != seg_start + (i * page) as u64 {
+            break;
+        }
+        let info = u16_at(p, 2);
+        let header = if info & XLP_LONG_HEADER != 0 { 40 } else { 24 };
+        if i == 0 && info & XLP_FIRST_IS_CONTRECORD != 0 {
+            skip = align(u32_at(p, 16) as usize);
+        }
+        page_starts.push((payload.len(), seg_start + (i * page + header) as u64));
+        payload.extend_from_slice(&p[header.min(p.len())..]);
+    }
+    let lsn_of = |off: usize| {
+        let i = page_starts.partition_point(|&(o, _)| o <= off) - 1;
+        Lsn(page_starts[i].1 + (off - page_starts[i].0) as u64)
+    };
+    let mut out = Vec::new();
+    let mut pos = skip;
+    while pos + 24 <= payload.len() {
+        let len = u32_at(&payload, pos) as usize;
+        if len < 24 || pos + len > payload.len() {
+            break;
+        }
+        let rec = &payload[pos..pos + len];
+        let (info, rmid) = (rec[16], rec[17]);
+        // Commit, abort, commit prepared, abort prepared: their main data
+        // (the end of the record) starts with the time, microseconds since 2000.
+        let xact_time = (rmid == RM_XACT_ID && matches!(info & 0x70, 0x00 | 0x20 | 0x30 | 0x40))
+            .then(|| main_data(rec))
+            .flatten()
+            .and_then(|d| d.get(..8))
+            .map(|t| i64::from_le_bytes(t.try_into().unwrap()))
+            .and_then(|us| {
+                jiff::Timestamp::from_microsecond(us.checked_add(PG_EPOCH * 1_000_000)?).ok()
+            });
+        out.push(WalRecord {
+            start: lsn_of(pos),
+            end: Lsn(lsn_of(pos + len - 1).0 + 1),
+            xact_time,
+        });
+        pos = align(pos + len);
+    }
+    out
+}
+
+/// A record's main data, for a record without block references.
+fn main_data(rec: &[u8]) -> Option<&[u8]> {
+    let mut p = 24;
+    loop {
+        let len = match *rec.get(p)? {
+            // XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_DATA_LONG
+            255 => *rec.get(p + 1)? as usize,
+            254 => u32::from_le_bytes(rec.get(p + 1..p + 5)?.try_into().ok()?) as usize,
+            // XLR_BLOCK_ID_ORIGIN, XLR_BLOCK_ID_TOPLEVEL_XID
+            253 => {
+                p += 3;
+                continue;
+            }
+            252 => {
+                p += 5;
+                continue;
+            }
+            _ => return None,
+        };
+        return rec.get(rec.len().checked_sub(len)?..);
+    }
+}
+
 /// The system identifier at the start of `global/pg_control`.
 pub fn control_sysid(pg_control: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(pg_control.get(0..8)?.try_into().ok()?))
@@ -130,6 +236,85 @@ mod tests {
         assert_eq!(l.0, 0x16_B374_D848);
         assert_eq!(l.to_string(), "16/B374D848");
         assert!("x".parse::<Lsn>().is_err());
+    }
+
+    /// A WAL page header: long on the segment's first page.
+    fn page_header(addr: u64, first: bool, rem_len: u32) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(&0xD110u16.to_le_bytes());
+        let info = (u16::from(first) * 2) | u16::from(rem_len > 0);
+        h.extend_from_slice(&info.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        h.extend_from_slice(&addr.to_le_bytes());
+        h.extend_from_slice(&rem_len.to_le_bytes());
+        h.extend_from_slice(&[0; 4]);
+        if first {
+            h.extend_from_slice(&7u64.to_le_bytes());
+            h.extend_from_slice(&(16u32 << 20).to_le_bytes());
+            h.extend_from_slice(&8192u32.to_le_bytes());
+        }
+        h
+    }
+
+    /// A record of `rmid`/`info` whose main data is `main`.
+    fn record(rmid: u8, info: u8, main: &[u8]) -> Vec<u8> {
+        let mut r = vec![0; 24];
+        r.extend_from_slice(&[254]);
+        r.extend_from_slice(&(main.len() as u32).to_le_bytes());
+        r.extend_from_slice(main);
+        let len = r.len() as u32;
+        r[0..4].copy_from_slice(&len.to_le_bytes());
+        r[16] = info;
+        r[17] = rmid;
+        r
+    }
+
+    #[test]
+    fn records_and_commit_times_are_read_across_pages() {
+        const PAGE: usize = 8192;
+        let start = 0x300_0000u64;
+        // 2026-01-01 00:00:00 UTC, in microseconds since 2000-01-01.
+        let t = (1_767_225_600i64 - 946_684_800) * 1_000_000;
+        let commit = record(1, 0x00, &t.to_le_bytes());
+        let big = record(0, 0x10, &vec![9; 10_000]);
+        let mut stream = Vec::new();
+        let mut at = Vec::new();
+        for r in [&commit, &big, &commit] {
+            at.push(stream.len());
+            stream.extend_from_slice(r);
+            stream.resize(stream.len().div_ceil(8) * 8, 0);
+        }
+        // The stream into pages: 40 bytes of header, then 24 on each next page.
+        let mut seg = page_header(start, true, 0);
+        let mut off = 0;
+        let mut page = 0;
+        while off < stream.len() {
+            if page > 0 {
+                let rem = (at[2] as u32).saturating_sub(off as u32);
+                let rem = if off > at[1] && off < at[2] { rem } else { 0 };
+                seg.extend_from_slice(&page_header(start + (page * PAGE) as u64, false, rem));
+            }
+            let room = PAGE * (page + 1) - seg.len();
+            let n = room.min(stream.len() - off);
+            seg.extend_from_slice(&stream[off..off + n]);
+            off += n;
+            page += 1;
+        }
+        seg.resize(PAGE * page, 0);
+        let recs = segment_records(&seg);
+        assert_eq!(recs.len(), 3, "{recs:?}");
+        assert_eq!(recs[0].start, Lsn(start + 40));
+        assert_eq!(recs[1].xact_time, None);
+        // The big record crosses a page header: its end lies 24 bytes later.
+        assert_eq!(
+            recs[1].end,
+            Lsn(start + 40 + at[1] as u64 + big.len() as u64 + 24)
+        );
+        let when = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+        assert_eq!(recs[2].xact_time, Some(when));
+        // Cut inside the last record: it is not read.
+        let cut = &seg[..recs[2].end.0 as usize - start as usize - 1];
+        assert_eq!(segment_records(cut).len(), 2);
     }
 
     #[test]

@@ -99,10 +99,14 @@ pub fn backup_postgres(
         .map(|s| s.name(seg))
         .find(|n| !archived.contains(n))
     {
+        let command = opts
+            .archive_command
+            .clone()
+            .unwrap_or_else(|| format!("arca wal-push --repo {} %p", repo.location()));
         return Err(Error::Unsupported(format!(
-            "the server did not archive WAL segment {name}, which this backup needs, into {}: set archive_mode = on and archive_command = 'arca wal-push --repo {} %p' on the server, then back up again",
+            "the server did not archive WAL segment {name}, which this backup needs, into {}: set archive_mode = on and archive_command = '{}' in postgresql.conf, then back up again",
             repo.location(),
-            repo.location()
+            command.replace('\'', "''")
         )));
     }
     let meta = PgBackupMeta {

@@ -16,8 +16,8 @@ pub use points::{create_point, drop_point, points, Point};
 pub use restore::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget};
 pub use streaming::{wal_stream, StreamEvent, StreamOptions, StreamReport};
 pub use wal::{
-    clear_spool, cluster_windows, expire_wal, take_spooled, wal_fetch, wal_push, ClusterWindow,
-    Fetched, WalExpired, WalGap, SPOOL_DIR,
+    branches, clear_spool, cluster_windows, expire_wal, take_spooled, wal_fetch, wal_push, Branch,
+    ClusterWindow, Fetched, WalExpired, WalGap, SPOOL_DIR,
 };
 
 use arca_repo::Snapshot;

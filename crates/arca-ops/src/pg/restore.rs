@@ -13,7 +13,7 @@ use arca_engine::postgres::{
 use arca_repo::{Error as RepoError, Progress, Repository, Snapshot};
 
 use super::points::Point;
-use super::wal::{prefetch, SPOOL_DIR};
+use super::wal::{last_record_in, last_xact_time, prefetch, SPOOL_DIR};
 
 /// Segments a restore fetches ahead of recovery: those the backup needs to
 /// become consistent and a few more, at most 64 (1 GiB of 16 MiB segments).
@@ -43,8 +43,14 @@ pub struct PgRestoreOptions {
     /// The `restore_command` the restored server runs, with `%f %p`.
     pub restore_command: String,
     pub port: Option<u16>,
-    /// A temporary instance beside the original: it archives nothing.
-    pub temporary: bool,
+    /// Archive nothing: the restored cluster is a copy, not the new primary.
+    pub archive_off: bool,
+    /// `recovery_target_timeline` (a number or `latest`); `None`: the
+    /// backup's own, so a timeline some copy archived is never followed
+    /// unless asked for.
+    pub timeline: Option<String>,
+    /// Pause at the recovery target instead of promoting.
+    pub pause_at_target: bool,
 }
 
 /// Picks the backup to start from: the newest one of the cluster that ends
@@ -149,7 +155,12 @@ pub fn restore_postgres(
         .into());
     }
     let _lock = repo.lock_for_reading("restore")?;
-    let replay = check_wal(repo, meta, &opts.target)?;
+    let timeline = opts
+        .timeline
+        .clone()
+        .unwrap_or_else(|| meta.timeline.to_string());
+    let other_timeline = timeline != meta.timeline.to_string();
+    let replay = check_wal(repo, meta, &opts.target, other_timeline)?;
     let index = repo.load_index()?;
     // Removed on failure, on a signal, or by the next restore if this one
     // is killed.
@@ -204,7 +215,9 @@ pub fn restore_postgres(
                 restore_command: opts.restore_command.clone(),
                 target: recovery.clone(),
                 port: opts.port,
-                temporary: opts.temporary,
+                archive_off: opts.archive_off,
+                timeline: Some(timeline.clone()),
+                pause: opts.pause_at_target,
             },
         )?;
         set_owner_and_modes(staging, meta.uid, meta.gid)?;
@@ -272,11 +285,18 @@ fn sync_filesystem(path: &std::path::Path) -> Result<()> {
 
 /// Refuses a restore whose WAL has a gap before the target: PostgreSQL would
 /// end recovery at the gap and come up silently short.
-/// Returns the segments recovery will replay, first to last.
-fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Result<Vec<String>> {
+/// Returns the segments recovery will replay, first to last. Following
+/// another timeline (`other_timeline`), only the WAL the backup itself needs
+/// is checked: the rest lies on timelines this check does not walk.
+fn check_wal(
+    repo: &Repository,
+    meta: &PgBackupMeta,
+    target: &PgTarget,
+    other_timeline: bool,
+) -> Result<Vec<String>> {
     let seg = meta.wal_segment_size;
     let archived: BTreeSet<String> = repo
-        .list_logs(&stream(&meta.system_identifier))?
+        .list_logs(&super::stream(&meta.system_identifier))?
         .into_iter()
         .map(|l| l.name)
         .collect();
@@ -287,6 +307,7 @@ fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Resul
         .filter(|s| s.timeline == meta.timeline)
         .max();
     let last = match target {
+        _ if other_timeline => first,
         PgTarget::Lsn(l) => Segment::of(meta.timeline, *l, seg),
         _ => newest.unwrap_or(first),
     };
@@ -294,16 +315,51 @@ fn check_wal(repo: &Repository, meta: &PgBackupMeta, target: &PgTarget) -> Resul
     let replay: Vec<String> = first.through(last).map(|s| s.name(seg)).collect();
     // A partial segment (streamed, not yet complete) ends a recovery, but
     // not early: it is the newest WAL there is.
+    let stream = stream(&meta.system_identifier);
     if let Some(missing) = replay
         .iter()
         .find(|n| !archived.contains(*n) && !archived.contains(&format!("{n}.partial")))
     {
+        // The latest target short of the gap: the last record that ends in
+        // the segment before it, if that is past the backup's end.
+        let before = Segment::parse(missing, seg)
+            .filter(|s| s.number > first.number)
+            .map(|s| Segment {
+                timeline: s.timeline,
+                number: s.number - 1,
+            });
+        let reachable = match before {
+            Some(b) => last_record_in(repo, &stream, &b.name(seg))?,
+            None => None,
+        }
+        .filter(|l| *l >= meta.stop_lsn);
+        let instead = match reachable {
+            Some(l) => format!("or restore to a point before it (--target-lsn {l})"),
+            None => "or restore an earlier backup: no point after this backup's end is reachable before the gap".to_string(),
+        };
         return Err(Error::Unsupported(format!(
-            "WAL segment {missing} is missing from {}: recovery from the backup (which starts at {}) would stop there, before the target. Archive it from the server's pg_wal (arca wal-push), or restore to a point before it (--target-lsn {})",
+            "WAL segment {missing} is missing from {}: recovery from the backup (which starts at {}) would stop there, before the target. Archive it from the server's pg_wal (arca wal-push), {instead}",
             repo.location(),
             meta.start_lsn,
-            Segment::parse(missing, seg).map(|s| s.start_lsn(seg)).unwrap_or_default()
         )));
+    }
+    // Recovery to a time stops at the first transaction after it: a time
+    // after the last archived one would fail only once the server runs.
+    if let (PgTarget::Time(t), false) = (target, other_timeline) {
+        match last_xact_time(repo, &stream, first, seg, usize::MAX)? {
+            Some(last) if last > *t => {}
+            Some(last) => {
+                return Err(Error::Unsupported(format!(
+                    "--target-time {t} is not before the last transaction in the archived WAL ({last}): recovery cannot reach it. Choose an earlier time, or leave --target-time out to recover all archived WAL"
+                )))
+            }
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "no transaction in the archived WAL after the backup's start ({}), so no --target-time can be reached from it: leave --target-time out to recover all archived WAL",
+                    meta.start_lsn
+                )))
+            }
+        }
     }
     Ok(replay
         .into_iter()

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arca_engine::postgres::wal::{control_sysid, is_segment_name, segment_sysid};
-use arca_engine::postgres::Segment;
+use arca_engine::postgres::{segment_records, Lsn, Segment};
 use arca_repo::{Error as RepoError, Pushed, Repository};
 
 use super::{stream, PgBackupMeta};
@@ -28,6 +28,16 @@ pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result
                 path.display()
             )));
         };
+        // Stored, a short segment would block the whole one for good and be
+        // handed to recovery, which refuses it. A `.partial` (the last
+        // segment of a timeline a promotion ended) is taken as it is.
+        if !name.ends_with(".partial") {
+            check_whole(
+                &path.display().to_string(),
+                &data,
+                "archive the whole segment from the server's pg_wal",
+            )?;
+        }
         if let Some(c) = from_control.filter(|&c| c != sysid) {
             return Err(Error::Unsupported(format!(
                 "{} belongs to cluster {sysid}, but {} says {c}: push each cluster's WAL from its own data directory",
@@ -45,6 +55,24 @@ pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result
     };
     let pushed = repo.put_log(&stream(&sysid.to_string()), &name, &data, false)?;
     Ok((sysid.to_string(), pushed))
+}
+
+/// Refuses a segment whose length is not the segment size its own header
+/// states (`what` names it in the error, `fix` says what to do).
+fn check_whole(what: &str, data: &[u8], fix: &str) -> Result<()> {
+    let seg_size = segment_sysid(data).map_or(0, |(_, s)| s as u64);
+    if !seg_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&seg_size) {
+        return Err(Error::Unsupported(format!(
+            "{what} has no valid segment size in its header ({seg_size}): it is not a WAL segment, or a damaged one"
+        )));
+    }
+    if data.len() as u64 != seg_size {
+        return Err(Error::Unsupported(format!(
+            "{what} is {} bytes, but its header says the cluster's WAL segments are {seg_size} bytes: it is truncated; {fix}",
+            data.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A gap in the archived WAL: recovery would stop before `missing`.
@@ -118,6 +146,7 @@ pub(crate) fn prefetch(
                             if !found {
                                 return Ok(());
                             }
+                            check_fetched(name, &data)?;
                             // Read once, by recovery: the page cache would only
                             // add a copy and the writeback of 16 MiB a segment.
                             let p = dir.join(name);
@@ -143,15 +172,20 @@ pub(crate) fn prefetch(
 pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> Result<Fetched> {
     let stream = stream(cluster);
     let mut data = repo.get_log(&stream, name)?;
+    let mut partial = name.ends_with(".partial");
     if data.is_none() && is_segment_name(name) {
         if let Some(gap) = find_gap(repo, &stream, name)? {
             return Ok(Fetched::Gap(gap));
         }
         data = repo.get_log(&stream, &format!("{name}.partial"))?;
+        partial = true;
     }
     let Some(data) = data else {
         return Ok(Fetched::Missing);
     };
+    if !partial {
+        check_fetched(name, &data)?;
+    }
     // No fsync: the server recovers from what it fetched, and after a crash
     // it starts recovery again and fetches the segment again.
     let tmp = temp_name(dest);
@@ -165,6 +199,19 @@ pub fn wal_fetch(repo: &Repository, cluster: &str, name: &str, dest: &Path) -> R
         return Err(RepoError::io(dest, e).into());
     }
     Ok(Fetched::Found)
+}
+
+/// Refuses to hand recovery a truncated segment (archived by an older
+/// arca): PostgreSQL would stop on it with a less helpful message.
+fn check_fetched(name: &str, data: &[u8]) -> Result<()> {
+    if !is_segment_name(name) || name.ends_with(".partial") {
+        return Ok(());
+    }
+    check_whole(
+        &format!("archived segment {name}"),
+        data,
+        "`arca wal-push` of the whole segment from the server's pg_wal replaces it",
+    )
 }
 
 fn temp_name(dest: &Path) -> PathBuf {
@@ -189,6 +236,116 @@ fn find_gap(repo: &Repository, stream: &str, name: &str) -> Result<Option<WalGap
     }))
 }
 
+/// A timeline that branched off another: a promotion, or a restored copy
+/// that archived into the repository it came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Branch {
+    pub timeline: u32,
+    pub parent: u32,
+    /// Where it left its parent.
+    pub switch_lsn: Lsn,
+    /// Every ancestor and where this timeline's history left it, oldest first.
+    #[serde(skip)]
+    pub ancestors: Vec<(u32, Lsn)>,
+}
+
+impl Branch {
+    /// Whether recovery from a backup on `timeline` that ends at `stop`
+    /// can follow this timeline (it left `timeline` after `stop`).
+    pub fn follows_from(&self, timeline: u32, stop: Lsn) -> bool {
+        self.ancestors
+            .iter()
+            .any(|&(t, at)| t == timeline && at >= stop)
+    }
+}
+
+/// The branched timelines of one cluster, from its archived history files.
+pub fn branches(repo: &Repository, cluster: &str) -> Result<Vec<Branch>> {
+    let stream = stream(cluster);
+    let mut out = Vec::new();
+    for l in repo.list_logs(&stream)? {
+        let Some(tli) = l
+            .name
+            .strip_suffix(".history")
+            .filter(|t| t.len() == 8)
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+        else {
+            continue;
+        };
+        let Some(data) = repo.get_log(&stream, &l.name)? else {
+            continue;
+        };
+        // Lines of "parent timeline <tab> switch point <tab> reason".
+        let ancestors: Vec<(u32, Lsn)> = String::from_utf8_lossy(&data)
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split_whitespace();
+                let t = f.next()?.parse().ok()?;
+                let at = f.next()?.parse().ok()?;
+                Some((t, at))
+            })
+            .collect();
+        if let Some(&(parent, switch_lsn)) = ancestors.last() {
+            out.push(Branch {
+                timeline: tli,
+                parent,
+                switch_lsn,
+                ancestors,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Segments `list` reads back from the newest for the last transaction: an
+/// idle cluster with archive_timeout archives segments without one.
+const COMMIT_SCAN: usize = 64;
+
+/// The time of the last transaction commit or abort in the archived WAL of
+/// `timeline` from segment `from` on (at most `scan` segments back from the
+/// newest): `recovery_target_time` stops at the first one after the target,
+/// so a target is reachable only before it.
+pub(crate) fn last_xact_time(
+    repo: &Repository,
+    stream: &str,
+    from: Segment,
+    seg_size: u64,
+    scan: usize,
+) -> Result<Option<jiff::Timestamp>> {
+    let mut names: Vec<(Segment, String)> = repo
+        .list_logs(stream)?
+        .into_iter()
+        .filter_map(|l| {
+            let s = Segment::parse(l.name.trim_end_matches(".partial"), seg_size)?;
+            (s.timeline == from.timeline && s.number >= from.number).then_some((s, l.name))
+        })
+        .collect();
+    names.sort();
+    let mut data = Vec::new();
+    for (_, name) in names.iter().rev().take(scan) {
+        if !repo.get_log_into(stream, name, &mut data)? {
+            continue;
+        }
+        let records = segment_records(&data);
+        if let Some(t) = records.iter().rev().find_map(|r| r.xact_time) {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// The start of the last record that ends inside `segment`: the latest
+/// `recovery_target_lsn` that segment lets recovery reach.
+pub(crate) fn last_record_in(
+    repo: &Repository,
+    stream: &str,
+    segment: &str,
+) -> Result<Option<Lsn>> {
+    Ok(repo
+        .get_log(stream, segment)?
+        .and_then(|data| segment_records(&data).last().map(|r| r.start)))
+}
+
 /// The recoverable window of one cluster.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterWindow {
@@ -196,12 +353,17 @@ pub struct ClusterWindow {
     pub backups: usize,
     /// The earliest point a restore can reach: the oldest backup's stop.
     pub from: Option<jiff::Timestamp>,
-    /// The newest archived WAL.
+    /// The latest time a restore can reach: the last transaction in the
+    /// archived WAL of the newest timeline (`None`: none among the newest
+    /// segments).
     pub to: Option<jiff::Timestamp>,
+    /// When the newest WAL was archived.
+    pub archived_at: Option<jiff::Timestamp>,
     pub newest_segment: Option<String>,
     /// How far the archive is behind now.
     pub lag_seconds: Option<i64>,
     pub segments: usize,
+    pub timelines: Vec<Branch>,
 }
 
 /// One entry per cluster with backups or archived WAL.
@@ -223,15 +385,38 @@ pub fn cluster_windows(
             .iter()
             .filter(|l| is_segment_name(&l.name))
             .max_by(|a, b| a.name.cmp(&b.name));
-        let to = logs.iter().filter_map(|l| l.modified).max();
+        let archived_at = logs.iter().filter_map(|l| l.modified).max();
+        let to = match (newest, metas.first()) {
+            (Some(n), Some(m)) => {
+                let seg = m.wal_segment_size;
+                let newest = Segment::parse(n.name.trim_end_matches(".partial"), seg);
+                match newest {
+                    Some(s) => last_xact_time(
+                        repo,
+                        &stream(&id),
+                        Segment {
+                            timeline: s.timeline,
+                            number: 0,
+                        },
+                        seg,
+                        COMMIT_SCAN,
+                    )?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let timelines = branches(repo, &id)?;
         out.push(ClusterWindow {
             system_identifier: id,
             backups: metas.len(),
             from: metas.iter().map(|m| m.stop_time).min(),
             to,
+            archived_at,
             newest_segment: newest.map(|l| l.name.clone()),
-            lag_seconds: to.map(|t| now.duration_since(t).as_secs().max(0)),
+            lag_seconds: archived_at.map(|t| now.duration_since(t).as_secs().max(0)),
             segments: logs.len(),
+            timelines,
         });
     }
     Ok(out)
