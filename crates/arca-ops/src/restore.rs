@@ -1,6 +1,6 @@
 //! Restore: a snapshot's files into a target, verified, then renamed into place.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arca_engine::sqlite;
 use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
@@ -75,7 +75,16 @@ pub fn restore(
     // on failure, on a signal, or by the next restore if this one is killed.
     let tmp = Temp::new(&target);
     let out = create_new(tmp.path()).map_err(|e| RepoError::io(tmp.path(), e))?;
-    restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress)?;
+    restore_file(repo, &index, file, &out, opts.parallelism.max(1), progress).map_err(|e| {
+        // The writer names the file as the backup does; the user knows it
+        // by the target's name.
+        match e {
+            RepoError::Io { path, error } if path == Path::new(&file.path) => {
+                RepoError::io(&target, error)
+            }
+            e => e,
+        }
+    })?;
     out.sync_all().map_err(|e| RepoError::io(tmp.path(), e))?;
     std::fs::rename(tmp.path(), &target).map_err(|e| RepoError::io(&target, e))?;
     tmp.done();

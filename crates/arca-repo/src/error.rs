@@ -69,15 +69,16 @@ pub enum Error {
         message: String,
     },
 
-    #[error("{path}: {source}")]
+    /// The system's reason is in the message, not also a source: an error
+    /// chain printed in full would say it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("{0}")]
-    Source(#[source] std::io::Error),
+    Source(std::io::Error),
 
     #[error("cancelled")]
     Cancelled,
@@ -113,7 +114,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

@@ -301,3 +301,258 @@ fn seeded_damage_campaign_on_the_filesystem() {
 fn seeded_damage_campaign_on_seaweedfs() {
     campaign(On { s3: true }, 0x5eed_0002, 8);
 }
+
+/// A repository on the filesystem with two backups of a database; returns
+/// the repository, the database, and the two ids.
+fn two_backups(env: &Env) -> (String, PathBuf, String, String) {
+    let on = On { s3: false };
+    let db = env.path("app.db");
+    make_db(&db, 1, "DELETE");
+    let repo = on.repo(env);
+    let first = on.backup(&repo, &db);
+    touch_rows(&db, 3);
+    let second = on.backup(&repo, &db);
+    (repo, db, first, second)
+}
+
+fn cut_short(path: &std::path::Path) {
+    let len = std::fs::metadata(path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+}
+
+fn flip(path: &std::path::Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = at.min(bytes.len() - 1);
+    bytes[at] ^= 0x08;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn one_damaged_manifest_stops_nothing() {
+    let env = Env::new();
+    let (repo, db, first, second) = two_backups(&env);
+    let manifest = PathBuf::from(&repo).join("snapshots").join(&second);
+    cut_short(&manifest);
+
+    // list shows it as damaged and goes on.
+    let out = ok(&["list", "--repo", &repo]);
+    assert!(out.contains(&first[..8]), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("damaged:") && l.contains(&second[..8])),
+        "{out}"
+    );
+    // check names the file.
+    let (_, out) = fails(&["check", "--repo", &repo]);
+    assert!(out.contains(&format!("snapshots/{second}")), "{out}");
+    // A new backup, and restore latest (the new one).
+    touch_rows(&db, 5);
+    let third = env.backup(&repo, &db)["id"].as_str().unwrap().to_string();
+    let out = env.path("latest.db");
+    restore(&repo, "latest", &out);
+    assert!(same_file(&out, &db));
+    // Prune runs, deleting no pack while it cannot tell what the damaged
+    // backup needs.
+    let packs_before = packs(&repo);
+    let o = arca().args(["prune", "--repo", &repo]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("deletes no pack"), "{}", text(&o));
+    assert_eq!(packs(&repo), packs_before);
+    // The damaged backup can be deleted like any other; then all is sound.
+    ok(&["delete", &second[..8], "--repo", &repo]);
+    ok(&["prune", "--repo", &repo]);
+    ok(&["check", "--repo", &repo, "--read-data"]);
+    restore(&repo, &third, &out);
+    assert!(same_file(&out, &db));
+    let _ = first;
+}
+
+#[test]
+fn a_damaged_config_is_named_as_the_config() {
+    let env = Env::new();
+    let (repo, _db, _, _) = two_backups(&env);
+    let config = PathBuf::from(&repo).join("config");
+    let text_before = std::fs::read_to_string(&config).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text_before).unwrap();
+    let key = v["blob_key"].as_str().unwrap();
+    let other = if key.starts_with('a') { "b" } else { "a" };
+    std::fs::write(
+        &config,
+        text_before.replacen(key, &format!("{other}{}", &key[1..]), 1),
+    )
+    .unwrap();
+    for args in [
+        vec!["check", "--repo", &repo, "--read-data"],
+        vec!["list", "--repo", &repo],
+    ] {
+        let (o, _) = fails(&args);
+        let line = error_line(&o);
+        assert!(
+            line.contains("config") && line.contains("damaged") && line.contains("checksum"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn prune_refuses_a_damaged_index_and_changes_nothing() {
+    let env = Env::new();
+    let (repo, _db, first, _) = two_backups(&env);
+    ok(&["delete", &first[..8], "--repo", &repo]);
+    let index_dir = PathBuf::from(&repo).join("index");
+    let mut files: Vec<_> = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    flip(&files[0], 100);
+    let before: Vec<_> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let packs_before = packs(&repo);
+
+    let (o, _) = fails(&["prune", "--repo", &repo]);
+    let line = error_line(&o);
+    assert!(
+        line.contains(&files[0].file_name().unwrap().to_string_lossy().to_string())
+            && line.contains("repair index"),
+        "{line}"
+    );
+    let after: Vec<_> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert_eq!(
+        before, after,
+        "prune must leave the index files as they were"
+    );
+    assert_eq!(packs(&repo), packs_before, "prune must delete no pack");
+}
+
+/// What a reader without write access sees: `locks` is a file, so no lock
+/// can be written (as on a read-only mount, with read-only credentials or
+/// a full disk, which root cannot be made to see by file modes).
+#[test]
+fn reading_needs_no_write_access() {
+    let env = Env::new();
+    let (repo, db, _, second) = two_backups(&env);
+    let locks = PathBuf::from(&repo).join("locks");
+    let _ = std::fs::remove_dir_all(&locks);
+    std::fs::write(&locks, b"").unwrap();
+
+    let out = env.path("restored.db");
+    for args in [
+        vec![
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+        vec!["check", "--repo", &repo, "--read-data"],
+        vec!["list", "--repo", &repo, &second[..8]],
+    ] {
+        let o = arca().args(&args).output().unwrap();
+        let t = text(&o);
+        assert!(o.status.success(), "{args:?}: {t}");
+        let warnings: Vec<_> = t
+            .lines()
+            .filter(|l| l.starts_with("warning: reading without a lock"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{args:?}: {t}");
+    }
+    assert!(same_file(&out, &db));
+    // Writing still needs the lock.
+    let (o, _) = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    assert!(error_line(&o).contains("locks"), "{}", text(&o));
+}
+
+/// A restore from a repository on a read-only mount.
+#[test]
+fn a_restore_from_a_read_only_mount_works() {
+    let env = Env::new();
+    let (repo, db, _, _) = two_backups(&env);
+    let mnt = env.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mount = |args: &[&str]| {
+        let o = std::process::Command::new("mount")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mount {args:?}: {}", text(&o));
+    };
+    mount(&["--bind", &repo, mnt.to_str().unwrap()]);
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    mount(&["-o", "remount,bind,ro", mnt.to_str().unwrap()]);
+    assert!(
+        std::fs::write(mnt.join("probe"), b"x").is_err(),
+        "the mount is writable"
+    );
+
+    let out = env.path("restored.db");
+    let o = arca()
+        .args([
+            "restore",
+            "latest",
+            "--repo",
+            mnt.to_str().unwrap(),
+            "--to",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("warning: reading without a lock"),
+        "{}",
+        text(&o)
+    );
+    assert!(same_file(&out, &db));
+    ok(&["check", "--repo", mnt.to_str().unwrap(), "--read-data"]);
+}
+
+#[test]
+fn files_arca_did_not_write_are_ignored_with_a_warning() {
+    let env = Env::new();
+    let (repo, db, _, _) = two_backups(&env);
+    let root = PathBuf::from(&repo);
+    let strays = [
+        root.join("index/.DS_Store"),
+        root.join("snapshots/notes.txt~"),
+        root.join("data/README"),
+        root.join("locks/.DS_Store"),
+    ];
+    for s in &strays {
+        std::fs::write(s, b"not Arca's").unwrap();
+    }
+    for args in [
+        vec!["list", "--repo", repo.as_str()],
+        vec!["check", "--repo", repo.as_str(), "--read-data"],
+        vec!["prune", "--repo", repo.as_str()],
+    ] {
+        let o = arca().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains("warning: ignoring"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    env.backup(&repo, &db);
+    for s in &strays {
+        assert!(s.exists(), "{} was removed", s.display());
+    }
+}

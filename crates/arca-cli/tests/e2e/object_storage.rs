@@ -74,7 +74,7 @@ fn wrong_secret_fails_at_once_naming_bucket_and_endpoint_never_the_secret() {
         .unwrap();
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains("DEBUG"), "debug logging was on: {t}");
+    assert!(t.contains("debug:"), "debug logging was on: {t}");
     assert!(!t.contains(wrong) && !t.contains(SECRET_KEY), "{t}");
 
     // The right secret still works: nothing was damaged.
