@@ -3,7 +3,7 @@
 use arca_engine::sqlite::{self, SqliteSource};
 use arca_repo::{BackupSession, NewSnapshot, Progress, Repository, Snapshot};
 
-use crate::{EngineKind, Result};
+use crate::{EngineKind, Error, Result};
 
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -27,9 +27,26 @@ pub fn backup(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<Snapshot> {
-    match EngineKind::of_source(&opts.source)? {
+    let done = match EngineKind::of_source(&opts.source)? {
         EngineKind::Sqlite => backup_sqlite(repo, opts, progress),
         EngineKind::Postgres => crate::pg::backup_postgres(repo, opts, progress),
+    };
+    done.map_err(|e| match e {
+        Error::Repo(error) if wrote_data(&error) => Error::Leftovers { error },
+        e => e,
+    })
+}
+
+/// A failed write of a pack or index (not of a lock: then nothing was written).
+fn wrote_data(e: &arca_repo::Error) -> bool {
+    match e {
+        arca_repo::Error::Storage { op, path, .. } => {
+            matches!(*op, "write" | "rename") && !path.contains("/locks/")
+        }
+        arca_repo::Error::Remote { message, .. } => {
+            message.contains("cannot write") && !message.contains("locks/")
+        }
+        _ => false,
     }
 }
 

@@ -20,6 +20,10 @@ pub enum Error {
     Engine(#[from] arca_engine::Error),
     #[error("{0}")]
     Unsupported(String),
+    /// A backup stopped after it had begun to write (a full disk, a store
+    /// that refused): what it wrote is garbage until a prune.
+    #[error("{error}; the packs this backup wrote stay until `arca prune` removes them")]
+    Leftovers { error: arca_repo::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

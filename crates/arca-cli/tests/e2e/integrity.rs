@@ -556,3 +556,82 @@ fn files_arca_did_not_write_are_ignored_with_a_warning() {
         assert!(s.exists(), "{} was removed", s.display());
     }
 }
+
+/// A tmpfs of `size` mounted on `dir`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mount: {}", text(&o));
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A database of `mb` MiB that does not compress.
+fn incompressible_db(path: &std::path::Path, mb: usize) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("CREATE TABLE b(x BLOB);").unwrap();
+    for _ in 0..mb * 4 {
+        conn.execute("INSERT INTO b VALUES (randomblob(262144))", [])
+            .unwrap();
+    }
+}
+
+/// A full disk: the OS error is printed once, naming the file being written
+/// (the restore's target, not a name inside the backup); a backup says what
+/// it leaves behind; a restore leaves no temporary file.
+#[test]
+fn a_full_disk_is_one_line_naming_the_file() {
+    let env = Env::new();
+    let db = env.path("big.db");
+    incompressible_db(&db, 6);
+
+    // A backup into a repository on a full disk.
+    let small = Tmpfs::mount(env.path("small-repo"), "2m");
+    let repo = small.0.join("repo").to_string_lossy().into_owned();
+    ok(&["init", "--repo", &repo]);
+    let (o, _) = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    let line = error_line(&o);
+    assert_eq!(line.matches("No space left on device").count(), 1, "{line}");
+    assert!(
+        line.contains(&repo) && line.contains("arca prune"),
+        "{line}"
+    );
+
+    // A restore onto a full disk.
+    let repo = env.init_local("repo");
+    env.backup(&repo, &db);
+    let target_dir = Tmpfs::mount(env.path("small-target"), "2m");
+    let target = target_dir.0.join("restored.db");
+    let (o, _) = fails(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        target.to_str().unwrap(),
+    ]);
+    let line = error_line(&o);
+    assert_eq!(line.matches("No space left on device").count(), 1, "{line}");
+    assert!(line.contains(target.to_str().unwrap()), "{line}");
+    let left: Vec<_> = std::fs::read_dir(&target_dir.0).unwrap().collect();
+    assert!(left.is_empty(), "a failed restore left {left:?}");
+}
