@@ -278,6 +278,10 @@ pub struct BackupArgs {
     /// time say they did not change since the last backup.
     #[arg(long)]
     pub full: bool,
+    /// SQLite: run `PRAGMA quick_check` on the source first (reads it once
+    /// more). A source that fails is still backed up, marked as such.
+    #[arg(long)]
+    pub check_source: bool,
     /// A name for this backup.
     #[arg(long)]
     pub name: Option<String>,

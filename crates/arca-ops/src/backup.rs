@@ -16,6 +16,10 @@ pub struct BackupOptions {
     pub pgdata: Option<std::path::PathBuf>,
     /// PostgreSQL: read every file, also those unchanged since the last backup.
     pub full: bool,
+    /// SQLite: run `PRAGMA quick_check` on the image first. A source that
+    /// fails is still backed up (it may be the best copy there is), with a
+    /// warning and the problems in the manifest.
+    pub check_source: bool,
     /// PostgreSQL: the `archive_command` an error tells the user to set: arca
     /// by its absolute path (the server runs it with its own PATH) and this
     /// repository's flags.
@@ -78,7 +82,22 @@ fn backup_sqlite(
     let mut image = source.open_image()?;
     let len = image.len();
     let page_size = image.page_size();
-    let meta = serde_json::to_value(image.info()).expect("sqlite info encodes");
+    let mut meta = serde_json::to_value(image.info()).expect("sqlite info encodes");
+    if opts.check_source {
+        let problems = image.quick_check()?;
+        if !problems.is_empty() {
+            tracing::warn!(
+                "{} fails PRAGMA quick_check ({}); backing it up anyway, marked in the backup",
+                path.display(),
+                problems.join("; ")
+            );
+        }
+        meta["quick_check"] = if problems.is_empty() {
+            "ok".into()
+        } else {
+            problems.into()
+        };
+    }
     progress.set_total(len);
     session.add_file(
         &name,

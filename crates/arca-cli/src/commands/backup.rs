@@ -19,6 +19,7 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
             parallelism: a.par.get(),
             pgdata: a.pgdata,
             full: a.full,
+            check_source: a.check_source,
             archive_command: super::pg_restore::archive_command(&a.repo).ok(),
         },
         &bar,

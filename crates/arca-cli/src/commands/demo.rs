@@ -198,6 +198,7 @@ fn backup(repo: &Repository, source: &str, name: &str, par: usize) -> Result<arc
             parallelism: par,
             pgdata: None,
             full: false,
+            check_source: false,
             archive_command: None,
         },
         &NoProgress,

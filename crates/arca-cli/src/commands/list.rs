@@ -35,6 +35,19 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             print_json(&v)?;
         } else {
             out(snapshot_table(&snaps, &path))?;
+            for s in &snaps {
+                for f in &s.files {
+                    if let Some(problems) = f.meta["quick_check"].as_array() {
+                        let problems: Vec<_> = problems.iter().filter_map(|p| p.as_str()).collect();
+                        out(format_args!(
+                            "source check: backup {} file {}: failed PRAGMA quick_check when backed up ({})",
+                            s.id.short(),
+                            f.path,
+                            problems.join("; ")
+                        ))?;
+                    }
+                }
+            }
             for d in &damaged {
                 let id = damaged_id(d);
                 let short = &id[..id.len().min(8)];

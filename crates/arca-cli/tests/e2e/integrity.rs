@@ -635,3 +635,69 @@ fn a_full_disk_is_one_line_naming_the_file() {
     let left: Vec<_> = std::fs::read_dir(&target_dir.0).unwrap().collect();
     assert!(left.is_empty(), "a failed restore left {left:?}");
 }
+
+/// A source that fails `PRAGMA quick_check` is backed up (it may be the
+/// best copy there is), with a warning, and marked in the manifest and in
+/// `list`; without `--check-source` no check runs.
+#[test]
+fn backup_check_source_marks_a_damaged_source() {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 2, "DELETE");
+    // Zero one page in the middle of the table: SQLite still opens the file.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096 * 100;
+    bytes[page..page + 4096].fill(0);
+    std::fs::write(&db, &bytes).unwrap();
+    let repo = env.init_local("repo");
+    let src = format!("sqlite://{}", db.display());
+
+    let o = arca()
+        .args([
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &src,
+            "--check-source",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("quick_check"),
+        "{stderr}"
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(snap["files"][0]["meta"]["quick_check"].is_array(), "{snap}");
+    let out = ok(&["list", "--repo", &repo]);
+    assert!(
+        out.contains("source check: backup") && out.contains("quick_check"),
+        "{out}"
+    );
+    // The copy is what the source holds, damage and all.
+    let restored = env.path("restored.db");
+    restore(&repo, "latest", &restored);
+    assert!(same_file(&restored, &db));
+
+    // Off by default; a sound source is marked ok.
+    let plain = env.backup(&repo, &db);
+    assert!(
+        plain["files"][0]["meta"]["quick_check"].is_null(),
+        "{plain}"
+    );
+    let sound = env.path("sound.db");
+    make_db(&sound, 1, "WAL");
+    let v = json(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &format!("sqlite://{}", sound.display()),
+        "--check-source",
+        "--json",
+    ]);
+    assert_eq!(v["files"][0]["meta"]["quick_check"], "ok", "{v}");
+}

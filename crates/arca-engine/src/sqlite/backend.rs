@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
@@ -201,6 +201,23 @@ impl SqliteImage {
     /// Always false: an image has at least one page.
     pub fn is_empty(&self) -> bool {
         self.info.is_empty()
+    }
+
+    /// `PRAGMA quick_check` of the image's point in time (the same read
+    /// transaction): the problems found, none when the database is sound.
+    /// Reads every page once more.
+    pub fn quick_check(&self) -> Result<Vec<String>, Error> {
+        let problems: Vec<String> = (|| {
+            let mut stmt = self.conn.prepare("PRAGMA quick_check(20)")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })()
+        .map_err(|e| core::map_source_error(&self.path, Duration::ZERO, e))?;
+        Ok(if problems == ["ok"] {
+            Vec::new()
+        } else {
+            problems
+        })
     }
 
     /// What the database says about itself at the image's point in time.
