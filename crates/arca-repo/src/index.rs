@@ -84,6 +84,9 @@ pub struct Index {
     pub files: Vec<Id>,
     /// Index files left out because they are damaged.
     pub damaged: Vec<Damaged>,
+    /// Packs left out because they are missing or truncated, to name them
+    /// when a blob they held is asked for.
+    pub absent: Option<Box<Index>>,
 }
 
 /// A repository file that cannot be trusted, and why.
@@ -160,6 +163,23 @@ impl Index {
             .binary_search_by_key(id, |e| e.id)
             .ok()
             .map(|i| self.entries[lo + i].loc)
+    }
+
+    /// The pack, missing or truncated, that held a blob not in this index.
+    pub fn absent_pack(&self, id: &BlobId) -> Option<Id> {
+        let absent = self.absent.as_ref()?;
+        absent.get(id).map(|loc| absent.packs[loc.pack as usize].id)
+    }
+
+    /// Why a blob is not here, for an error message.
+    pub fn why_absent(&self, id: &BlobId) -> String {
+        match self.absent_pack(id) {
+            Some(pack) => format!(
+                "pack {} is missing or truncated: run `arca check`",
+                pack.short()
+            ),
+            None => "it is not in the repository: run `arca check`".to_string(),
+        }
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {

@@ -199,14 +199,16 @@ impl Repository {
 
     fn read_index_of(&self, warn: bool, present: Option<&HashMap<Id, u64>>) -> Result<Index> {
         let mut index = Index::default();
-        let mut absent = 0usize;
+        let mut absent = IndexFile::default();
         for id in self.index_files()? {
             match self.read_index_file(&id) {
                 Ok(mut file) => {
                     if let Some(present) = present {
-                        let before = file.packs.len();
-                        file.packs.retain(|p| present.get(&p.id) == Some(&p.size));
-                        absent += before - file.packs.len();
+                        let (kept, gone) = std::mem::take(&mut file.packs)
+                            .into_iter()
+                            .partition(|p| present.get(&p.id) == Some(&p.size));
+                        file.packs = kept;
+                        absent.packs.extend::<Vec<_>>(gone);
                     }
                     index.add_file(file);
                     index.files.push(id);
@@ -223,10 +225,15 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        if absent > 0 {
+        if !absent.packs.is_empty() {
             tracing::warn!(
-                "{absent} packs the index names are missing or truncated: their blocks are stored again; run `arca check`"
+                "{} packs the index names are missing or truncated: a backup stores their blocks again; run `arca check`",
+                absent.packs.len()
             );
+            let mut gone = Index::default();
+            gone.add_file(absent);
+            gone.seal();
+            index.absent = Some(Box::new(gone));
         }
         index.seal();
         Ok(index)

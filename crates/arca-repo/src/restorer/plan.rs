@@ -266,8 +266,9 @@ impl<'a> Planner<'a> {
                 let block = first_block + k as u64;
                 let loc = lookup.get(id).ok_or_else(|| {
                     Error::corrupt(format!(
-                        "block {block} of {} (blob {id}) is not in the repository: run `arca check`",
-                        file.path
+                        "block {block} of {} (blob {id}) cannot be read: {}",
+                        file.path,
+                        self.index.why_absent(id)
                     ))
                 })?;
                 by_frame

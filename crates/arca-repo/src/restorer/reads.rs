@@ -95,8 +95,9 @@ impl<'a> Lists<'a> {
             };
             let loc = index.get(id).ok_or_else(|| {
                 Error::corrupt(format!(
-                    "block list {w} of {} (blob {id}) is not in the repository: run `arca check`",
-                    file.path
+                    "block list {w} of {} (blob {id}) cannot be read: {}",
+                    file.path,
+                    index.why_absent(id)
                 ))
             })?;
             if index.kind(&loc) != crate::pack::BlobKind::List {
