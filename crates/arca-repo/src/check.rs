@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Damaged, Index};
-use crate::pack::{pack_path, verify_frame, DATA_DIR};
-use crate::repository::{parse_name, Repository};
+use crate::pack::{pack_path, verify_frame};
+use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::Progress;
 
@@ -82,12 +82,7 @@ pub fn check(
     report.snapshots = snaps.len();
 
     // Packs: present, and at the size the index gives.
-    let on_disk: HashMap<Id, u64> = repo
-        .backend
-        .list(DATA_DIR)?
-        .iter()
-        .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
-        .collect();
+    let on_disk: HashMap<Id, u64> = repo.stored_packs()?.into_iter().collect();
     let mut bad_packs: HashMap<u32, String> = HashMap::new();
     for (p, pack) in index.packs.iter().enumerate() {
         match on_disk.get(&pack.id) {

@@ -19,8 +19,7 @@ use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{
-    decompress_frame, pack_path, read_header, BlobEntry, FrameEntry, FrameKind, DATA_DIR,
-    MAX_DELTA_DEPTH,
+    decompress_frame, pack_path, read_header, BlobEntry, FrameEntry, FrameKind, MAX_DELTA_DEPTH,
 };
 use crate::repository::{parse_name, Repository};
 use crate::Progress;
@@ -61,12 +60,7 @@ pub fn repair_index(
     let known: HashMap<Id, &IndexPack> = old.packs.iter().map(|p| (p.id, p)).collect();
     let mut report = RepairIndexReport::default();
 
-    let stored: Vec<(Id, u64)> = repo
-        .backend
-        .list(DATA_DIR)?
-        .into_iter()
-        .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
-        .collect();
+    let stored = repo.stored_packs()?;
     progress.set_total(stored.iter().map(|(_, size)| size).sum());
 
     // Every pack read whole, its plain frames hashed into ids.

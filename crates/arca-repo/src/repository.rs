@@ -182,12 +182,7 @@ impl Repository {
     /// them, and a restore reads the copies it stored. That costs one
     /// listing of `data/`; damage inside a pack is for `check --read-data`.
     pub fn load_index(&self) -> Result<Index> {
-        let present: HashMap<Id, u64> = self
-            .backend
-            .list(DATA_DIR)?
-            .into_iter()
-            .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
-            .collect();
+        let present: HashMap<Id, u64> = self.stored_packs()?.into_iter().collect();
         self.read_index_of(true, Some(&present))
     }
 
@@ -237,6 +232,16 @@ impl Repository {
         }
         index.seal();
         Ok(index)
+    }
+
+    /// The packs in `data/` and their sizes (files not named by an id are not packs).
+    pub fn stored_packs(&self) -> Result<Vec<(Id, u64)>> {
+        Ok(self
+            .backend
+            .list(DATA_DIR)?
+            .into_iter()
+            .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
+            .collect())
     }
 
     pub fn index_files(&self) -> Result<Vec<Id>> {
