@@ -574,3 +574,43 @@ fn the_window_ends_at_the_last_archived_transaction() {
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
 }
+
+/// Backs up the cluster and returns the backup's id.
+fn backup(repo: &str, pg: &Pg) -> String {
+    let out = ok(&[
+        "backup",
+        "--repo",
+        repo,
+        "--source",
+        &pg.url(),
+        "--pgdata",
+        pg.data.to_str().unwrap(),
+    ]);
+    out.trim().to_string()
+}
+
+fn create_point(repo: &str, pg: &Pg, name: &str) {
+    ok(&[
+        "snapshot",
+        "create",
+        "--repo",
+        repo,
+        "--source",
+        &pg.url(),
+        "--sname",
+        name,
+    ]);
+}
+
+#[test]
+fn a_backups_parent_is_the_previous_backup_not_a_named_snapshot() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    let first = backup(&repo, &pg);
+    commit_batch(&pg, 1);
+    create_point(&repo, &pg, "before-migration");
+    let second = backup(&repo, &pg);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--repo", &repo, &second, "--json"])).unwrap();
+    assert_eq!(shown["parent"], first.as_str(), "not the first backup");
+}
