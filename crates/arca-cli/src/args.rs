@@ -388,6 +388,10 @@ pub struct DeleteArgs {
     pub repo: RepoArgs,
     /// Backup id or unique prefix.
     pub id: String,
+    /// Delete a backup even if named snapshots need it as their base
+    /// (they can no longer be restored).
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub json: bool,
 }

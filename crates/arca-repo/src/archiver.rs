@@ -340,8 +340,21 @@ impl<'r> BackupSession<'r> {
         Ok(self.files.last().unwrap())
     }
 
-    /// Writes the last pack, the index, then the snapshot that references them.
+    /// Writes the last pack, the index, then the snapshot that references
+    /// them; its parent is the newest snapshot of the same source and kind.
     pub fn commit(self, new: NewSnapshot) -> Result<Snapshot> {
+        let parent = self
+            .repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|s| s.source == new.source && s.kind == new.kind)
+            .map(|s| s.id);
+        self.commit_with_parent(new, parent)
+    }
+
+    /// [`Self::commit`] with the parent chosen by the caller.
+    pub fn commit_with_parent(self, new: NewSnapshot, parent: Option<Id>) -> Result<Snapshot> {
         self.packer.flush()?;
         self.lock.ensure_held()?;
         let state = self.packer.into_written()?;
@@ -351,13 +364,6 @@ impl<'r> BackupSession<'r> {
                 packs: state.written,
             })?;
         }
-        let parent = self
-            .repo
-            .snapshots()?
-            .into_iter()
-            .rev()
-            .find(|s| s.source == new.source)
-            .map(|s| s.id);
         let mut snap = Snapshot {
             version: 1,
             id: Id::random(),

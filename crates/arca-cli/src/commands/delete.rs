@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::args::DeleteArgs;
 use crate::output::print_json;
@@ -14,9 +14,37 @@ pub fn run(a: DeleteArgs) -> Result<ExitCode> {
     } else {
         repo.resolve_id(&a.id)?
     };
+    // Named points that no other backup reaches. A manifest that cannot be
+    // read is deleted unchecked.
+    let orphaned: Vec<String> = match repo.read_snapshot(&id) {
+        Ok(snap) => {
+            let (snaps, _) = repo.snapshots_and_damage()?;
+            arca_ops::pg::points_only_based_on(&snap, &snaps)
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    if !orphaned.is_empty() && !a.force {
+        bail!(
+            "backup {} is the base of named snapshot(s) {} (no other backup ends before them): drop them first (`arca snapshot drop --sname {}`) or pass --force",
+            id.short(),
+            orphaned.join(", "),
+            orphaned[0]
+        );
+    }
     repo.delete_snapshot(&id)?;
+    if !orphaned.is_empty() && !a.json {
+        eprintln!(
+            "warning: named snapshot(s) {} can no longer be restored",
+            orphaned.join(", ")
+        );
+    }
     if a.json {
-        print_json(&serde_json::json!({"deleted": id.to_hex()}))?;
+        print_json(
+            &serde_json::json!({"deleted": id.to_hex(), "unrestorable_snapshots": orphaned}),
+        )?;
     } else {
         println!(
             "deleted backup {}; run `arca prune` to free the space only it used",

@@ -20,6 +20,11 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             let mut v = Vec::with_capacity(snaps.len());
             for s in &snaps {
                 let mut j = serde_json::to_value(snapshot_json(s, &path))?;
+                if let Some(p) = arca_ops::pg::Point::of(s) {
+                    let problem = arca_ops::pg::unrestorable(&p, &snaps);
+                    j["restorable"] = problem.is_none().into();
+                    j["problem"] = problem.into();
+                }
                 if let Some(w) = arca_ops::pg::PgBackupMeta::of(s).and_then(|m| {
                     windows
                         .iter()
@@ -55,6 +60,15 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
                     "damaged: backup {short}: {}; `arca delete {short}` removes it",
                     d.problem
                 ))?;
+            }
+            for p in arca_ops::pg::points_in(&snaps) {
+                if let Some(why) = arca_ops::pg::unrestorable(&p, &snaps) {
+                    out(format_args!(
+                        "unrestorable: named snapshot {} ({}): {why}",
+                        p.name,
+                        &p.id[..8]
+                    ))?;
+                }
             }
             for w in &windows {
                 out(window_line(w))?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use arca_ops::pg::{create_point, drop_point, points};
+use arca_ops::pg::{create_point, drop_point, points_in, unrestorable};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::args::{PitrArgs, RestoreArgs, SnapshotCommand};
@@ -28,7 +28,8 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
             let repo = super::open(&a.repo)?;
             let begin = a.begin_ts.as_deref().map(super::parse_time).transpose()?;
             let end = a.end_ts.as_deref().map(super::parse_time).transpose()?;
-            let shown: Vec<_> = points(&repo)?
+            let snaps = repo.snapshots()?;
+            let shown: Vec<_> = points_in(&snaps)
                 .into_iter()
                 .filter(|p| a.sname.as_ref().is_none_or(|n| &p.name == n))
                 .filter(|p| begin.is_none_or(|b| p.time >= b))
@@ -39,13 +40,30 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
                     bail!("no snapshot named {n}: `arca snapshot show` lists them");
                 }
             }
+            // A point records no base: whether one is left is worked out here.
+            let problems: Vec<Option<String>> =
+                shown.iter().map(|p| unrestorable(p, &snaps)).collect();
             if a.json {
-                print_json(&shown)?;
+                let mut v = Vec::with_capacity(shown.len());
+                for (p, problem) in shown.iter().zip(&problems) {
+                    let mut j = serde_json::to_value(p)?;
+                    j["restorable"] = problem.is_none().into();
+                    j["problem"] = problem.clone().into();
+                    v.push(j);
+                }
+                print_json(&v)?;
             } else {
                 let mut t = Table::new();
                 t.load_preset(UTF8_FULL_CONDENSED);
-                t.set_header(["SNAPSHOT NAME", "TIMESTAMP", "LSN", "TIMELINE", "CLUSTER"]);
-                for p in &shown {
+                t.set_header([
+                    "SNAPSHOT NAME",
+                    "TIMESTAMP",
+                    "LSN",
+                    "TIMELINE",
+                    "CLUSTER",
+                    "RESTORABLE",
+                ]);
+                for (p, problem) in shown.iter().zip(&problems) {
                     t.add_row([
                         p.name.clone(),
                         p.time
@@ -55,6 +73,10 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
                         p.lsn.to_string(),
                         p.timeline.to_string(),
                         p.system_identifier.clone(),
+                        match problem {
+                            None => "yes".to_string(),
+                            Some(why) => format!("no: {why}"),
+                        },
                     ]);
                 }
                 println!("{t}");

@@ -574,3 +574,118 @@ fn the_window_ends_at_the_last_archived_transaction() {
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
 }
+
+/// Backs up the cluster and returns the backup's id.
+fn backup(repo: &str, pg: &Pg) -> String {
+    let out = ok(&[
+        "backup",
+        "--repo",
+        repo,
+        "--source",
+        &pg.url(),
+        "--pgdata",
+        pg.data.to_str().unwrap(),
+    ]);
+    out.trim().to_string()
+}
+
+fn create_point(repo: &str, pg: &Pg, name: &str) {
+    ok(&[
+        "snapshot",
+        "create",
+        "--repo",
+        repo,
+        "--source",
+        &pg.url(),
+        "--sname",
+        name,
+    ]);
+}
+
+#[test]
+fn a_backups_parent_is_the_previous_backup_not_a_named_snapshot() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    let first = backup(&repo, &pg);
+    commit_batch(&pg, 1);
+    create_point(&repo, &pg, "before-migration");
+    let second = backup(&repo, &pg);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--repo", &repo, &second, "--json"])).unwrap();
+    assert_eq!(shown["parent"], first.as_str(), "not the first backup");
+}
+
+#[test]
+fn a_named_snapshots_only_base_is_deleted_only_with_force_and_then_shown_unrestorable() {
+    let env = Env::new();
+    let (repo, pg) = batch_cluster(&env);
+    commit_batch(&pg, 1);
+    let base = backup(&repo, &pg);
+    commit_batch(&pg, 2);
+    create_point(&repo, &pg, "before-migration");
+    commit_batch(&pg, 3);
+    let later = backup(&repo, &pg);
+    pg.archive_now();
+
+    // The later backup ends after the point: only the first reaches it.
+    let out = arca()
+        .args(["delete", "--repo", &repo, &base])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("base of named snapshot(s) before-migration")
+            && line.contains("arca snapshot drop --sname before-migration")
+            && line.contains("--force"),
+        "{line}"
+    );
+    // The later backup is no point's base; prune then keeps the WAL from the
+    // first backup to the point.
+    ok(&["delete", "--repo", &repo, &later]);
+    ok(&["prune", "--repo", &repo]);
+    assert_eq!(
+        restore_and_read(
+            &env,
+            &repo,
+            "at-snap",
+            &["--target-snapshot", "before-migration"]
+        ),
+        "1,2"
+    );
+
+    let out = arca()
+        .args(["delete", "--repo", &repo, &base, "--force"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = ok(&["snapshot", "show", "--repo", &repo]);
+    assert!(shown.contains("no: no base backup"), "{shown}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&["snapshot", "show", "--repo", &repo, "--json"])).unwrap();
+    assert_eq!(shown[0]["name"], "before-migration", "{shown}");
+    assert_eq!(shown[0]["restorable"], false, "{shown}");
+    assert!(shown[0]["problem"].as_str().is_some(), "{shown}");
+    let listed = ok(&["list", "--repo", &repo]);
+    assert!(
+        listed.contains("unrestorable: named snapshot before-migration"),
+        "{listed}"
+    );
+    // Refused before anything is written.
+    let to = env.path("orphan");
+    let out = arca()
+        .args(["snapshot", "restore", "--repo", &repo])
+        .args(["--sname", "before-migration", "--to", to.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("snapshot before-migration cannot be restored"),
+        "{line}"
+    );
+    let written: Vec<_> = std::fs::read_dir(to.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("orphan"))
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 
 use arca_engine::postgres::{list_data_dir, DataEntry, DataFileReader, PgSource, Segment};
-use arca_repo::{BackupSession, FileEntry, NewSnapshot, Progress, Repository, Snapshot};
+use arca_repo::{BackupSession, FileEntry, Id, NewSnapshot, Progress, Repository, Snapshot};
 
 use super::{stream, PgBackupMeta};
 use crate::{BackupOptions, Error, Result};
@@ -121,15 +121,18 @@ pub fn backup_postgres(
         uid: root_meta.uid(),
         gid: root_meta.gid(),
     };
-    let snap = session.commit(NewSnapshot {
-        engine: "postgres".into(),
-        source: source.to_string(),
-        kind: "physical".into(),
-        name: opts.name.clone(),
-        tags: opts.tags.clone(),
-        start_time,
-        meta: serde_json::to_value(&meta).expect("meta encodes"),
-    })?;
+    let snap = session.commit_with_parent(
+        NewSnapshot {
+            engine: "postgres".into(),
+            source: source.to_string(),
+            kind: "physical".into(),
+            name: opts.name.clone(),
+            tags: opts.tags.clone(),
+            start_time,
+            meta: serde_json::to_value(&meta).expect("meta encodes"),
+        },
+        parent.id,
+    )?;
     Ok(snap)
 }
 
@@ -140,6 +143,8 @@ pub fn backup_postgres(
 /// before that backup started qualify: its copy of them cannot be torn.
 #[derive(Default)]
 struct Parent {
+    /// The previous backup of the cluster: the manifest's `parent`.
+    id: Option<Id>,
     files: HashMap<String, FileEntry>,
     before_ns: i64,
     read_all: bool,
@@ -147,6 +152,7 @@ struct Parent {
 
 impl Parent {
     fn last(repo: &Repository, system_identifier: &str, read_all: bool) -> Result<Parent> {
+        // Backups only: a named point of the cluster (kind `point`) has no files.
         let last = repo
             .snapshots()?
             .into_iter()
@@ -166,6 +172,7 @@ impl Parent {
             .map(|f| (f.path.clone(), f))
             .collect();
         Ok(Parent {
+            id: Some(last.id),
             files,
             before_ns,
             read_all,

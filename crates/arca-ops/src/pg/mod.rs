@@ -12,7 +12,9 @@ mod streaming;
 mod wal;
 
 pub use backup::backup_postgres;
-pub use points::{create_point, drop_point, points, Point};
+pub use points::{
+    create_point, drop_point, points, points_in, points_only_based_on, reaches, unrestorable, Point,
+};
 pub use restore::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget};
 pub use streaming::{wal_stream, StreamEvent, StreamOptions, StreamReport};
 pub use wal::{

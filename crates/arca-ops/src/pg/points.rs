@@ -5,6 +5,7 @@
 use arca_engine::postgres::{Lsn, PgSource};
 use arca_repo::{Id, Repository, Snapshot};
 
+use super::PgBackupMeta;
 use crate::{Error, Result};
 
 pub const POINT_KIND: &str = "point";
@@ -33,9 +34,49 @@ impl Point {
 
 /// All named points, oldest first.
 pub fn points(repo: &Repository) -> Result<Vec<Point>> {
-    let mut v: Vec<Point> = repo.snapshots()?.iter().filter_map(Point::of).collect();
+    Ok(points_in(&repo.snapshots()?))
+}
+
+/// The named points among `snaps`, oldest first.
+pub fn points_in(snaps: &[Snapshot]) -> Vec<Point> {
+    let mut v: Vec<Point> = snaps.iter().filter_map(Point::of).collect();
     v.sort_by_key(|p| p.time);
-    Ok(v)
+    v
+}
+
+/// Whether a restore to `point` can start from this backup: one of its
+/// cluster that ends before it (a restore takes the newest such, see
+/// `choose_backup`). A point records no base of its own.
+pub fn reaches(backup: &PgBackupMeta, point: &Point) -> bool {
+    backup.system_identifier == point.system_identifier && backup.stop_lsn <= point.lsn
+}
+
+/// Why `point` cannot be restored from any backup among `snaps`, if so.
+pub fn unrestorable(point: &Point, snaps: &[Snapshot]) -> Option<String> {
+    if snaps
+        .iter()
+        .filter_map(PgBackupMeta::of)
+        .any(|m| reaches(&m, point))
+    {
+        return None;
+    }
+    Some("no base backup: no backup of its cluster ends before it".into())
+}
+
+/// The points only `backup` reaches: deleting it leaves them unrestorable.
+pub fn points_only_based_on(backup: &Snapshot, snaps: &[Snapshot]) -> Vec<Point> {
+    let Some(meta) = PgBackupMeta::of(backup) else {
+        return Vec::new();
+    };
+    let others: Vec<PgBackupMeta> = snaps
+        .iter()
+        .filter(|s| s.id != backup.id)
+        .filter_map(PgBackupMeta::of)
+        .collect();
+    points_in(snaps)
+        .into_iter()
+        .filter(|p| reaches(&meta, p) && !others.iter().any(|m| reaches(m, p)))
+        .collect()
 }
 
 /// Creates a restore point on the server, switches to a new WAL segment so

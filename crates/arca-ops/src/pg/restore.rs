@@ -120,9 +120,14 @@ pub fn choose_backup(
         .max_by_key(|(_, m)| m.stop_lsn);
     match best {
         Some((s, m)) => Ok((s.clone(), m, recovery)),
-        None => Err(Error::Unsupported(
+        None => Err(match target {
+            PgTarget::Snapshot(name) => Error::Unsupported(format!(
+                "snapshot {name} cannot be restored: no backup of its cluster ends before it (its base backup was deleted, or it was made before the first backup)"
+            )),
+            _ => Error::Unsupported(
             "no PostgreSQL backup in this repository ends before the recovery target: take a backup first (arca backup --source postgres://…), or choose a later target".into(),
-        )),
+            ),
+        }),
     }
 }
 
