@@ -53,7 +53,7 @@ done
 p=$(median "${plain[@]}"); c=$(median "${checked[@]}"); q=$(median "${alone[@]}")
 echo "| $SIZE MiB database | seconds (median of 3) |"
 echo "|---|---:|"
-echo "| arca backup | $p |"
-echo "| arca backup --check-source | $c |"
-echo "| PRAGMA quick_check alone (python3 sqlite3) | $q |"
-echo "| cost of --check-source | $(echo "scale=2; ($c - $p) / $p * 100" | bc) % |"
+printf '| arca backup | %.2f |\n' "$p"
+printf '| arca backup --check-source | %.2f |\n' "$c"
+printf '| PRAGMA quick_check alone (python3 sqlite3) | %.2f |\n' "$q"
+printf '| cost of --check-source | +%.0f %% |\n' "$(echo "($c - $p) / $p * 100" | bc -l)"
