@@ -9,6 +9,7 @@ mod cli_forms;
 mod concurrency;
 mod damage;
 mod faults_s3;
+mod golden;
 mod integrity;
 mod kill;
 mod object_storage;
