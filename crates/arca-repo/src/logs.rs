@@ -58,7 +58,7 @@ impl Repository {
                     return Ok(Pushed::AlreadyStored);
                 }
                 let mut stored = Vec::new();
-                self.get_log_into(stream, name, &mut stored)?;
+                self.decode_log(&path, &old, &mut stored)?;
                 if stored.len() >= data.len() || !data.starts_with(&stored) {
                     return Err(Error::Format(format!(
                         "{path} is archived already with different content: is a second cluster archiving into the same repository? Give each cluster its own repository"
@@ -97,8 +97,15 @@ impl Repository {
         let Some(sealed) = self.backend.probe_read(&path)? else {
             return Ok(false);
         };
-        let obj = self.env.open(&sealed)?;
-        let id = log_id(&path, &obj)?;
+        self.decode_log(&path, &sealed, data)?;
+        Ok(true)
+    }
+
+    /// Opens a stored segment object read from `path` into `data`, verifying
+    /// its hash.
+    fn decode_log(&self, path: &str, sealed: &[u8], data: &mut Vec<u8>) -> Result<()> {
+        let obj = self.env.open(sealed)?;
+        let id = log_id(path, &obj)?;
         let body = &obj[MAGIC.len() + BLOB_ID_LEN..];
         let undecodable =
             |e: &dyn std::fmt::Display| Error::corrupt(format!("{path} does not decompress: {e}"));
@@ -120,7 +127,7 @@ impl Repository {
         if self.hasher.blob_id(data).0 != id {
             return Err(Error::corrupt(format!("{path} fails its hash")));
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Removes one archived segment (a partial one its full segment replaced).
