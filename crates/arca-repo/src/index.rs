@@ -43,7 +43,7 @@ impl IndexFile {
     /// Verifies the file's checksum, then decodes it.
     pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<IndexFile> {
         let checked = crate::object::unwrap(&bytes, crate::object::LEGACY_INDEX)?;
-        let compressed = env.open(checked.sealed)?;
+        let compressed = env.open(checked)?;
         let encoded = zstd::stream::decode_all(&compressed[..])
             .map_err(|e| Error::corrupt(format!("does not decompress: {e}")))?;
         postcard::from_bytes(&encoded).map_err(|e| Error::corrupt(format!("does not parse: {e}")))

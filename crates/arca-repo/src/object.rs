@@ -31,17 +31,10 @@ pub fn wrap(sealed: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// What [`unwrap`] found.
-pub struct Unwrapped<'a> {
-    pub sealed: &'a [u8],
-    /// Written before checksums: nothing vouches for its bytes.
-    pub legacy: bool,
-}
-
 /// Verifies an object's checksum and returns the sealed bytes inside. An
 /// object that starts with `legacy` (its format's first bytes before
-/// checksums) is returned unchecked.
-pub fn unwrap<'a>(bytes: &'a [u8], legacy: &[u8]) -> Result<Unwrapped<'a>> {
+/// checksums) is returned unchecked, as it is.
+pub fn unwrap<'a>(bytes: &'a [u8], legacy: &[u8]) -> Result<&'a [u8]> {
     if let Some(rest) = bytes.strip_prefix(OBJECT_MAGIC.as_slice()) {
         if rest.len() < HASH_LEN {
             return Err(Error::corrupt(format!(
@@ -55,16 +48,10 @@ pub fn unwrap<'a>(bytes: &'a [u8], legacy: &[u8]) -> Result<Unwrapped<'a>> {
                 "does not match its checksum (damaged or truncated)",
             ));
         }
-        return Ok(Unwrapped {
-            sealed,
-            legacy: false,
-        });
+        return Ok(sealed);
     }
     if !legacy.is_empty() && bytes.starts_with(legacy) {
-        return Ok(Unwrapped {
-            sealed: bytes,
-            legacy: true,
-        });
+        return Ok(bytes);
     }
     Err(Error::corrupt(if bytes.is_empty() {
         "is empty (truncated)".to_string()
@@ -81,7 +68,7 @@ mod tests {
     fn every_flipped_bit_and_every_truncation_is_found() {
         let obj = wrap(b"{\"some\": \"manifest\"}".to_vec());
         assert_eq!(
-            unwrap(&obj, LEGACY_MANIFEST).unwrap().sealed,
+            unwrap(&obj, LEGACY_MANIFEST).unwrap(),
             b"{\"some\": \"manifest\"}"
         );
         for i in 0..obj.len() {
@@ -99,9 +86,8 @@ mod tests {
     #[test]
     fn objects_from_before_checksums_still_read() {
         let old = b"{\"version\": 1}";
-        let u = unwrap(old, LEGACY_MANIFEST).unwrap();
-        assert!(u.legacy);
-        assert_eq!(u.sealed, old);
+        // Returned as it is: nothing vouches for its bytes.
+        assert_eq!(unwrap(old, LEGACY_MANIFEST).unwrap(), old);
         assert!(unwrap(b"garbage", LEGACY_MANIFEST).is_err());
         assert!(unwrap(old, LEGACY_INDEX).is_err());
     }

@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile};
-use crate::pack::{pack_path, seal_frame, BlobEntry, BlobKind, DATA_DIR};
-use crate::repository::{parse_name, Repository};
+use crate::pack::{pack_path, seal_frame, BlobEntry, BlobKind};
+use crate::repository::Repository;
 
 /// Packs whose unused share exceeds this are rewritten with only their used blobs.
 const REPACK_UNUSED_RATIO: f64 = 0.25;
@@ -103,11 +103,8 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     let mut delete: Vec<(Id, u64)> = Vec::new();
     let mut repack = Vec::new();
     let mut claimed: HashSet<BlobId> = HashSet::new();
-    let stored = repo.backend.list(DATA_DIR)?;
-    let present: HashSet<Id> = stored
-        .iter()
-        .filter_map(|e| parse_name(&e.path).ok())
-        .collect();
+    let stored = repo.pack_files()?;
+    let present: HashSet<Id> = stored.iter().map(|(id, _)| *id).collect();
     for (p, pack) in index.packs.iter().enumerate() {
         let mut total = 0u64;
         let mut live = 0u64;
@@ -221,18 +218,11 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     // Garbage: packs no index knows (from backups cut off mid-way) and temp
     // files. A file not named by an id is not Arca's: it stays.
     let deleted: HashSet<Id> = delete.iter().map(|(id, _)| *id).collect();
-    for entry in stored {
-        match parse_name(&entry.path) {
-            Ok(id) if !indexed.contains(&id) && !deleted.contains(&id) => {
-                repo.backend.delete(&entry.path)?;
-                report.garbage_files += 1;
-                report.bytes_freed += entry.size;
-            }
-            Ok(_) => {}
-            Err(_) => tracing::warn!(
-                "ignoring {}: Arca did not write it (its name is not an id)",
-                entry.path
-            ),
+    for (id, entry) in stored {
+        if !indexed.contains(&id) && !deleted.contains(&id) {
+            repo.backend.delete(&entry.path)?;
+            report.garbage_files += 1;
+            report.bytes_freed += entry.size;
         }
     }
     report.garbage_files += remove_temp_files(repo)?;

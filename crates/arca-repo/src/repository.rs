@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::backend::{file_name, Backend, Location, TMP_DIR};
+use crate::backend::{file_name, Backend, ListEntry, Location, TMP_DIR};
 use crate::config::{Config, Envelope, InitOptions, CONFIG_FILE, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
@@ -234,35 +234,44 @@ impl Repository {
         Ok(index)
     }
 
-    /// The packs in `data/` and their sizes (files not named by an id are not packs).
+    /// The packs in `data/` and their sizes.
     pub fn stored_packs(&self) -> Result<Vec<(Id, u64)>> {
         Ok(self
-            .backend
-            .list(DATA_DIR)?
+            .pack_files()?
             .into_iter()
-            .filter_map(|e| parse_name(&e.path).ok().map(|id| (id, e.size)))
+            .map(|(id, e)| (id, e.size))
             .collect())
+    }
+
+    /// The pack files in `data/`, as listed.
+    pub(crate) fn pack_files(&self) -> Result<Vec<(Id, ListEntry)>> {
+        self.named_in(DATA_DIR)
     }
 
     pub fn index_files(&self) -> Result<Vec<Id>> {
         self.ids_in(INDEX_DIR)
     }
 
-    /// The ids of the files in `dir`. Files Arca did not write (their name
-    /// is not an id: `.DS_Store`, an editor's backup) are passed over with
-    /// a warning.
+    /// The ids of the files in `dir`.
     fn ids_in(&self, dir: &str) -> Result<Vec<Id>> {
-        let mut ids = Vec::new();
+        Ok(self.named_in(dir)?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// The files in `dir` by id. Files Arca did not write (their name is
+    /// not an id: `.DS_Store`, an editor's backup) are passed over with a
+    /// warning.
+    fn named_in(&self, dir: &str) -> Result<Vec<(Id, ListEntry)>> {
+        let mut files = Vec::new();
         for entry in self.backend.list(dir)? {
             match parse_name(&entry.path) {
-                Ok(id) => ids.push(id),
+                Ok(id) => files.push((id, entry)),
                 Err(_) => tracing::warn!(
                     "ignoring {}: Arca did not write it (its name is not an id)",
                     entry.path
                 ),
             }
         }
-        Ok(ids)
+        Ok(files)
     }
 
     pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {

@@ -106,7 +106,7 @@ impl Snapshot {
     /// Verifies the manifest's checksum, then decodes it.
     pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<Snapshot> {
         let checked = crate::object::unwrap(&bytes, crate::object::LEGACY_MANIFEST)?;
-        let json = env.open(checked.sealed)?;
+        let json = env.open(checked)?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("does not parse: {e}")))
     }
 
