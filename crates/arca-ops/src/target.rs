@@ -10,6 +10,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use arca_repo::lock::process_alive;
+
 const TEMP_MARK: &str = ".arca-restore-";
 
 /// The temporary paths of restores in progress in this process.
@@ -95,28 +97,17 @@ fn remove_stale(target: &Path) {
             .to_str()
             .and_then(|n| n.strip_prefix(&prefix))
             .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
-        if pid as u32 != std::process::id() && alive(pid) {
+        // pid 0 is no process a restore ran as: leave its file alone.
+        if pid != std::process::id() && (pid == 0 || process_alive(pid)) {
             continue;
         }
         let path = e.path();
         remove(&path);
         tracing::info!(path = %path.display(), "removed the leftover of an interrupted restore");
-    }
-}
-
-/// Whether process `pid` exists (kill(pid, 0)); a process of another user
-/// exists too.
-fn alive(pid: i32) -> bool {
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-        return true; // pid 0 is no process a restore ran as: leave it alone
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
     }
 }
 

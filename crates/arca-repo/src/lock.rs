@@ -55,11 +55,13 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
-fn process_alive(pid: u32) -> bool {
+/// Whether process `pid` of this host still runs. A zombie has exited, so
+/// whatever it left (a lock, a restore's temporary) is as dead as it is.
+/// Without /proc it cannot tell and says yes.
+pub fn process_alive(pid: u32) -> bool {
     if !std::path::Path::new("/proc/self").exists() {
         return true; // no /proc: cannot tell, trust the refresh time
     }
-    // A zombie has exited; its lock is as dead as the process.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .rsplit_once(')')
