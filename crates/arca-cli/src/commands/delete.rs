@@ -15,17 +15,16 @@ pub fn run(a: DeleteArgs) -> Result<ExitCode> {
         repo.resolve_id(&a.id)?
     };
     // Named points that no other backup reaches. A manifest that cannot be
-    // read is deleted unchecked.
-    let orphaned: Vec<String> = match repo.read_snapshot(&id) {
-        Ok(snap) => {
-            let (snaps, _) = repo.snapshots_and_damage()?;
-            arca_ops::pg::points_only_based_on(&snap, &snaps)
-                .into_iter()
-                .map(|p| p.name)
-                .collect()
-        }
-        Err(_) => Vec::new(),
-    };
+    // read is not among `snaps`, and is deleted unchecked.
+    let (snaps, _) = repo.snapshots_and_damage()?;
+    let orphaned: Vec<String> = snaps
+        .iter()
+        .find(|s| s.id == id)
+        .map(|snap| arca_ops::pg::points_only_based_on(snap, &snaps))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     if !orphaned.is_empty() && !a.force {
         bail!(
             "backup {} is the base of named snapshot(s) {} (no other backup ends before them): drop them first (`arca snapshot drop --sname {}`) or pass --force",

@@ -479,24 +479,9 @@ fn reading_needs_no_write_access() {
 fn a_restore_from_a_read_only_mount_works() {
     let env = Env::new();
     let (repo, db, _, _) = two_backups(&env);
-    let mnt = env.path("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let mount = |args: &[&str]| {
-        let o = std::process::Command::new("mount")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "mount {args:?}: {}", text(&o));
-    };
-    mount(&["--bind", &repo, mnt.to_str().unwrap()]);
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
-    mount(&["-o", "remount,bind,ro", mnt.to_str().unwrap()]);
+    let mount = Mount::new(env.path("mnt"), &["--bind", &repo]);
+    mount.remount(&["-o", "remount,bind,ro"]);
+    let mnt = &mount.0;
     assert!(
         std::fs::write(mnt.join("probe"), b"x").is_err(),
         "the mount is writable"
@@ -558,22 +543,38 @@ fn files_arca_did_not_write_are_ignored_with_a_warning() {
 }
 
 /// A tmpfs of `size` mounted on `dir`, unmounted when dropped.
-struct Tmpfs(PathBuf);
+/// A file system mounted on a directory, unmounted when dropped.
+struct Mount(PathBuf);
 
-impl Tmpfs {
-    fn mount(dir: PathBuf, size: &str) -> Tmpfs {
+impl Mount {
+    /// `mount ARGS DIR`, creating DIR.
+    fn new(dir: PathBuf, args: &[&str]) -> Mount {
         std::fs::create_dir_all(&dir).unwrap();
+        let m = Mount(dir);
+        m.remount(args);
+        m
+    }
+
+    /// A tmpfs of `size` (e.g. `2m`).
+    fn tmpfs(dir: PathBuf, size: &str) -> Mount {
+        Mount::new(
+            dir,
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+        )
+    }
+
+    /// `mount ARGS DIR` again on this mount's directory.
+    fn remount(&self, args: &[&str]) {
         let o = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
+            .args(args)
+            .arg(&self.0)
             .output()
             .unwrap();
-        assert!(o.status.success(), "mount: {}", text(&o));
-        Tmpfs(dir)
+        assert!(o.status.success(), "mount {args:?}: {}", text(&o));
     }
 }
 
-impl Drop for Tmpfs {
+impl Drop for Mount {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
@@ -599,7 +600,7 @@ fn a_full_disk_is_one_line_naming_the_file() {
     incompressible_db(&db, 6);
 
     // A backup into a repository on a full disk.
-    let small = Tmpfs::mount(env.path("small-repo"), "2m");
+    let small = Mount::tmpfs(env.path("small-repo"), "2m");
     let repo = small.0.join("repo").to_string_lossy().into_owned();
     ok(&["init", "--repo", &repo]);
     let (o, _) = fails(&[
@@ -619,7 +620,7 @@ fn a_full_disk_is_one_line_naming_the_file() {
     // A restore onto a full disk.
     let repo = env.init_local("repo");
     env.backup(&repo, &db);
-    let target_dir = Tmpfs::mount(env.path("small-target"), "2m");
+    let target_dir = Mount::tmpfs(env.path("small-target"), "2m");
     let target = target_dir.0.join("restored.db");
     let (o, _) = fails(&[
         "restore",
