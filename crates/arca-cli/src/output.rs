@@ -1,6 +1,6 @@
 //! Tables and figures for people; JSON for scripts.
 
-use arca_repo::Snapshot;
+use arca_repo::Manifest;
 use comfy_table::{presets, Table};
 use serde::Serialize;
 
@@ -38,7 +38,7 @@ pub fn local_time(t: jiff::Timestamp) -> String {
 
 /// A backup as `--json` listings print it.
 #[derive(Serialize)]
-pub struct SnapshotJson<'a> {
+pub struct BackupJson<'a> {
     pub id: String,
     pub size: u64,
     pub stored_bytes: u64,
@@ -65,16 +65,16 @@ pub struct FileJson<'a> {
     pub meta: &'a serde_json::Value,
 }
 
-pub fn snapshot_json<'a>(s: &'a Snapshot, repo_path: &str) -> SnapshotJson<'a> {
-    SnapshotJson {
+pub fn backup_json<'a>(s: &'a Manifest, repo_path: &str) -> BackupJson<'a> {
+    BackupJson {
         id: s.id.to_hex(),
         size: s.size,
         stored_bytes: s.stored_bytes,
         duration_ms: s.duration_ms(),
         path: repo_path.to_string(),
-        engine: &s.engine,
+        engine: s.engine.as_str(),
         source: &s.source,
-        kind: &s.kind,
+        kind: s.kind.as_str(),
         name: &s.name,
         tags: &s.tags,
         hostname: &s.hostname,
@@ -96,7 +96,7 @@ pub fn snapshot_json<'a>(s: &'a Snapshot, repo_path: &str) -> SnapshotJson<'a> {
 }
 
 /// mo_br's table of backups, with ENGINE and NAME added.
-pub fn snapshot_table(snaps: &[Snapshot], repo_path: &str) -> Table {
+pub fn backup_table(snaps: &[Manifest], repo_path: &str) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::ASCII_MARKDOWN);
     t.set_header([
@@ -117,7 +117,7 @@ pub fn snapshot_table(snaps: &[Snapshot], repo_path: &str) -> Table {
             local_time(s.start_time),
             duration_ms(s.duration_ms()),
             local_time(s.end_time),
-            s.engine.clone(),
+            s.engine.to_string(),
             s.name.clone().unwrap_or_default(),
         ]);
     }

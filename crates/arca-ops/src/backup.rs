@@ -1,7 +1,7 @@
 //! Backup: one consistent image of the source into a new snapshot.
 
 use arca_engine::sqlite::{self, SqliteSource};
-use arca_repo::{BackupSession, NewSnapshot, Progress, Repository, Snapshot};
+use arca_repo::{BackupSession, Manifest, NewManifest, Progress, Repository};
 
 use crate::{EngineKind, Error, Result};
 
@@ -30,7 +30,7 @@ pub fn backup(
     repo: &Repository,
     opts: &BackupOptions,
     progress: &dyn Progress,
-) -> Result<Snapshot> {
+) -> Result<Manifest> {
     let done = match EngineKind::of_source(&opts.source)? {
         EngineKind::Sqlite => backup_sqlite(repo, opts, progress),
         EngineKind::Postgres => crate::pg::backup_postgres(repo, opts, progress),
@@ -58,7 +58,7 @@ fn backup_sqlite(
     repo: &Repository,
     opts: &BackupOptions,
     progress: &dyn Progress,
-) -> Result<Snapshot> {
+) -> Result<Manifest> {
     let source = SqliteSource::parse(&opts.source)?;
     let path = std::path::absolute(&source.path).unwrap_or_else(|_| source.path.clone());
     let name = path
@@ -74,7 +74,7 @@ fn backup_sqlite(
     // The last backup of this database: changed pages are stored as deltas
     // against their versions there.
     let base = repo
-        .snapshots()?
+        .manifests()?
         .into_iter()
         .rev()
         .find(|s| s.source == source_name)
@@ -110,10 +110,10 @@ fn backup_sqlite(
     )?;
     // The read transaction ends here, before the index and snapshot writes.
     drop(image);
-    let snap = session.commit(NewSnapshot {
-        engine: "sqlite".into(),
+    let snap = session.commit(NewManifest {
+        engine: arca_repo::EngineName::Sqlite,
         source: source_name,
-        kind: "physical".into(),
+        kind: arca_repo::BackupKind::Physical,
         name: opts.name.clone(),
         tags: opts.tags.clone(),
         start_time,

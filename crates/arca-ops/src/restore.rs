@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use arca_engine::sqlite;
-use arca_repo::{restore_file, Error as RepoError, Progress, Repository, Snapshot};
+use arca_repo::{restore_file, Error as RepoError, Manifest, Progress, Repository};
 
 use crate::target::{create_dirs_under, create_new, Temp};
 use crate::{Error, Result};
@@ -25,11 +25,11 @@ pub struct RestoreReport {
 
 pub fn restore(
     repo: &Repository,
-    snap: &Snapshot,
+    snap: &Manifest,
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    if snap.engine != "sqlite" {
+    if snap.engine != arca_repo::EngineName::Sqlite {
         return Err(Error::Unsupported(format!(
             "backup {} is a {} backup, which this build cannot restore",
             snap.id.short(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use arca_repo::config::InitOptions;
 use arca_repo::{
-    restore_file, BackupSession, FileEntry, Location, NewSnapshot, NoProgress, Repository,
+    restore_file, BackupSession, FileEntry, Location, NewManifest, NoProgress, Repository,
 };
 
 fn files(dir: &std::path::Path) -> Vec<String> {
@@ -35,7 +35,7 @@ fn backup(
     repo: &Repository,
     dir: &std::path::Path,
     bases: &HashMap<String, FileEntry>,
-) -> arca_repo::Snapshot {
+) -> arca_repo::Manifest {
     let mut s = BackupSession::start(repo, 2).unwrap();
     for f in files(dir) {
         if f.contains("pg_wal") {
@@ -54,10 +54,10 @@ fn backup(
         )
         .unwrap();
     }
-    s.commit(NewSnapshot {
+    s.commit(NewManifest {
         engine: "test".into(),
         source: "dir".into(),
-        kind: "physical".into(),
+        kind: arca_repo::BackupKind::Physical,
         name: None,
         tags: vec![],
         start_time: jiff::Timestamp::now(),

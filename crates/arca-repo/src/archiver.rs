@@ -25,20 +25,20 @@ use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::{hostname, LockGuard};
+use crate::manifest::{encode_list, FileEntry, Manifest, LIST_IDS};
 use crate::pack::{
     pack_path, seal_delta_frame, seal_frame, seal_frame_with, BlobEntry, BlobKind, FrameKind,
     PackBuilder, SealedFrame, MAX_DELTA_DEPTH,
 };
 use crate::repository::Repository;
-use crate::snapshot::{encode_list, FileEntry, Snapshot, LIST_IDS};
 use crate::Progress;
 
 /// What the caller knows about a new snapshot; the session fills in the rest.
 #[derive(Debug, Clone)]
-pub struct NewSnapshot {
-    pub engine: String,
+pub struct NewManifest {
+    pub engine: crate::EngineName,
     pub source: String,
-    pub kind: String,
+    pub kind: crate::BackupKind,
     pub name: Option<String>,
     pub tags: Vec<String>,
     pub start_time: jiff::Timestamp,
@@ -342,10 +342,10 @@ impl<'r> BackupSession<'r> {
 
     /// Writes the last pack, the index, then the snapshot that references
     /// them; its parent is the newest snapshot of the same source and kind.
-    pub fn commit(self, new: NewSnapshot) -> Result<Snapshot> {
+    pub fn commit(self, new: NewManifest) -> Result<Manifest> {
         let parent = self
             .repo
-            .snapshots()?
+            .manifests()?
             .into_iter()
             .rev()
             .find(|s| s.source == new.source && s.kind == new.kind)
@@ -354,7 +354,7 @@ impl<'r> BackupSession<'r> {
     }
 
     /// [`Self::commit`] with the parent chosen by the caller.
-    pub fn commit_with_parent(self, new: NewSnapshot, parent: Option<Id>) -> Result<Snapshot> {
+    pub fn commit_with_parent(self, new: NewManifest, parent: Option<Id>) -> Result<Manifest> {
         self.packer.flush()?;
         self.lock.ensure_held()?;
         let state = self.packer.into_written()?;
@@ -364,7 +364,7 @@ impl<'r> BackupSession<'r> {
                 packs: state.written,
             })?;
         }
-        let mut snap = Snapshot {
+        let mut snap = Manifest {
             version: 1,
             id: Id::random(),
             engine: new.engine,
@@ -383,7 +383,7 @@ impl<'r> BackupSession<'r> {
         };
         let manifest_len = snap.encode(&self.repo.env)?.len() as u64;
         snap.stored_bytes = stored + manifest_len;
-        self.repo.write_snapshot(&snap)?;
+        self.repo.write_manifest(&snap)?;
         Ok(snap)
     }
 }
@@ -779,11 +779,11 @@ mod tests {
     use crate::config::InitOptions;
     use crate::NoProgress;
 
-    fn new_snapshot() -> NewSnapshot {
-        NewSnapshot {
+    fn new_manifest() -> NewManifest {
+        NewManifest {
             engine: "test".into(),
             source: "test://data".into(),
-            kind: "physical".into(),
+            kind: crate::BackupKind::Physical,
             name: None,
             tags: vec![],
             start_time: jiff::Timestamp::now(),
@@ -819,7 +819,7 @@ mod tests {
 
         let mut ok = BackupSession::start(&repo, 2).unwrap();
         back_up(&mut ok, &data);
-        let snap = ok.commit(new_snapshot()).unwrap();
+        let snap = ok.commit(new_manifest()).unwrap();
         assert_eq!(snap.size, data.len() as u64);
 
         let mut lost = BackupSession::start(&repo, 2).unwrap();
@@ -827,9 +827,9 @@ mod tests {
         for entry in std::fs::read_dir(dir.path().join("repo/locks")).unwrap() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
         }
-        let err = lost.commit(new_snapshot()).unwrap_err();
+        let err = lost.commit(new_manifest()).unwrap_err();
         assert!(err.to_string().contains("removed as stale"), "{err}");
-        assert_eq!(repo.snapshots().unwrap().len(), 1);
+        assert_eq!(repo.manifests().unwrap().len(), 1);
     }
 
     /// Incompressible bytes, so every MiB is about a MiB of pack.
@@ -869,7 +869,7 @@ mod tests {
         session
             .add_file("f", &mut reader, len, 512, null, None, &NoProgress)
             .unwrap();
-        let snap = session.commit(new_snapshot()).unwrap();
+        let snap = session.commit(new_manifest()).unwrap();
         assert_eq!(snap.files[0].lists.len(), 3);
         let index = repo.load_index().unwrap();
         let is_list = |f: &crate::pack::FrameEntry| f.kind == FrameKind::List;
@@ -899,7 +899,7 @@ mod tests {
         let repo = Repository::init(&loc, &opts).unwrap();
         let mut session = BackupSession::start(&repo, 4).unwrap();
         back_up(&mut session, &data);
-        let snap = session.commit(new_snapshot()).unwrap();
+        let snap = session.commit(new_manifest()).unwrap();
         let index = repo.load_index().unwrap();
         let ids = repo.read_list(&index, &snap.files[0].lists[0]).unwrap();
         let places: Vec<(u32, u32)> = ids
@@ -947,7 +947,7 @@ mod tests {
             let repo = small_packs(dir.path());
             let mut session = BackupSession::start(&repo, parallelism).unwrap();
             back_up(&mut session, &data);
-            let snap = session.commit(new_snapshot()).unwrap();
+            let snap = session.commit(new_manifest()).unwrap();
             let index = repo.load_index().unwrap();
             assert!(index.packs.len() >= 6, "{} packs", index.packs.len());
             for pack in &index.packs {
@@ -984,7 +984,7 @@ mod tests {
         );
         let err = match added {
             Err(e) => e,
-            Ok(_) => session.commit(new_snapshot()).unwrap_err(),
+            Ok(_) => session.commit(new_manifest()).unwrap_err(),
         };
         // One line: the file in full and the system's reason.
         let msg = err.to_string();
@@ -992,6 +992,6 @@ mod tests {
         assert!(msg.contains("repo/data/"), "{msg}");
         assert!(msg.contains("Not a directory (os error 20)"), "{msg}");
         assert!(!msg.contains("context"), "{msg}");
-        assert!(repo.snapshots().unwrap().is_empty());
+        assert!(repo.manifests().unwrap().is_empty());
     }
 }

@@ -10,22 +10,22 @@ use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Damaged, Index};
+use crate::manifest::Manifest;
 use crate::pack::{pack_path, verify_frame};
 use crate::repository::Repository;
-use crate::snapshot::Snapshot;
 use crate::Progress;
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     pub read_data: bool,
     /// Check only this backup (its files and the packs it uses).
-    pub snapshot: Option<String>,
+    pub backup: Option<String>,
     pub parallelism: usize,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct CheckReport {
-    pub snapshots: usize,
+    pub backups: usize,
     pub packs: usize,
     pub blobs_read: u64,
     pub bytes_read: u64,
@@ -65,10 +65,10 @@ pub fn check(
     report.damaged_index_files = index.damaged.clone();
 
     // Snapshots to check.
-    let snaps: Vec<Snapshot> = match &opts.snapshot {
-        Some(spec) => vec![repo.find_snapshot(spec)?],
+    let snaps: Vec<Manifest> = match &opts.backup {
+        Some(spec) => vec![repo.find_manifest(spec)?],
         None => {
-            let (snaps, damaged) = repo.snapshots_and_damage()?;
+            let (snaps, damaged) = repo.manifests_and_damage()?;
             for d in &damaged {
                 report.errors.push(format!(
                     "{}: `arca delete` or `arca repair backups` removes it",
@@ -79,7 +79,7 @@ pub fn check(
             snaps
         }
     };
-    report.snapshots = snaps.len();
+    report.backups = snaps.len();
 
     // Packs: present, and at the size the index gives.
     let on_disk: HashMap<Id, u64> = repo.stored_packs()?.into_iter().collect();
@@ -105,7 +105,7 @@ pub fn check(
 
     // Which packs to read: all of them, or the ones one backup uses.
     let mut bad_blobs: HashMap<BlobId, String> = HashMap::new();
-    let wanted: Option<HashSet<u32>> = match &opts.snapshot {
+    let wanted: Option<HashSet<u32>> = match &opts.backup {
         Some(_) => {
             let mut set = HashSet::new();
             for s in &snaps {
@@ -202,7 +202,7 @@ pub fn check(
         }
     }
     // Archived logs: with read_data, every segment read and its hash checked.
-    if opts.read_data && opts.snapshot.is_none() {
+    if opts.read_data && opts.backup.is_none() {
         for stream in repo.log_streams()? {
             for entry in repo.list_logs(&stream)? {
                 match repo.get_log(&stream, &entry.name) {
@@ -225,7 +225,7 @@ pub fn check(
 fn for_each_block(
     repo: &Repository,
     index: &Index,
-    s: &Snapshot,
+    s: &Manifest,
     mut f: impl FnMut(&str, u64, &BlobId),
 ) -> Vec<(String, String)> {
     let mut errors = Vec::new();
@@ -242,7 +242,7 @@ fn for_each_block(
                 }
                 Err(e) => {
                     errors.push((file.path.clone(), format!("block list {list}: {e}")));
-                    block += crate::snapshot::LIST_IDS as u64;
+                    block += crate::manifest::LIST_IDS as u64;
                 }
             }
         }

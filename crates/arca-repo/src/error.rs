@@ -28,13 +28,13 @@ pub enum Error {
     },
 
     #[error("no backup matches {0:?}: see `arca list` for the ids")]
-    SnapshotNotFound(String),
+    BackupNotFound(String),
 
     #[error("backup id prefix {0:?} matches more than one backup: give more digits")]
     AmbiguousId(String),
 
     #[error("the repository is empty: there is no backup yet")]
-    NoSnapshots,
+    NoBackups,
 
     #[error("repository is locked: {0}")]
     Locked(String),

@@ -11,7 +11,7 @@
 //! use arca_repo::{Location, Repository, InitOptions};
 //! let loc = Location::parse("/tmp/repo").unwrap();
 //! let repo = Repository::init(&loc, &InitOptions::default()).unwrap();
-//! for snap in repo.snapshots().unwrap() {
+//! for snap in repo.manifests().unwrap() {
 //!     println!("{} {}", snap.id, snap.source);
 //! }
 //! ```
@@ -27,6 +27,7 @@ pub mod id;
 pub mod index;
 pub mod lock;
 pub mod logs;
+pub mod manifest;
 pub mod object;
 pub mod pack;
 pub mod prune;
@@ -34,20 +35,19 @@ pub mod repair;
 pub mod repository;
 pub mod restorer;
 pub mod secret;
-pub mod snapshot;
 
-pub use archiver::{BackupSession, NewSnapshot};
+pub use archiver::{BackupSession, NewManifest};
 pub use backend::{Location, Scheme, StoreOptions};
 pub use check::{check, CheckOptions, CheckReport};
 pub use config::InitOptions;
 pub use error::{Error, Result};
 pub use id::{BlobId, Id};
 pub use logs::{LogEntry, Pushed};
+pub use manifest::{checked_path, BackupKind, EngineName, FileEntry, Manifest};
 pub use prune::{prune, PruneReport};
 pub use repository::Repository;
 pub use restorer::{restore_file, restore_files};
 pub use secret::Secret;
-pub use snapshot::{checked_path, FileEntry, Snapshot};
 
 /// Progress of a long operation, in bytes. The CLI draws bars; libraries
 /// only report.

@@ -40,7 +40,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
             d.problem
         )));
     }
-    let (snaps, damaged) = repo.snapshots_and_damage()?;
+    let (snaps, damaged) = repo.manifests_and_damage()?;
     if !damaged.is_empty() {
         // What a damaged manifest needs cannot be known: keep every pack.
         for d in &damaged {

@@ -288,14 +288,14 @@ pub fn repair_backups(
         repo,
         &CheckOptions {
             read_data,
-            snapshot: None,
+            backup: None,
             parallelism,
         },
         progress,
     )?;
     let _lock = repo.lock_shared("repair backups")?;
     let mut report = RepairBackupsReport {
-        kept: found.snapshots - found.damaged_backups.len(),
+        kept: found.backups - found.damaged_backups.len(),
         ..Default::default()
     };
     let mut gone: Vec<(Id, String)> = found
@@ -306,7 +306,7 @@ pub fn repair_backups(
     gone.extend(found.damaged_backups.iter().cloned());
     for (id, why) in gone {
         if !dry_run {
-            repo.delete_snapshot(&id)?;
+            repo.delete_manifest(&id)?;
         }
         report.removed.push((id.to_hex(), why));
     }

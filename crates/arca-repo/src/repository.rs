@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
 use crate::index::{Damaged, Index, IndexFile, INDEX_DIR};
 use crate::lock::{self, LockGuard};
+use crate::manifest::{decode_list, Manifest, MANIFEST_DIR};
 use crate::pack::{pack_path, BlobKind, DATA_DIR};
-use crate::snapshot::{decode_list, Snapshot, SNAPSHOT_DIR};
 
 pub struct Repository {
     pub(crate) backend: Backend,
@@ -294,14 +294,14 @@ impl Repository {
         self.backend.delete(&format!("{INDEX_DIR}/{}", id.to_hex()))
     }
 
-    pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
-        self.ids_in(SNAPSHOT_DIR)
+    pub fn manifest_ids(&self) -> Result<Vec<Id>> {
+        self.ids_in(MANIFEST_DIR)
     }
 
-    pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let path = Snapshot::path(id);
+    pub fn read_manifest(&self, id: &Id) -> Result<Manifest> {
+        let path = Manifest::path(id);
         let bytes = self.backend.read(&path)?;
-        let snap = Snapshot::decode(&self.env, bytes)
+        let snap = Manifest::decode(&self.env, bytes)
             .map_err(|e| Error::corrupt(format!("backup manifest {path} {}", e.detail())))?;
         if snap.id != *id {
             return Err(Error::corrupt(format!(
@@ -314,8 +314,8 @@ impl Repository {
 
     /// All snapshots, oldest first. Damaged manifests are passed over with
     /// a warning: one bad file must not stop every backup and restore.
-    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        let (snaps, damaged) = self.snapshots_and_damage()?;
+    pub fn manifests(&self) -> Result<Vec<Manifest>> {
+        let (snaps, damaged) = self.manifests_and_damage()?;
         for d in &damaged {
             tracing::warn!("{}; passed over (`arca delete` removes it)", d.problem);
         }
@@ -324,14 +324,14 @@ impl Repository {
 
     /// All readable snapshots, oldest first, and the manifests that cannot
     /// be read for damage.
-    pub fn snapshots_and_damage(&self) -> Result<(Vec<Snapshot>, Vec<Damaged>)> {
+    pub fn manifests_and_damage(&self) -> Result<(Vec<Manifest>, Vec<Damaged>)> {
         let mut snaps = Vec::new();
         let mut damaged = Vec::new();
-        for id in self.snapshot_ids()? {
-            match self.read_snapshot(&id) {
+        for id in self.manifest_ids()? {
+            match self.read_manifest(&id) {
                 Ok(s) => snaps.push(s),
                 Err(Error::Corrupt(problem)) => damaged.push(Damaged {
-                    path: Snapshot::path(&id),
+                    path: Manifest::path(&id),
                     problem,
                 }),
                 Err(e) if e.is_not_found() => {} // deleted meanwhile
@@ -344,11 +344,11 @@ impl Repository {
 
     /// Finds a snapshot by `latest` (the newest readable one), a full id,
     /// or a unique id prefix.
-    pub fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
+    pub fn find_manifest(&self, spec: &str) -> Result<Manifest> {
         if spec == "latest" {
-            return self.snapshots()?.pop().ok_or(Error::NoSnapshots);
+            return self.manifests()?.pop().ok_or(Error::NoBackups);
         }
-        self.read_snapshot(&self.resolve_id(spec)?)
+        self.read_manifest(&self.resolve_id(spec)?)
     }
 
     /// The id of the one snapshot `spec` (a full id or a unique prefix)
@@ -356,29 +356,29 @@ impl Repository {
     pub fn resolve_id(&self, spec: &str) -> Result<Id> {
         let spec_lc = spec.to_ascii_lowercase();
         if spec_lc.is_empty() || !spec_lc.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::SnapshotNotFound(spec.to_string()));
+            return Err(Error::BackupNotFound(spec.to_string()));
         }
         let matches: Vec<Id> = self
-            .snapshot_ids()?
+            .manifest_ids()?
             .into_iter()
             .filter(|id| id.to_hex().starts_with(&spec_lc))
             .collect();
         match matches.as_slice() {
             [id] => Ok(*id),
-            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            [] => Err(Error::BackupNotFound(spec.to_string())),
             _ => Err(Error::AmbiguousId(spec.to_string())),
         }
     }
 
-    pub fn write_snapshot(&self, snap: &Snapshot) -> Result<u64> {
+    pub fn write_manifest(&self, snap: &Manifest) -> Result<u64> {
         let bytes = snap.encode(&self.env)?;
         let n = bytes.len() as u64;
-        self.backend.write(&Snapshot::path(&snap.id), bytes)?;
+        self.backend.write(&Manifest::path(&snap.id), bytes)?;
         Ok(n)
     }
 
-    pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
-        self.backend.delete(&Snapshot::path(id))
+    pub fn delete_manifest(&self, id: &Id) -> Result<()> {
+        self.backend.delete(&Manifest::path(id))
     }
 
     /// Reads one frame's sealed bytes from its pack.

@@ -8,7 +8,7 @@ use std::io::Read;
 use arca_repo::check::{check, CheckOptions};
 use arca_repo::config::InitOptions;
 use arca_repo::pack::{FrameKind, MAX_DELTA_DEPTH};
-use arca_repo::{prune, restore_file, NoProgress, Repository, Snapshot};
+use arca_repo::{prune, restore_file, Manifest, NoProgress, Repository};
 
 mod common;
 
@@ -52,13 +52,13 @@ fn init(dir: &std::path::Path) -> Repository {
     common::init(dir, &InitOptions::default())
 }
 
-fn back_up(repo: &Repository, data: &[u8], base: Option<&Snapshot>) -> Snapshot {
+fn back_up(repo: &Repository, data: &[u8], base: Option<&Manifest>) -> Manifest {
     common::back_up(repo, &[("table", data)], PAGE as u32, base)
 }
 
 fn restore(
     repo: &Repository,
-    snap: &Snapshot,
+    snap: &Manifest,
     dir: &std::path::Path,
 ) -> arca_repo::Result<Vec<u8>> {
     let index = repo.load_index()?;
@@ -76,7 +76,7 @@ fn restore(
 fn read_data_ok(repo: &Repository) -> Vec<String> {
     let opts = CheckOptions {
         read_data: true,
-        snapshot: None,
+        backup: None,
         parallelism: 2,
     };
     check(repo, &opts, &NoProgress).unwrap().errors
@@ -122,7 +122,7 @@ fn changed_pages_are_stored_as_small_deltas_and_restore_exactly() {
 
     // Deleting the first backup frees its pages: prune rewrites the
     // second's delta frames plainly instead of keeping their bases.
-    repo.delete_snapshot(&first.id).unwrap();
+    repo.delete_manifest(&first.id).unwrap();
     let report = prune(&repo).unwrap();
     assert!(report.bytes_freed > 0, "{report:?}");
     assert_eq!(max_depth(&repo), 0);
@@ -147,7 +147,7 @@ fn delta_chains_stop_at_the_depth_limit_and_every_version_restores() {
     }
     // A backup in the middle of the chain goes: the rest still restore.
     let (middle, _) = versions.remove(2);
-    repo.delete_snapshot(&middle.id).unwrap();
+    repo.delete_manifest(&middle.id).unwrap();
     prune(&repo).unwrap();
     assert_eq!(read_data_ok(&repo), Vec::<String>::new());
     for (snap, bytes) in &versions {
@@ -155,7 +155,7 @@ fn delta_chains_stop_at_the_depth_limit_and_every_version_restores() {
     }
     // Prune after deleting all but the newest: it still restores and checks.
     for (snap, _) in &versions[..versions.len() - 1] {
-        repo.delete_snapshot(&snap.id).unwrap();
+        repo.delete_manifest(&snap.id).unwrap();
     }
     prune(&repo).unwrap();
     assert_eq!(max_depth(&repo), 0);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use arca_repo::config::InitOptions;
-use arca_repo::{restore_files, Error, FileEntry, NoProgress, Repository, Snapshot};
+use arca_repo::{restore_files, Error, FileEntry, Manifest, NoProgress, Repository};
 
 mod common;
 
@@ -27,7 +27,7 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn back_up(repo: &Repository, files: &[(String, Vec<u8>)], base: Option<&Snapshot>) -> Snapshot {
+fn back_up(repo: &Repository, files: &[(String, Vec<u8>)], base: Option<&Manifest>) -> Manifest {
     let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
     common::back_up(repo, &named, PAGE as u32, base)
 }
@@ -50,7 +50,7 @@ fn setup() -> (tempfile::TempDir, Repository, Vec<(String, Vec<u8>)>) {
 /// file was opened.
 fn restore_all(
     repo: &Repository,
-    snap: &Snapshot,
+    snap: &Manifest,
     to: &std::path::Path,
     parallelism: usize,
 ) -> arca_repo::Result<HashMap<String, usize>> {

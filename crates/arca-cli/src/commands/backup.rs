@@ -4,7 +4,7 @@ use anyhow::Result;
 use arca_ops::BackupOptions;
 
 use crate::args::BackupArgs;
-use crate::output::{print_json, snapshot_json};
+use crate::output::{backup_json, print_json};
 use crate::progress::Bar;
 
 pub fn run(a: BackupArgs) -> Result<ExitCode> {
@@ -26,7 +26,7 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
     )?;
     bar.finish();
     if a.json {
-        print_json(&snapshot_json(&snap, &repo.location().to_string()))?;
+        print_json(&backup_json(&snap, &repo.location().to_string()))?;
     } else {
         println!("{}", snap.id);
     }

@@ -14,7 +14,7 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         &repo,
         &CheckOptions {
             read_data: a.read_data,
-            snapshot: a.id,
+            backup: a.id,
             parallelism: a.par.get(),
         },
         &bar,
@@ -47,13 +47,13 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         if report.is_ok() {
             println!(
                 "no errors: {} backups, {} packs{what}",
-                report.snapshots, report.packs
+                report.backups, report.packs
             );
         } else {
             println!(
                 "{} errors found: {} backups, {} packs{what}",
                 report.errors.len(),
-                report.snapshots,
+                report.backups,
                 report.packs
             );
         }

@@ -10,13 +10,13 @@ pub fn run(a: DeleteArgs) -> Result<ExitCode> {
     let _lock = repo.lock_shared("delete")?;
     // By id alone, without reading the manifest: a damaged one can go too.
     let id = if a.id == "latest" {
-        repo.find_snapshot("latest")?.id
+        repo.find_manifest("latest")?.id
     } else {
         repo.resolve_id(&a.id)?
     };
     // Named points that no other backup reaches. A manifest that cannot be
     // read is not among `snaps`, and is deleted unchecked.
-    let (snaps, _) = repo.snapshots_and_damage()?;
+    let (snaps, _) = repo.manifests_and_damage()?;
     let orphaned: Vec<String> = snaps
         .iter()
         .find(|s| s.id == id)
@@ -33,7 +33,7 @@ pub fn run(a: DeleteArgs) -> Result<ExitCode> {
             orphaned[0]
         );
     }
-    repo.delete_snapshot(&id)?;
+    repo.delete_manifest(&id)?;
     if !orphaned.is_empty() && !a.json {
         eprintln!(
             "warning: named snapshot(s) {} can no longer be restored",

@@ -10,7 +10,7 @@ use arca_ops::{BackupOptions, RestoreOptions};
 use arca_repo::{check, CheckOptions, InitOptions, Location, NoProgress, Repository};
 
 use crate::args::DemoArgs;
-use crate::output::{bytes, duration_ms, snapshot_table};
+use crate::output::{backup_table, bytes, duration_ms};
 
 const MARKER: &str = ".arca-demo";
 
@@ -88,7 +88,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     step(6, "list the backups", &format!("arca list --repo {r}"));
     println!(
         "{}",
-        snapshot_table(&repo.snapshots()?, &repo_dir.to_string_lossy())
+        backup_table(&repo.manifests()?, &repo_dir.to_string_lossy())
     );
 
     step(
@@ -100,7 +100,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         &repo,
         &CheckOptions {
             read_data: true,
-            snapshot: None,
+            backup: None,
             parallelism: par,
         },
         &NoProgress,
@@ -113,7 +113,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     }
     println!(
         "   no errors: {} backups, {} packs, {} blobs verified",
-        report.snapshots, report.packs, report.blobs_read
+        report.backups, report.packs, report.blobs_read
     );
 
     step(
@@ -122,7 +122,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         &format!("arca restore latest --repo {r} --to {x}"),
     );
     let t = Instant::now();
-    let latest = repo.find_snapshot("latest")?;
+    let latest = repo.find_manifest("latest")?;
     arca_ops::restore(
         &repo,
         &latest,
@@ -188,7 +188,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn backup(repo: &Repository, source: &str, name: &str, par: usize) -> Result<arca_repo::Snapshot> {
+fn backup(repo: &Repository, source: &str, name: &str, par: usize) -> Result<arca_repo::Manifest> {
     let snap = arca_ops::backup(
         repo,
         &BackupOptions {

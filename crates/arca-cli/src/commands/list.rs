@@ -4,13 +4,13 @@ use anyhow::Result;
 use arca_repo::{check, CheckOptions, NoProgress};
 
 use crate::args::ListArgs;
-use crate::output::{bytes, out, print_json, snapshot_json, snapshot_table};
+use crate::output::{backup_json, backup_table, bytes, out, print_json};
 
 pub fn run(a: ListArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
     let path = repo.location().to_string();
     let Some(id) = a.id else {
-        let (snaps, damaged) = repo.snapshots_and_damage()?;
+        let (snaps, damaged) = repo.manifests_and_damage()?;
         let damaged_id = |d: &arca_repo::index::Damaged| {
             d.path.rsplit('/').next().unwrap_or_default().to_string()
         };
@@ -19,7 +19,7 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             // Each PostgreSQL backup carries its cluster's window and lag.
             let mut v = Vec::with_capacity(snaps.len());
             for s in &snaps {
-                let mut j = serde_json::to_value(snapshot_json(s, &path))?;
+                let mut j = serde_json::to_value(backup_json(s, &path))?;
                 if let Some(p) = arca_ops::pg::Point::of(s) {
                     let problem = arca_ops::pg::unrestorable(&p, &snaps);
                     j["restorable"] = problem.is_none().into();
@@ -39,7 +39,7 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
             ));
             print_json(&v)?;
         } else {
-            out(snapshot_table(&snaps, &path))?;
+            out(backup_table(&snaps, &path))?;
             for s in &snaps {
                 for f in &s.files {
                     if let Some(problems) = f.meta["quick_check"].as_array() {
@@ -83,23 +83,23 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     // One backup: show it and check that every file it needs is present.
-    let snap = repo.find_snapshot(&id)?;
+    let snap = repo.find_manifest(&id)?;
     let report = check(
         &repo,
         &CheckOptions {
             read_data: false,
-            snapshot: Some(snap.id.to_hex()),
+            backup: Some(snap.id.to_hex()),
             parallelism: 1,
         },
         &NoProgress,
     )?;
     if a.json {
-        let mut v = serde_json::to_value(snapshot_json(&snap, &path))?;
+        let mut v = serde_json::to_value(backup_json(&snap, &path))?;
         v["complete"] = serde_json::Value::Bool(report.is_ok());
         v["errors"] = serde_json::to_value(&report.errors)?;
         print_json(&v)?;
     } else {
-        out(snapshot_table(std::slice::from_ref(&snap), &path))?;
+        out(backup_table(std::slice::from_ref(&snap), &path))?;
         out(format_args!("source:       {}", snap.source))?;
         out(format_args!("kind:         {}", snap.kind))?;
         out(format_args!("stored bytes: {}", bytes(snap.stored_bytes)))?;

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, bail, Context, Result};
 use arca_ops::pg::{choose_backup, restore_postgres, PgRestoreOptions, PgTarget, Point};
-use arca_repo::{Repository, Snapshot};
+use arca_repo::{Manifest, Repository};
 
 use crate::args::RestoreArgs;
 use crate::output::{bytes, print_json};
@@ -19,7 +19,7 @@ pub fn run(
     repo: &Repository,
     a: &RestoreArgs,
     to: PathBuf,
-    snaps: &[Snapshot],
+    snaps: &[Manifest],
 ) -> Result<ExitCode> {
     let p = &a.pitr;
     let target = match (&p.target_time, &p.target_lsn, &p.target_snapshot) {
@@ -37,7 +37,7 @@ pub fn run(
         // The newest backup that reaches the target, as without an id.
         None | Some("latest") => None,
         Some(id) => {
-            let snap = repo.find_snapshot(id)?;
+            let snap = repo.find_manifest(id)?;
             match Point::of(&snap) {
                 // A named point's id means "restore to that point".
                 Some(p) if target == PgTarget::Latest => {

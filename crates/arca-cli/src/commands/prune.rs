@@ -10,7 +10,7 @@ pub fn run(a: PruneArgs) -> Result<ExitCode> {
     let report = arca_repo::prune(&repo)?;
     let wal = {
         let _lock = repo.lock_exclusive("prune")?;
-        let (snaps, damaged) = repo.snapshots_and_damage()?;
+        let (snaps, damaged) = repo.manifests_and_damage()?;
         if damaged.is_empty() {
             arca_ops::pg::expire_wal(&repo, &snaps)?
         } else {

@@ -27,22 +27,25 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
     clean_up_on_signal()?;
     if a.pitr.is_set() {
-        return super::pg_restore::run(&repo, &a, to, &repo.snapshots()?);
+        return super::pg_restore::run(&repo, &a, to, &repo.manifests()?);
     }
     let snap = match &a.id {
-        Some(id) => repo.find_snapshot(id)?,
+        Some(id) => repo.find_manifest(id)?,
         None => {
-            let snaps = repo.snapshots()?;
+            let snaps = repo.manifests()?;
             // A PostgreSQL repository holds many backups; arca picks the
             // newest that reaches the target.
-            if snaps.iter().any(|s| s.engine == "postgres") {
+            if snaps
+                .iter()
+                .any(|s| s.engine == arca_repo::EngineName::Postgres)
+            {
                 return super::pg_restore::run(&repo, &a, to, &snaps);
             }
             the_only_backup(&repo, snaps)?
         }
     };
-    if snap.engine == "postgres" {
-        return super::pg_restore::run(&repo, &a, to, &repo.snapshots()?);
+    if snap.engine == arca_repo::EngineName::Postgres {
+        return super::pg_restore::run(&repo, &a, to, &repo.manifests()?);
     }
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");
@@ -112,10 +115,10 @@ fn clean_up_on_signal() -> Result<()> {
 /// holding exactly one backup.
 fn the_only_backup(
     repo: &arca_repo::Repository,
-    mut snaps: Vec<arca_repo::Snapshot>,
-) -> Result<arca_repo::Snapshot> {
+    mut snaps: Vec<arca_repo::Manifest>,
+) -> Result<arca_repo::Manifest> {
     match snaps.len() {
-        0 => Err(arca_repo::Error::NoSnapshots.into()),
+        0 => Err(arca_repo::Error::NoBackups.into()),
         1 => Ok(snaps.remove(0)),
         n => bail!(
             "{} holds {n} backups: name one (an id from `arca list`, or `latest`)",

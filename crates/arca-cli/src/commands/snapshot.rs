@@ -28,7 +28,7 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
             let repo = super::open(&a.repo)?;
             let begin = a.begin_ts.as_deref().map(super::parse_time).transpose()?;
             let end = a.end_ts.as_deref().map(super::parse_time).transpose()?;
-            let snaps = repo.snapshots()?;
+            let snaps = repo.manifests()?;
             let shown: Vec<_> = points_in(&snaps)
                 .into_iter()
                 .filter(|p| a.sname.as_ref().is_none_or(|n| &p.name == n))

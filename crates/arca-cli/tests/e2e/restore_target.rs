@@ -7,30 +7,30 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use arca_repo::{Id, Location, Repository, Snapshot};
+use arca_repo::{Id, Location, Manifest, Repository};
 
 use super::common::*;
 
 /// Writes a copy of `snap` under a new id, changed by `edit`, through the
 /// repository's own API; returns the new id.
-fn forge(repo: &str, snap: &Snapshot, edit: impl FnOnce(&mut Snapshot)) -> String {
+fn forge(repo: &str, snap: &Manifest, edit: impl FnOnce(&mut Manifest)) -> String {
     let r = Repository::open(&Location::parse(repo).unwrap()).unwrap();
     let mut s = snap.clone();
     s.id = Id::random();
     edit(&mut s);
-    r.write_snapshot(&s).unwrap();
+    r.write_manifest(&s).unwrap();
     s.id.to_hex()
 }
 
-fn only_snapshot(repo: &str) -> Snapshot {
+fn only_manifest(repo: &str) -> Manifest {
     Repository::open(&Location::parse(repo).unwrap())
         .unwrap()
-        .find_snapshot("latest")
+        .find_manifest("latest")
         .unwrap()
 }
 
 /// `snap` made to look like a PostgreSQL backup whose directories are `dirs`.
-fn as_postgres(s: &mut Snapshot, dirs: &[&str]) {
+fn as_postgres(s: &mut Manifest, dirs: &[&str]) {
     s.engine = "postgres".into();
     s.meta = serde_json::to_value(arca_ops::pg::PgBackupMeta {
         system_identifier: "7000000000000000001".into(),
@@ -79,7 +79,7 @@ fn paths_outside_the_target_are_refused_and_checked() {
     make_db(&db, 1, "DELETE");
     let repo = env.init_local("repo");
     env.backup(&repo, &db);
-    let good = only_snapshot(&repo);
+    let good = only_manifest(&repo);
     let abs = env.path("abs.db");
     let escapes = [
         ("../escape.db".to_string(), env.path("escape.db")),
@@ -209,7 +209,7 @@ fn only_a_regular_file_or_a_directory_is_replaced() {
     assert!(is_fifo(&wal) && !target.exists());
 
     // A PostgreSQL data directory: only a directory.
-    let good = only_snapshot(&repo);
+    let good = only_manifest(&repo);
     let id = forge(&repo, &good, |s| as_postgres(s, &["base"]));
     let (out, _) = fails(&[
         "restore",

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 
 use arca_engine::postgres::{list_data_dir, DataEntry, DataFileReader, PgSource, Segment};
-use arca_repo::{BackupSession, FileEntry, Id, NewSnapshot, Progress, Repository, Snapshot};
+use arca_repo::{BackupSession, FileEntry, Id, Manifest, NewManifest, Progress, Repository};
 
 use super::{stream, PgBackupMeta};
 use crate::{BackupOptions, Error, Result};
@@ -16,7 +16,7 @@ pub fn backup_postgres(
     repo: &Repository,
     opts: &BackupOptions,
     progress: &dyn Progress,
-) -> Result<Snapshot> {
+) -> Result<Manifest> {
     let source = PgSource::parse(&opts.source, opts.pgdata.clone())?;
     let start_time = jiff::Timestamp::now();
     let mut session = BackupSession::start(repo, opts.parallelism.max(1))?;
@@ -122,10 +122,10 @@ pub fn backup_postgres(
         gid: root_meta.gid(),
     };
     let snap = session.commit_with_parent(
-        NewSnapshot {
-            engine: "postgres".into(),
+        NewManifest {
+            engine: arca_repo::EngineName::Postgres,
             source: source.to_string(),
-            kind: "physical".into(),
+            kind: arca_repo::BackupKind::Physical,
             name: opts.name.clone(),
             tags: opts.tags.clone(),
             start_time,
@@ -154,7 +154,7 @@ impl Parent {
     fn last(repo: &Repository, system_identifier: &str, read_all: bool) -> Result<Parent> {
         // Backups only: a named point of the cluster (kind `point`) has no files.
         let last = repo
-            .snapshots()?
+            .manifests()?
             .into_iter()
             .filter(|s| {
                 PgBackupMeta::of(s).is_some_and(|m| m.system_identifier == system_identifier)

@@ -22,7 +22,7 @@ pub use wal::{
     ClusterWindow, Fetched, WalExpired, WalGap, SPOOL_DIR,
 };
 
-use arca_repo::Snapshot;
+use arca_repo::Manifest;
 use serde::{Deserialize, Serialize};
 
 use arca_engine::postgres::Lsn;
@@ -50,8 +50,10 @@ pub struct PgBackupMeta {
 }
 
 impl PgBackupMeta {
-    pub fn of(snap: &Snapshot) -> Option<PgBackupMeta> {
-        if snap.engine != "postgres" || snap.kind != "physical" {
+    pub fn of(snap: &Manifest) -> Option<PgBackupMeta> {
+        if snap.engine != arca_repo::EngineName::Postgres
+            || snap.kind != arca_repo::BackupKind::Physical
+        {
             return None;
         }
         serde_json::from_value(snap.meta.clone()).ok()

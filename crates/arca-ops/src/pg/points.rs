@@ -3,12 +3,10 @@
 //! no files. Creating one copies no data.
 
 use arca_engine::postgres::{Lsn, PgSource};
-use arca_repo::{Id, Repository, Snapshot};
+use arca_repo::{Id, Manifest, Repository};
 
 use super::PgBackupMeta;
 use crate::{Error, Result};
-
-pub const POINT_KIND: &str = "point";
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Point {
@@ -22,8 +20,10 @@ pub struct Point {
 }
 
 impl Point {
-    pub fn of(snap: &Snapshot) -> Option<Point> {
-        if snap.engine != "postgres" || snap.kind != POINT_KIND {
+    pub fn of(snap: &Manifest) -> Option<Point> {
+        if snap.engine != arca_repo::EngineName::Postgres
+            || snap.kind != arca_repo::BackupKind::Point
+        {
             return None;
         }
         let mut p: Point = serde_json::from_value(snap.meta.clone()).ok()?;
@@ -34,11 +34,11 @@ impl Point {
 
 /// All named points, oldest first.
 pub fn points(repo: &Repository) -> Result<Vec<Point>> {
-    Ok(points_in(&repo.snapshots()?))
+    Ok(points_in(&repo.manifests()?))
 }
 
 /// The named points among `snaps`, oldest first.
-pub fn points_in(snaps: &[Snapshot]) -> Vec<Point> {
+pub fn points_in(snaps: &[Manifest]) -> Vec<Point> {
     let mut v: Vec<Point> = snaps.iter().filter_map(Point::of).collect();
     v.sort_by_key(|p| p.time);
     v
@@ -52,7 +52,7 @@ pub fn reaches(backup: &PgBackupMeta, point: &Point) -> bool {
 }
 
 /// Why `point` cannot be restored from any backup among `snaps`, if so.
-pub fn unrestorable(point: &Point, snaps: &[Snapshot]) -> Option<String> {
+pub fn unrestorable(point: &Point, snaps: &[Manifest]) -> Option<String> {
     if snaps
         .iter()
         .filter_map(PgBackupMeta::of)
@@ -64,7 +64,7 @@ pub fn unrestorable(point: &Point, snaps: &[Snapshot]) -> Option<String> {
 }
 
 /// The points only `backup` reaches: deleting it leaves them unrestorable.
-pub fn points_only_based_on(backup: &Snapshot, snaps: &[Snapshot]) -> Vec<Point> {
+pub fn points_only_based_on(backup: &Manifest, snaps: &[Manifest]) -> Vec<Point> {
     let Some(meta) = PgBackupMeta::of(backup) else {
         return Vec::new();
     };
@@ -105,12 +105,12 @@ pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point
         id: String::new(),
     };
     let _lock = repo.lock_shared("snapshot create")?;
-    let snap = Snapshot {
+    let snap = Manifest {
         version: 1,
         id: Id::random(),
-        engine: "postgres".into(),
+        engine: arca_repo::EngineName::Postgres,
         source: source.to_string(),
-        kind: POINT_KIND.into(),
+        kind: arca_repo::BackupKind::Point,
         name: Some(name.to_string()),
         tags: Vec::new(),
         hostname: arca_repo::lock::hostname(),
@@ -122,7 +122,7 @@ pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point
         files: Vec::new(),
         meta: serde_json::to_value(&point).expect("point encodes"),
     };
-    repo.write_snapshot(&snap)?;
+    repo.write_manifest(&snap)?;
     Ok(Point {
         id: snap.id.to_hex(),
         ..point
@@ -131,7 +131,7 @@ pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point
 
 /// Forgets a named point (the WAL it is in stays).
 pub fn drop_point(repo: &Repository, name: &str) -> Result<Point> {
-    let snaps = repo.snapshots()?;
+    let snaps = repo.manifests()?;
     let Some((snap, point)) = snaps
         .iter()
         .find_map(|s| Point::of(s).filter(|p| p.name == name).map(|p| (s, p)))
@@ -141,6 +141,6 @@ pub fn drop_point(repo: &Repository, name: &str) -> Result<Point> {
         )));
     };
     let _lock = repo.lock_shared("snapshot drop")?;
-    repo.delete_snapshot(&snap.id)?;
+    repo.delete_manifest(&snap.id)?;
     Ok(point)
 }

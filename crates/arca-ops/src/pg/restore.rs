@@ -10,7 +10,7 @@ use arca_engine::postgres::{
     prepare_target, set_owner_and_modes, write_recovery, Lsn, RecoverySettings, RecoveryTarget,
     Segment,
 };
-use arca_repo::{Error as RepoError, Progress, Repository, Snapshot};
+use arca_repo::{Error as RepoError, Manifest, Progress, Repository};
 
 use super::points::Point;
 use super::wal::{last_record_in, last_xact_time, prefetch, SPOOL_DIR};
@@ -56,10 +56,10 @@ pub struct PgRestoreOptions {
 /// Picks the backup to start from: the newest one of the cluster that ends
 /// before the target (or `chosen`, checked against the target).
 pub fn choose_backup(
-    snaps: &[Snapshot],
-    chosen: Option<Snapshot>,
+    snaps: &[Manifest],
+    chosen: Option<Manifest>,
     target: &PgTarget,
-) -> Result<(Snapshot, PgBackupMeta, Option<RecoveryTarget>)> {
+) -> Result<(Manifest, PgBackupMeta, Option<RecoveryTarget>)> {
     let (want_cluster, recovery, limit_lsn, limit_time) = match target {
         PgTarget::Latest => (None, None, None, None),
         PgTarget::Time(t) => (
@@ -133,7 +133,7 @@ pub fn choose_backup(
 
 pub fn restore_postgres(
     repo: &Repository,
-    snap: &Snapshot,
+    snap: &Manifest,
     meta: &PgBackupMeta,
     recovery: Option<RecoveryTarget>,
     opts: &PgRestoreOptions,
@@ -249,7 +249,7 @@ pub fn restore_postgres(
 fn restore_files(
     repo: &Repository,
     index: &arca_repo::index::Index,
-    snap: &Snapshot,
+    snap: &Manifest,
     staging: &std::path::Path,
     parallelism: usize,
     progress: &dyn Progress,

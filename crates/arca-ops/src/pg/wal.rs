@@ -369,7 +369,7 @@ pub struct ClusterWindow {
 /// One entry per cluster with backups or archived WAL.
 pub fn cluster_windows(
     repo: &Repository,
-    snaps: &[arca_repo::Snapshot],
+    snaps: &[arca_repo::Manifest],
 ) -> Result<Vec<ClusterWindow>> {
     let mut out = Vec::new();
     let mut by_cluster = backups_by_cluster(snaps);
@@ -424,7 +424,7 @@ pub fn cluster_windows(
 
 /// The physical backups of each cluster, by system identifier.
 fn backups_by_cluster(
-    snaps: &[arca_repo::Snapshot],
+    snaps: &[arca_repo::Manifest],
 ) -> std::collections::BTreeMap<String, Vec<PgBackupMeta>> {
     let mut map: std::collections::BTreeMap<String, Vec<PgBackupMeta>> = Default::default();
     for m in snaps.iter().filter_map(PgBackupMeta::of) {
@@ -444,7 +444,7 @@ pub struct WalExpired {
 /// files) older than the start of each cluster's oldest backup. A cluster
 /// with no backup keeps all its WAL; timeline history files are kept.
 /// The caller holds the exclusive lock, so no restore is choosing a backup.
-pub fn expire_wal(repo: &Repository, snaps: &[arca_repo::Snapshot]) -> Result<WalExpired> {
+pub fn expire_wal(repo: &Repository, snaps: &[arca_repo::Manifest]) -> Result<WalExpired> {
     let mut out = WalExpired::default();
     let by_cluster = backups_by_cluster(snaps);
     for s in repo.log_streams()? {

@@ -22,8 +22,8 @@ use super::{damaged, Key, Wanted};
 use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::index::{Index, Lookup};
+use crate::manifest::{FileEntry, LIST_IDS};
 use crate::repository::Repository;
-use crate::snapshot::{FileEntry, LIST_IDS};
 
 /// A window, planned: its blocks by frame, and where each frame's sealed
 /// bytes will be.

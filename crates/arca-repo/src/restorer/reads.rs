@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::frames::Frames;
 use crate::id::BlobId;
 use crate::index::{BlobLoc, Index};
+use crate::manifest::FileEntry;
 use crate::repository::Repository;
-use crate::snapshot::FileEntry;
 
 /// Frames near each other are fetched with one read up to this size.
 pub(super) const MAX_READ: u64 = 16 << 20;
@@ -156,7 +156,7 @@ impl<'a> Lists<'a> {
                             let e = Error::corrupt(format!("block list {id} fails its hash"));
                             damaged(file, &pack.id, e)
                         })?;
-                    out.insert(j, crate::snapshot::decode_list(blob)?);
+                    out.insert(j, crate::manifest::decode_list(blob)?);
                 }
                 frames.recycle(raw);
             }

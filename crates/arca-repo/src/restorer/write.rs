@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::{windows, Verified};
 use crate::direct::{Aligned, Output, Stage};
 use crate::error::{Error, Result};
-use crate::snapshot::FileEntry;
+use crate::manifest::FileEntry;
 use crate::Progress;
 
 /// Runs are gathered into regions of this size, at offsets that are

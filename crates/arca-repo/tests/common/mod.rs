@@ -1,7 +1,7 @@
 //! Helpers shared by the repository's integration tests.
 
 use arca_repo::config::InitOptions;
-use arca_repo::{BackupSession, Location, NewSnapshot, NoProgress, Repository, Snapshot};
+use arca_repo::{BackupSession, Location, Manifest, NewManifest, NoProgress, Repository};
 
 /// A new repository under `dir/repo`, with `opts`.
 pub fn init(dir: &std::path::Path, opts: &InitOptions) -> Repository {
@@ -15,8 +15,8 @@ pub fn back_up(
     repo: &Repository,
     files: &[(&str, &[u8])],
     page: u32,
-    base: Option<&Snapshot>,
-) -> Snapshot {
+    base: Option<&Manifest>,
+) -> Manifest {
     let mut session = BackupSession::start(repo, 2).unwrap();
     for (name, bytes) in files {
         let mut reader: &[u8] = bytes;
@@ -34,7 +34,7 @@ pub fn back_up(
             .unwrap();
     }
     session
-        .commit(NewSnapshot {
+        .commit(NewManifest {
             engine: "test".into(),
             source: "test://files".into(),
             kind: "physical".into(),

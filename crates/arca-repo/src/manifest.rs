@@ -1,4 +1,4 @@
-//! Snapshot manifests: one JSON file per backup, written last.
+//! Manifest manifests: one JSON file per backup, written last.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use crate::config::Envelope;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Id, BLOB_ID_LEN};
 
-pub const SNAPSHOT_DIR: &str = "snapshots";
+pub const MANIFEST_DIR: &str = "snapshots";
 
 /// Block ids per list blob: a list blob of 16-byte ids is 64 KiB and covers
 /// 16 MiB of a 4 KiB-page database. Unchanged stretches of a file keep their
@@ -65,13 +65,12 @@ pub fn checked_path(snapshot: &Id, path: &str) -> Result<PathBuf> {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct Manifest {
     pub version: u32,
     pub id: Id,
-    pub engine: String,
+    pub engine: EngineName,
     pub source: String,
-    /// What kind of copy: `physical` for a consistent image of the database files.
-    pub kind: String,
+    pub kind: BackupKind,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
@@ -92,19 +91,19 @@ pub struct Snapshot {
     pub meta: serde_json::Value,
 }
 
-impl Snapshot {
+impl Manifest {
     pub fn path(id: &Id) -> String {
-        format!("{SNAPSHOT_DIR}/{}", id.to_hex())
+        format!("{MANIFEST_DIR}/{}", id.to_hex())
     }
 
     pub fn encode(&self, env: &Envelope) -> Result<Vec<u8>> {
         let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Format(format!("snapshot encoding failed: {e}")))?;
+            .map_err(|e| Error::Format(format!("manifest encoding failed: {e}")))?;
         Ok(crate::object::wrap(env.seal(json)))
     }
 
     /// Verifies the manifest's checksum, then decodes it.
-    pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<Snapshot> {
+    pub fn decode(env: &Envelope, bytes: Vec<u8>) -> Result<Manifest> {
         let checked = crate::object::unwrap(&bytes, crate::object::LEGACY_MANIFEST)?;
         let json = env.open(checked)?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(format!("does not parse: {e}")))
@@ -115,6 +114,77 @@ impl Snapshot {
             .total(jiff::Unit::Millisecond)
             .map(|ms| ms as i64)
             .unwrap_or(0)
+    }
+}
+
+/// A name stored as text in a manifest. A value this arca does not know
+/// (written by a newer arca) is kept as it is: it shows in `list` and a
+/// command that needs to understand it says so, instead of the manifest
+/// failing to parse as if damaged.
+macro_rules! stored_name {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+            /// Not known to this arca.
+            Unknown(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Unknown(s) => s,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> $name {
+                match s.as_str() {
+                    $($text => $name::$variant,)+
+                    _ => $name::Unknown(s),
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> $name {
+                $name::from(s.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_name! {
+    /// The engine that wrote a backup (`engine` in the manifest).
+    EngineName {
+        Sqlite = "sqlite",
+        Postgres = "postgres",
+    }
+}
+
+stored_name! {
+    /// What a manifest records (`kind` in the manifest).
+    BackupKind {
+        /// A consistent image of the database's files.
+        Physical = "physical",
+        /// A named point in time in an engine's log, with no data of its own.
+        Point = "point",
     }
 }
 
@@ -140,6 +210,19 @@ pub fn decode_list(bytes: &[u8]) -> Result<Vec<BlobId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_engine_and_kind_names_survive_a_round_trip() {
+        let e: EngineName = serde_json::from_str("\"oracle\"").unwrap();
+        assert_eq!(e, EngineName::Unknown("oracle".into()));
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"oracle\"");
+        let k: BackupKind = serde_json::from_str("\"physical\"").unwrap();
+        assert_eq!(k, BackupKind::Physical);
+        assert_eq!(
+            serde_json::to_string(&EngineName::Postgres).unwrap(),
+            "\"postgres\""
+        );
+    }
 
     #[test]
     fn paths_that_leave_the_target_are_refused() {
