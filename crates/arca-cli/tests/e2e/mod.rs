@@ -7,6 +7,7 @@ mod bad_input;
 mod behaviour;
 mod cli_forms;
 mod concurrency;
+mod contract;
 mod damage;
 mod faults_s3;
 mod golden;

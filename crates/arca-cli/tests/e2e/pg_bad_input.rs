@@ -3,7 +3,7 @@
 use super::common::{error_line, Env};
 use super::postgres::{arca, ok, server_repo, Pg};
 
-fn backups(repo: &str) -> usize {
+pub(super) fn backups(repo: &str) -> usize {
     let v: serde_json::Value =
         serde_json::from_str(&ok(&["list", "--repo", repo, "--json"])).unwrap();
     v.as_array().unwrap().len()
