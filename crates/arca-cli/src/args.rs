@@ -482,20 +482,6 @@ pub struct PitrArgs {
     pub target_action: Option<String>,
 }
 
-impl PitrArgs {
-    /// Whether any flag asks for a PostgreSQL restore.
-    pub fn is_set(&self) -> bool {
-        self.target_time.is_some()
-            || self.target_lsn.is_some()
-            || self.target_snapshot.is_some()
-            || self.start
-            || self.port.is_some()
-            || self.keep_archiving
-            || self.target_timeline.is_some()
-            || self.target_action.is_some()
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct WalPushArgs {
     #[command(flatten)]

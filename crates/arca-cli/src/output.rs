@@ -4,20 +4,7 @@ use arca_repo::Manifest;
 use comfy_table::{presets, Table};
 use serde::Serialize;
 
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use arca_ops::bytes;
 
 pub fn duration_ms(ms: i64) -> String {
     if ms < 1000 {

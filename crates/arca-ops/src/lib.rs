@@ -1,15 +1,19 @@
 //! Arca's operations: drive an engine into a repository and back.
 //!
 //! The engine gives a consistent image of a live database; the repository
-//! stores it. Neither knows the other; this crate connects them.
+//! stores it. Neither knows the other; this crate connects them, one folder
+//! per engine (`sqlite/`, `postgres/`) behind the [`engine::Engine`] seam.
+//! The CLI and the daemon call the functions here and never name an engine.
 
-pub mod backup;
-pub mod pg;
-pub mod restore;
+pub mod engine;
+pub mod postgres;
+pub mod sqlite;
 mod target;
 
-pub use backup::{backup, BackupOptions};
-pub use restore::{restore, RestoreOptions, RestoreReport};
+use arca_repo::{Manifest, Progress, Repository};
+
+pub use engine::{BackupOptions, Engine, Expired, RestoreRequest, Restored, Target, Window};
+pub use postgres::{drop_point, points_in, points_only_based_on, unrestorable, Point};
 pub use target::remove_temps;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,27 +32,131 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The engines a `--source` can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineKind {
-    Sqlite,
-    Postgres,
+/// Backs up `opts.source` with the engine its URL names.
+pub fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Manifest> {
+    let engine = engine::for_source(&opts.source)?;
+    engine.backup(repo, opts, progress).map_err(|e| match e {
+        Error::Repo(error) if wrote_data(&error) => Error::Leftovers { error },
+        e => e,
+    })
 }
 
-impl EngineKind {
-    pub fn of_source(source: &str) -> Result<EngineKind> {
-        match source.split_once("://") {
-            None => Ok(EngineKind::Sqlite),
-            Some(("sqlite" | "file", _)) => Ok(EngineKind::Sqlite),
-            Some(("postgres" | "postgresql", _)) => Ok(EngineKind::Postgres),
-            Some((scheme @ ("mysql" | "mariadb"), _)) => {
-                Err(Error::Unsupported(format!(
-                    "{scheme}:// sources are not supported yet in this build; SQLite and PostgreSQL are: --source sqlite://PATH or postgres://USER@HOST:PORT/DB"
-                )))
-            }
-            Some((scheme, _)) => Err(Error::Unsupported(format!(
-                "unknown source scheme {scheme}://: use sqlite://PATH or postgres://USER@HOST:PORT/DB"
-            ))),
+/// A failed write of a pack or index (not of a lock: then nothing was written).
+fn wrote_data(e: &arca_repo::Error) -> bool {
+    match e {
+        arca_repo::Error::Storage { op, path, .. } => {
+            matches!(*op, "write" | "rename") && !path.contains("/locks/")
         }
+        arca_repo::Error::Remote { message, .. } => {
+            message.contains("cannot write") && !message.contains("locks/")
+        }
+        _ => false,
+    }
+}
+
+/// Restores what `req` asks for with the engine of the backup it names.
+/// Without an id, the engine of the repository's backups picks one (the
+/// newest reaching the target, or the only one).
+pub fn restore(
+    repo: &Repository,
+    req: &RestoreRequest,
+    progress: &dyn Progress,
+) -> Result<Restored> {
+    let manifests = repo.manifests()?;
+    let chosen = match req.id.as_deref() {
+        None | Some("latest") => None,
+        Some(id) => Some(repo.find_manifest(id)?),
+    };
+    let engine = match (&chosen, req.id.as_deref()) {
+        (Some(m), _) => engine::of(m)?,
+        // `latest`: the newest backup's engine picks its newest.
+        (None, Some(_)) => engine::of(manifests.last().ok_or(arca_repo::Error::NoBackups)?)?,
+        (None, None) => {
+            let mut engines: Vec<_> = manifests.iter().map(|m| m.engine.as_str()).collect();
+            engines.sort();
+            engines.dedup();
+            match engines.as_slice() {
+                [] => return Err(arca_repo::Error::NoBackups.into()),
+                [_] => engine::of(&manifests[0])?,
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "{} holds backups of {} engines ({}): name the backup to restore (an id from `arca list`, or `latest`)",
+                        repo.location(),
+                        engines.len(),
+                        engines.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    // A backup the engine did not write is never handed to it.
+    let mine: Vec<Manifest> = manifests
+        .into_iter()
+        .filter(|m| m.engine == engine.name())
+        .collect();
+    engine.restore(repo, &mine, chosen, req, progress)
+}
+
+/// What [`prune`] did: packs, and each engine's expired logs.
+#[derive(Debug, serde::Serialize)]
+pub struct Pruned {
+    #[serde(flatten)]
+    pub packs: arca_repo::PruneReport,
+    #[serde(skip)]
+    pub logs: Vec<Expired>,
+}
+
+/// Removes what no backup needs: packs (repacking where worth it), then
+/// each engine's log objects older than every backup that needs them.
+pub fn prune(repo: &Repository) -> Result<Pruned> {
+    let packs = arca_repo::prune(repo)?;
+    let _lock = repo.lock_exclusive("prune")?;
+    let (manifests, damaged) = repo.manifests_and_damage()?;
+    let mut logs = Vec::new();
+    // A damaged manifest may be the oldest backup still needing its log.
+    if damaged.is_empty() {
+        for e in engine::ENGINES {
+            let mine: Vec<Manifest> = manifests
+                .iter()
+                .filter(|m| m.engine == e.name())
+                .cloned()
+                .collect();
+            logs.push(e.expire_logs(repo, &mine)?);
+        }
+    }
+    Ok(Pruned { packs, logs })
+}
+
+/// Every source's recoverable window, by engine.
+pub fn windows(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Window>> {
+    let mut out = Vec::new();
+    for e in engine::ENGINES {
+        out.extend(e.windows(repo, manifests)?);
+    }
+    Ok(out)
+}
+
+/// Names the current point of `source`'s log.
+pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point> {
+    engine::for_source(source)?.create_point(repo, source, name)
+}
+
+/// A byte count for a person: `1.5 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }

@@ -1,4 +1,4 @@
-//! Manifest manifests: one JSON file per backup, written last.
+//! Backup manifests: one JSON file per backup, written last.
 
 use std::path::PathBuf;
 

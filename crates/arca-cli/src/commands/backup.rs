@@ -17,10 +17,10 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
             name: a.name,
             tags: a.tags,
             parallelism: a.par.get(),
-            pgdata: a.pgdata,
+            data_dir: a.pgdata,
             full: a.full,
             check_source: a.check_source,
-            archive_command: super::pg_restore::archive_command(&a.repo).ok(),
+            reopen: super::repo_flags(&a.repo)?,
         },
         &bar,
     )?;

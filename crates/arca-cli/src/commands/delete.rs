@@ -20,7 +20,7 @@ pub fn run(a: DeleteArgs) -> Result<ExitCode> {
     let orphaned: Vec<String> = snaps
         .iter()
         .find(|s| s.id == id)
-        .map(|snap| arca_ops::pg::points_only_based_on(snap, &snaps))
+        .map(|snap| arca_ops::points_only_based_on(snap, &snaps))
         .unwrap_or_default()
         .into_iter()
         .map(|p| p.name)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use arca_ops::{BackupOptions, RestoreOptions};
+use arca_ops::{BackupOptions, RestoreRequest};
 use arca_repo::{check, CheckOptions, InitOptions, Location, NoProgress, Repository};
 
 use crate::args::DemoArgs;
@@ -122,18 +122,17 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         &format!("arca restore latest --repo {r} --to {x}"),
     );
     let t = Instant::now();
-    let latest = repo.find_manifest("latest")?;
-    arca_ops::restore(
+    let done = arca_ops::restore(
         &repo,
-        &latest,
-        &RestoreOptions {
-            to: restored.clone(),
+        &RestoreRequest {
+            id: Some("latest".into()),
             force: true,
             parallelism: par,
+            ..RestoreRequest::new(restored.clone())
         },
         &NoProgress,
     )?;
-    println!("   restored {} to {x} in {}", latest.id.short(), since(t));
+    println!("   restored {} to {x} in {}", &done.backup[..8], since(t));
 
     step(
         9,
@@ -141,7 +140,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         &format!("cmp {d} {x}"),
     );
     let same_bytes = std::fs::read(&db)? == std::fs::read(&restored)?;
-    arca_engine::sqlite::integrity_check(&restored)?;
+    arca_ops::sqlite::integrity_check(&restored)?;
     let (a_rows, b_rows) = (count_rows(&db)?, count_rows(&restored)?);
     if !same_bytes || a_rows != b_rows {
         bail!("the restored database differs from the source");
@@ -196,10 +195,7 @@ fn backup(repo: &Repository, source: &str, name: &str, par: usize) -> Result<arc
             name: Some(name.to_string()),
             tags: vec!["demo".into()],
             parallelism: par,
-            pgdata: None,
-            full: false,
-            check_source: false,
-            archive_command: None,
+            ..BackupOptions::default()
         },
         &NoProgress,
     )?;

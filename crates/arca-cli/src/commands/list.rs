@@ -14,23 +14,19 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         let damaged_id = |d: &arca_repo::index::Damaged| {
             d.path.rsplit('/').next().unwrap_or_default().to_string()
         };
-        let windows = arca_ops::pg::cluster_windows(&repo, &snaps)?;
+        let windows = arca_ops::windows(&repo, &snaps)?;
         if a.json {
-            // Each PostgreSQL backup carries its cluster's window and lag.
+            // Each backup carries its source's window and lag.
             let mut v = Vec::with_capacity(snaps.len());
             for s in &snaps {
                 let mut j = serde_json::to_value(backup_json(s, &path))?;
-                if let Some(p) = arca_ops::pg::Point::of(s) {
-                    let problem = arca_ops::pg::unrestorable(&p, &snaps);
+                if let Some(p) = arca_ops::Point::of(s) {
+                    let problem = arca_ops::unrestorable(&p, &snaps);
                     j["restorable"] = problem.is_none().into();
                     j["problem"] = problem.into();
                 }
-                if let Some(w) = arca_ops::pg::PgBackupMeta::of(s).and_then(|m| {
-                    windows
-                        .iter()
-                        .find(|w| w.system_identifier == m.system_identifier)
-                }) {
-                    j["cluster_window"] = serde_json::to_value(w)?;
+                if let Some(w) = windows.iter().find(|w| w.covers(s)) {
+                    j["cluster_window"] = w.json.clone();
                 }
                 v.push(j);
             }
@@ -61,8 +57,8 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
                     d.problem
                 ))?;
             }
-            for p in arca_ops::pg::points_in(&snaps) {
-                if let Some(why) = arca_ops::pg::unrestorable(&p, &snaps) {
+            for p in arca_ops::points_in(&snaps) {
+                if let Some(why) = arca_ops::unrestorable(&p, &snaps) {
                     out(format_args!(
                         "unrestorable: named snapshot {} ({}): {why}",
                         p.name,
@@ -70,14 +66,8 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
                     ))?;
                 }
             }
-            for w in &windows {
-                out(window_line(w))?;
-                for b in &w.timelines {
-                    out(format_args!(
-                        "  timeline {} branched from timeline {} at {}",
-                        b.timeline, b.parent, b.switch_lsn
-                    ))?;
-                }
+            for line in windows.iter().flat_map(|w| &w.lines) {
+                out(line)?;
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -128,36 +118,4 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// One PostgreSQL cluster's recoverable window and archive lag.
-fn window_line(w: &arca_ops::pg::ClusterWindow) -> String {
-    let local = |t: &jiff::Timestamp| {
-        t.to_zoned(jiff::tz::TimeZone::system())
-            .strftime("%Y-%m-%d %H:%M:%S %Z")
-            .to_string()
-    };
-    let window = match (&w.from, &w.to) {
-        (Some(f), Some(t)) if f <= t => format!(
-            "recoverable from {} to {} (the last archived transaction)",
-            local(f),
-            local(t)
-        ),
-        (Some(f), _) => format!(
-            "recoverable at {} only (no transaction archived after it)",
-            local(f)
-        ),
-        (None, _) => "not recoverable: no backup yet".to_string(),
-    };
-    let lag = match w.lag_seconds {
-        Some(s) => format!("archive lag {s} s"),
-        None => "no WAL archived".to_string(),
-    };
-    format!(
-        "PostgreSQL cluster {}: {window}; {lag}; newest WAL {}; {} backups, {} WAL files",
-        w.system_identifier,
-        w.newest_segment.as_deref().unwrap_or("-"),
-        w.backups,
-        w.segments
-    )
 }

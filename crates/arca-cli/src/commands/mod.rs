@@ -6,7 +6,6 @@ mod delete;
 pub mod demo;
 mod init;
 mod list;
-mod pg_restore;
 mod prune;
 mod repair;
 mod repo;

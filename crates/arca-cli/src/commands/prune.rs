@@ -7,24 +7,18 @@ use crate::output::{bytes, print_json};
 
 pub fn run(a: PruneArgs) -> Result<ExitCode> {
     let repo = super::open(&a.repo)?;
-    let report = arca_repo::prune(&repo)?;
-    let wal = {
-        let _lock = repo.lock_exclusive("prune")?;
-        let (snaps, damaged) = repo.manifests_and_damage()?;
-        if damaged.is_empty() {
-            arca_ops::pg::expire_wal(&repo, &snaps)?
-        } else {
-            // A damaged manifest may be the oldest backup still needing its WAL.
-            Default::default()
-        }
-    };
+    let pruned = arca_ops::prune(&repo)?;
+    let report = &pruned.packs;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
     if a.json {
-        let mut v = serde_json::to_value(&report)?;
-        v["wal_files_deleted"] = wal.files.into();
-        v["wal_bytes_freed"] = wal.bytes.into();
+        let mut v = serde_json::to_value(report)?;
+        // Logs expired, summed over engines (today only PostgreSQL's WAL).
+        let files: usize = pruned.logs.iter().map(|l| l.files).sum();
+        let freed: u64 = pruned.logs.iter().map(|l| l.bytes).sum();
+        v["wal_files_deleted"] = files.into();
+        v["wal_bytes_freed"] = freed.into();
         print_json(&v)?;
     } else {
         println!(
@@ -35,11 +29,12 @@ pub fn run(a: PruneArgs) -> Result<ExitCode> {
             bytes(report.bytes_freed),
             bytes(report.bytes_written)
         );
-        if wal.files > 0 {
+        for l in pruned.logs.iter().filter(|l| l.files > 0) {
             println!(
-                "expired: {} WAL files older than every backup, {} freed",
-                wal.files,
-                bytes(wal.bytes)
+                "expired: {} {} older than every backup, {} freed",
+                l.files,
+                l.what,
+                bytes(l.bytes)
             );
         }
     }

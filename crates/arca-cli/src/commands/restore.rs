@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use arca_ops::RestoreOptions;
+use arca_ops::{RestoreRequest, Target};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::args::RestoreArgs;
-use crate::output::{bytes, print_json};
+use crate::output::print_json;
 use crate::progress::Bar;
 
 pub fn run(a: RestoreArgs) -> Result<ExitCode> {
@@ -26,52 +26,38 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     };
     let repo = super::open(&a.repo)?;
     clean_up_on_signal()?;
-    if a.pitr.is_set() {
-        return super::pg_restore::run(&repo, &a, to, &repo.manifests()?);
-    }
-    let snap = match &a.id {
-        Some(id) => repo.find_manifest(id)?,
-        None => {
-            let snaps = repo.manifests()?;
-            // A PostgreSQL repository holds many backups; arca picks the
-            // newest that reaches the target.
-            if snaps
-                .iter()
-                .any(|s| s.engine == arca_repo::EngineName::Postgres)
-            {
-                return super::pg_restore::run(&repo, &a, to, &snaps);
-            }
-            the_only_backup(&repo, snaps)?
-        }
+    let p = &a.pitr;
+    let target = match (&p.target_time, &p.target_lsn, &p.target_snapshot) {
+        (None, None, None) => Target::Latest,
+        (Some(t), None, None) => Target::Time(super::parse_time(t)?),
+        (None, Some(l), None) => Target::Position(l.clone()),
+        (None, None, Some(n)) => Target::Named(n.clone()),
+        _ => bail!("give one of --target-time, --target-lsn and --target-snapshot"),
     };
-    if snap.engine == arca_repo::EngineName::Postgres {
-        return super::pg_restore::run(&repo, &a, to, &repo.manifests()?);
-    }
+    let req = RestoreRequest {
+        id: a.id.clone(),
+        to,
+        force: a.force,
+        parallelism: a.par.get_for_restore(),
+        target,
+        timeline: p.target_timeline.clone(),
+        pause_at_target: p.target_action.as_deref() == Some("pause"),
+        keep_archiving: p.keep_archiving,
+        start: p.start,
+        port: p.port,
+        reopen: super::repo_flags(&a.repo)?,
+    };
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");
-    let report = arca_ops::restore(
-        &repo,
-        &snap,
-        &RestoreOptions {
-            to,
-            force: a.force,
-            parallelism: a.par.get_for_restore(),
-        },
-        &bar,
-    )?;
+    let done = arca_ops::restore(&repo, &req, &bar)?;
     bar.finish();
     if a.json {
-        let mut v = serde_json::to_value(&report)?;
+        let mut v = serde_json::to_value(&done)?;
         v["duration_ms"] = (started.elapsed().as_millis() as u64).into();
         print_json(&v)?;
     } else {
-        for f in &report.files {
-            println!(
-                "restored backup {} to {} ({}, every block verified)",
-                snap.id.short(),
-                f.display(),
-                bytes(report.bytes)
-            );
+        for line in &done.lines {
+            println!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -109,20 +95,4 @@ fn clean_up_on_signal() -> Result<()> {
         }
     });
     Ok(())
-}
-
-/// mo_br names a backup by its location alone; here that means a repository
-/// holding exactly one backup.
-fn the_only_backup(
-    repo: &arca_repo::Repository,
-    mut snaps: Vec<arca_repo::Manifest>,
-) -> Result<arca_repo::Manifest> {
-    match snaps.len() {
-        0 => Err(arca_repo::Error::NoBackups.into()),
-        1 => Ok(snaps.remove(0)),
-        n => bail!(
-            "{} holds {n} backups: name one (an id from `arca list`, or `latest`)",
-            repo.location()
-        ),
-    }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use arca_ops::pg::{create_point, drop_point, points_in, unrestorable};
+use arca_ops::{create_point, drop_point, points_in, unrestorable};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::args::{PitrArgs, RestoreArgs, SnapshotCommand};

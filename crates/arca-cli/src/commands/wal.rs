@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
-use arca_engine::postgres::wal::{control_sysid, is_segment_name};
-use arca_ops::pg::{clear_spool, take_spooled, wal_fetch, wal_push, Fetched};
+use anyhow::Result;
+use arca_ops::postgres::{
+    clear_spool, cluster_of, is_segment, take_spooled, wal_fetch, wal_push, Fetched,
+};
 use arca_repo::Pushed;
 
 use crate::args::{WalFetchArgs, WalPushArgs};
@@ -56,25 +57,14 @@ fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
     }
     let cluster = match &a.cluster {
         Some(c) => c.clone(),
-        None => {
-            let control = pgdata.join("global/pg_control");
-            let bytes = std::fs::read(&control).map_err(|e| {
-                anyhow!(
-                    "cannot read {} to tell which cluster to fetch for ({e}): pass --cluster SYSTEM_ID or --pgdata",
-                    control.display()
-                )
-            })?;
-            control_sysid(&bytes)
-                .ok_or_else(|| anyhow!("{} is too short", control.display()))?
-                .to_string()
-        }
+        None => cluster_of(pgdata)?,
     };
     let repo = super::open(&a.repo)?;
     match wal_fetch(&repo, &cluster, &a.name, &a.dest)? {
         Fetched::Found => Ok(ExitCode::SUCCESS),
         Fetched::Missing => {
             tracing::info!("{} is not archived", a.name);
-            if is_segment_name(&a.name) {
+            if is_segment(&a.name) {
                 // The end of the archive: the rest of the spool is not needed.
                 clear_spool(pgdata);
             }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use arca_engine::postgres::PgSource;
-use arca_ops::pg::{wal_stream, StreamEvent, StreamOptions};
+use arca_ops::postgres::PgSource;
+use arca_ops::postgres::{wal_stream, StreamEvent, StreamOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::args::WalStreamArgs;

@@ -32,7 +32,7 @@ fn only_manifest(repo: &str) -> Manifest {
 /// `snap` made to look like a PostgreSQL backup whose directories are `dirs`.
 fn as_postgres(s: &mut Manifest, dirs: &[&str]) {
     s.engine = "postgres".into();
-    s.meta = serde_json::to_value(arca_ops::pg::PgBackupMeta {
+    s.meta = serde_json::to_value(arca_ops::postgres::PgBackupMeta {
         system_identifier: "7000000000000000001".into(),
         timeline: 1,
         start_lsn: arca_engine::postgres::Lsn(0x0300_0028),

@@ -17,7 +17,7 @@ pub fn backup_postgres(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<Manifest> {
-    let source = PgSource::parse(&opts.source, opts.pgdata.clone())?;
+    let source = PgSource::parse(&opts.source, opts.data_dir.clone())?;
     let start_time = jiff::Timestamp::now();
     let mut session = BackupSession::start(repo, opts.parallelism.max(1))?;
     // From here until stop() the server keeps full-page writes for the
@@ -99,10 +99,7 @@ pub fn backup_postgres(
         .map(|s| s.name(seg))
         .find(|n| !archived.contains(n))
     {
-        let command = opts
-            .archive_command
-            .clone()
-            .unwrap_or_else(|| format!("arca wal-push --repo {} %p", repo.location()));
+        let command = super::commands::archive_command(repo, &opts.reopen);
         return Err(Error::Unsupported(format!(
             "the server did not archive WAL segment {name}, which this backup needs, into {}: set archive_mode = on and archive_command = '{}' in postgresql.conf, then back up again",
             repo.location(),

@@ -1,39 +1,25 @@
-//! Restore: a snapshot's files into a target, verified, then renamed into place.
+//! A SQLite restore: the database file into a target, verified, then
+//! renamed into place.
 
 use std::path::{Path, PathBuf};
 
 use arca_engine::sqlite;
 use arca_repo::{restore_file, Error as RepoError, Manifest, Progress, Repository};
 
+use crate::engine::{RestoreRequest, Restored};
 use crate::target::{create_dirs_under, create_new, Temp};
 use crate::{Error, Result};
-
-#[derive(Debug, Clone, Default)]
-pub struct RestoreOptions {
-    /// The target file, or a directory to restore into under the file's own name.
-    pub to: PathBuf,
-    pub force: bool,
-    pub parallelism: usize,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RestoreReport {
-    pub snapshot: String,
-    pub files: Vec<PathBuf>,
-    pub bytes: u64,
-}
 
 pub fn restore(
     repo: &Repository,
     snap: &Manifest,
-    opts: &RestoreOptions,
+    opts: &RestoreRequest,
     progress: &dyn Progress,
-) -> Result<RestoreReport> {
-    if snap.engine != arca_repo::EngineName::Sqlite {
+) -> Result<Restored> {
+    if opts.wants_recovery() {
         return Err(Error::Unsupported(format!(
-            "backup {} is a {} backup, which this build cannot restore",
-            snap.id.short(),
-            snap.engine
+            "backup {} is a SQLite backup: it restores as it was taken, with no log to recover to a target or instance to start; leave out --target-*, --start, --port and --keep-archiving",
+            snap.id.short()
         )));
     }
     let [file] = snap.files.as_slice() else {
@@ -88,9 +74,16 @@ pub fn restore(
     out.sync_all().map_err(|e| RepoError::io(tmp.path(), e))?;
     std::fs::rename(tmp.path(), &target).map_err(|e| RepoError::io(&target, e))?;
     tmp.done();
-    Ok(RestoreReport {
-        snapshot: snap.id.to_hex(),
+    Ok(Restored {
+        backup: snap.id.to_hex(),
+        lines: vec![format!(
+            "restored backup {} to {} ({}, every block verified)",
+            snap.id.short(),
+            target.display(),
+            crate::bytes(file.size)
+        )],
         files: vec![target],
         bytes: file.size,
+        detail: Default::default(),
     })
 }

@@ -19,9 +19,13 @@ use super::wal::{last_record_in, last_xact_time, prefetch, SPOOL_DIR};
 /// become consistent and a few more, at most 64 (1 GiB of 16 MiB segments).
 const PREFETCH_SEGMENTS: usize = 64;
 const PREFETCH_PAST_STOP: u64 = 8;
+use super::commands::restore_command;
+use super::start::{free_port, start, user_of, Started};
+use super::wal::{branches, Branch};
 use super::{stream, PgBackupMeta};
+use crate::engine::{RestoreRequest, Restored, Target};
 use crate::target::{create_dirs_under, create_new, Temp};
-use crate::{Error, RestoreReport, Result};
+use crate::{Error, Result};
 
 /// Where recovery should stop.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +142,7 @@ pub fn restore_postgres(
     recovery: Option<RecoveryTarget>,
     opts: &PgRestoreOptions,
     progress: &dyn Progress,
-) -> Result<RestoreReport> {
+) -> Result<Restored> {
     // Every path the backup names stays inside the data directory.
     for d in &meta.dirs {
         arca_repo::checked_path(&snap.id, d)?;
@@ -237,10 +241,12 @@ pub fn restore_postgres(
     })();
     result?;
     temp.done();
-    Ok(RestoreReport {
-        snapshot: snap.id.to_hex(),
+    Ok(Restored {
+        backup: snap.id.to_hex(),
         files: vec![opts.to.clone()],
         bytes: snap.size,
+        detail: Default::default(),
+        lines: Vec::new(),
     })
 }
 
@@ -370,4 +376,174 @@ fn check_wal(
         .into_iter()
         .filter(|n| archived.contains(n))
         .collect())
+}
+
+/// A restore as the engine seam asks for it: picks the backup for the
+/// target, restores it, and starts it if asked; says what it did and what
+/// to do next.
+pub fn restore(
+    repo: &Repository,
+    manifests: &[Manifest],
+    chosen: Option<Manifest>,
+    req: &RestoreRequest,
+    progress: &dyn Progress,
+) -> Result<Restored> {
+    let mut target = match &req.target {
+        Target::Latest => PgTarget::Latest,
+        Target::Time(t) => PgTarget::Time(*t),
+        Target::Position(l) => PgTarget::Lsn(
+            l.parse()
+                .map_err(|e: String| Error::Unsupported(format!("--target-lsn: {e}")))?,
+        ),
+        Target::Named(n) => PgTarget::Snapshot(n.clone()),
+    };
+    let chosen = match chosen {
+        // A named point's id means "restore to that point".
+        Some(m) => match Point::of(&m) {
+            Some(p) if target == PgTarget::Latest => {
+                target = PgTarget::Snapshot(p.name);
+                None
+            }
+            Some(p) => {
+                return Err(Error::Unsupported(format!(
+                    "{} is snapshot {}, a point in time: give it as the target (--target-snapshot {}) or give a backup id",
+                    m.id.short(),
+                    p.name,
+                    p.name
+                )))
+            }
+            None => Some(m),
+        },
+        None => None,
+    };
+    let timeline = match req.timeline.as_deref() {
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("latest") => Some("latest".to_string()),
+        Some(t) => match t.parse::<u32>() {
+            Ok(n) if n > 0 => Some(n.to_string()),
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "--target-timeline {t:?} is not a timeline: give its number (as `arca list` shows) or latest"
+                )))
+            }
+        },
+    };
+    if req.pause_at_target && target == PgTarget::Latest {
+        return Err(Error::Unsupported("--target-action pause needs a target to pause at: give --target-time, --target-lsn or --target-snapshot".into()));
+    }
+    let (snap, meta, recovery) = choose_backup(manifests, chosen, &target)?;
+    // Timelines that branched off the backup's after it: followed only when named.
+    let branches: Vec<Branch> = branches(repo, &meta.system_identifier)?
+        .into_iter()
+        .filter(|b| b.follows_from(meta.timeline, meta.stop_lsn))
+        .collect();
+    let port = match (req.port, req.start) {
+        (Some(port), _) => Some(port),
+        (None, true) => Some(free_port()?),
+        (None, false) => None,
+    };
+    // PostgreSQL 13 on fails a recovery that ends before its target.
+    let to_target = recovery.is_some() && meta.server_version_num >= 130000;
+    let to = req.to.clone();
+    let report = restore_postgres(
+        repo,
+        &snap,
+        &meta,
+        recovery,
+        &PgRestoreOptions {
+            to: to.clone(),
+            force: req.force,
+            parallelism: req.parallelism,
+            target: target.clone(),
+            restore_command: restore_command(repo, &req.reopen, &meta.system_identifier, to_target),
+            port,
+            archive_off: !req.keep_archiving,
+            timeline: timeline.clone(),
+            pause_at_target: req.pause_at_target,
+        },
+        progress,
+    )?;
+    // The timeline recovery ends on: `latest` is the newest that branched
+    // off the backup's after it.
+    let followed_id = match timeline.as_deref() {
+        None => meta.timeline,
+        Some("latest") => branches
+            .iter()
+            .map(|b| b.timeline)
+            .max()
+            .unwrap_or(meta.timeline),
+        Some(n) => n.parse().unwrap_or(meta.timeline),
+    };
+    let followed = match timeline.as_deref() {
+        Some("latest") => format!("{followed_id} (the latest)"),
+        _ => followed_id.to_string(),
+    };
+    // Branches on the way to it are followed up to where the next one left.
+    let on_the_way: Vec<u32> = branches
+        .iter()
+        .find(|b| b.timeline == followed_id)
+        .map(|b| b.ancestors.iter().map(|&(t, _)| t).collect())
+        .unwrap_or_default();
+    let mut done = report;
+    done.detail.insert("timeline".into(), followed_id.into());
+    done.detail
+        .insert("archiving".into(), req.keep_archiving.into());
+    let what = match &target {
+        PgTarget::Latest => "the newest archived WAL".to_string(),
+        PgTarget::Time(t) => format!("{t}"),
+        PgTarget::Lsn(l) => format!("WAL position {l}"),
+        PgTarget::Snapshot(n) => format!("snapshot {n}"),
+    };
+    let lines = &mut done.lines;
+    lines.push(format!(
+        "restored backup {} to {} ({}); it recovers to {what} on timeline {followed} when started",
+        snap.id.short(),
+        to.display(),
+        crate::bytes(done.bytes)
+    ));
+    for b in branches
+        .iter()
+        .filter(|b| b.timeline != followed_id && !on_the_way.contains(&b.timeline))
+    {
+        lines.push(format!(
+            "timeline {} branched from timeline {} at {} (a promoted server or a restored copy that archived here): not followed; --target-timeline {} follows it",
+            b.timeline, b.parent, b.switch_lsn, b.timeline
+        ));
+    }
+    if req.keep_archiving {
+        lines.push("archiving: kept as the source had it; started, this cluster archives into the repository as a primary".into());
+    } else {
+        lines.push(format!(
+            "archiving: off (archive_mode = off in {}), so this copy cannot archive into {}; to make it the primary, restore with --keep-archiving",
+            to.join("postgresql.auto.conf").display(),
+            repo.location()
+        ));
+    }
+    if req.start {
+        let port = port.expect("--start chose a port");
+        let user = user_of(&snap.source);
+        let connect = format!("psql -h 127.0.0.1 -p {port} -U {user}");
+        let stop = format!("pg_ctl -D {} stop", to.display());
+        done.detail.insert("port".into(), port.into());
+        lines.push(match start(&to, meta.server_version_num, port, &user)? {
+            Started::Promoted => format!(
+                "started a temporary PostgreSQL on port {port} from {}: recovery is over; connect with {connect}; stop it with {stop}",
+                to.display()
+            ),
+            Started::Paused => format!(
+                "started a temporary PostgreSQL on port {port} from {}: paused at the recovery target, still in recovery (read-only); connect with {connect} to inspect it; SELECT pg_wal_replay_resume() ends recovery and makes it writable; stop it with {stop}",
+                to.display()
+            ),
+            Started::Unchecked(why) => format!(
+                "started a temporary PostgreSQL on port {port} from {}; arca could not connect to see whether recovery is over ({why}): SELECT pg_is_in_recovery() tells; connect with {connect}; stop it with {stop}",
+                to.display()
+            ),
+        });
+    } else {
+        if port.is_none() {
+            lines.push("port: the source's, from its configuration; restore with --port P to run it beside the source".into());
+        }
+        lines.push(format!("start it with: pg_ctl -D {} start", to.display()));
+    }
+    Ok(done)
 }

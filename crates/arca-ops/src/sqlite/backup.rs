@@ -1,60 +1,11 @@
-//! Backup: one consistent image of the source into a new snapshot.
+//! A SQLite backup: one consistent image of the database file.
 
 use arca_engine::sqlite::{self, SqliteSource};
 use arca_repo::{BackupSession, Manifest, NewManifest, Progress, Repository};
 
-use crate::{EngineKind, Error, Result};
-
-#[derive(Debug, Clone, Default)]
-pub struct BackupOptions {
-    pub source: String,
-    pub name: Option<String>,
-    pub tags: Vec<String>,
-    pub parallelism: usize,
-    /// PostgreSQL: the data directory on this host, if not the server's own
-    /// `data_directory`.
-    pub pgdata: Option<std::path::PathBuf>,
-    /// PostgreSQL: read every file, also those unchanged since the last backup.
-    pub full: bool,
-    /// SQLite: run `PRAGMA quick_check` on the image first. A source that
-    /// fails is still backed up (it may be the best copy there is), with a
-    /// warning and the problems in the manifest.
-    pub check_source: bool,
-    /// PostgreSQL: the `archive_command` an error tells the user to set: arca
-    /// by its absolute path (the server runs it with its own PATH) and this
-    /// repository's flags.
-    pub archive_command: Option<String>,
-}
+use crate::{BackupOptions, Result};
 
 pub fn backup(
-    repo: &Repository,
-    opts: &BackupOptions,
-    progress: &dyn Progress,
-) -> Result<Manifest> {
-    let done = match EngineKind::of_source(&opts.source)? {
-        EngineKind::Sqlite => backup_sqlite(repo, opts, progress),
-        EngineKind::Postgres => crate::pg::backup_postgres(repo, opts, progress),
-    };
-    done.map_err(|e| match e {
-        Error::Repo(error) if wrote_data(&error) => Error::Leftovers { error },
-        e => e,
-    })
-}
-
-/// A failed write of a pack or index (not of a lock: then nothing was written).
-fn wrote_data(e: &arca_repo::Error) -> bool {
-    match e {
-        arca_repo::Error::Storage { op, path, .. } => {
-            matches!(*op, "write" | "rename") && !path.contains("/locks/")
-        }
-        arca_repo::Error::Remote { message, .. } => {
-            message.contains("cannot write") && !message.contains("locks/")
-        }
-        _ => false,
-    }
-}
-
-fn backup_sqlite(
     repo: &Repository,
     opts: &BackupOptions,
     progress: &dyn Progress,

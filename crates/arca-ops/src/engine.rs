@@ -1,0 +1,260 @@
+//! The seam every engine implements, and the registry of engines.
+//!
+//! The CLI and the daemon call [`crate::backup`], [`crate::restore`],
+//! [`crate::prune`] and [`crate::windows`] without knowing which engine a
+//! source or a backup belongs to; those find the engine here, by the
+//! source's URL or by the engine name its manifest records. Adding an
+//! engine is one folder (`src/<engine>/`) and one line in [`ENGINES`]:
+//! `docs/design/engines.md` says what the folder holds.
+
+use std::path::PathBuf;
+
+use arca_repo::{EngineName, Manifest, Progress, Repository};
+
+use crate::{Error, Result};
+
+/// The engines this build has, in the order `--source` URLs are tried.
+pub static ENGINES: &[&dyn Engine] = &[&crate::sqlite::Sqlite, &crate::postgres::Postgres];
+
+/// One database engine, as the operations see it.
+pub trait Engine: Sync {
+    /// The name its backups record.
+    fn name(&self) -> EngineName;
+
+    /// What users call it ("PostgreSQL").
+    fn title(&self) -> &'static str;
+
+    /// The `--source` forms it takes, for error messages.
+    fn source_forms(&self) -> &'static str;
+
+    /// Whether a `--source` value names a database of this engine.
+    fn recognises(&self, source: &str) -> bool;
+
+    /// One consistent backup of the source into the repository.
+    fn backup(
+        &self,
+        repo: &Repository,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest>;
+
+    /// Restores `chosen` (or, with none, the backup this engine picks for
+    /// the target) from `manifests`, the repository's readable manifests.
+    fn restore(
+        &self,
+        repo: &Repository,
+        manifests: &[Manifest],
+        chosen: Option<Manifest>,
+        req: &RestoreRequest,
+        progress: &dyn Progress,
+    ) -> Result<Restored>;
+
+    /// Deletes log objects no remaining backup needs. `manifests` are all
+    /// of the repository's, none damaged.
+    fn expire_logs(&self, _repo: &Repository, _manifests: &[Manifest]) -> Result<Expired> {
+        Ok(Expired::default())
+    }
+
+    /// The recoverable windows of the sources whose logs the repository
+    /// holds, with their log lag.
+    fn windows(&self, _repo: &Repository, _manifests: &[Manifest]) -> Result<Vec<Window>> {
+        Ok(Vec::new())
+    }
+
+    /// Names the source's current point in its log (a named snapshot).
+    fn create_point(&self, _repo: &Repository, _source: &str, _name: &str) -> Result<crate::Point> {
+        Err(Error::Unsupported(format!(
+            "{} keeps no log in the repository, so a point in time cannot be named: take a backup (arca backup --name NAME) instead",
+            self.title()
+        )))
+    }
+}
+
+/// What a backup is asked for, whatever the engine.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub source: String,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub parallelism: usize,
+    /// Where the database's files are on this host, if not where the
+    /// server says (PostgreSQL's data directory).
+    pub data_dir: Option<PathBuf>,
+    /// Read everything, also what is unchanged since the last backup.
+    pub full: bool,
+    /// Check the source's consistency first (SQLite: `PRAGMA
+    /// quick_check`). A source that fails is still backed up (it may be the
+    /// best copy there is), with a warning and the problems in the manifest.
+    pub check_source: bool,
+    /// The arguments after `arca` that open this repository from another
+    /// process (never a secret), for the commands a server runs itself:
+    /// PostgreSQL's `archive_command` and `restore_command`.
+    pub reopen: Vec<String>,
+}
+
+/// Where a point-in-time restore stops.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// The end of the archived log (or the backup itself, without one).
+    Latest,
+    Time(jiff::Timestamp),
+    /// A position in the engine's log, as the engine writes it (a
+    /// PostgreSQL LSN).
+    Position(String),
+    /// A named snapshot.
+    Named(String),
+}
+
+/// What a restore is asked for, whatever the engine.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// A backup id, `latest`, or none: the engine picks.
+    pub id: Option<String>,
+    /// The target path: a file, a directory to restore into, or a data
+    /// directory, as the engine restores.
+    pub to: PathBuf,
+    pub force: bool,
+    pub parallelism: usize,
+    pub target: Target,
+    /// The log timeline to follow (a number or `latest`).
+    pub timeline: Option<String>,
+    /// Pause at the target instead of ending recovery.
+    pub pause_at_target: bool,
+    /// The restored copy keeps archiving into the repository (it becomes
+    /// the primary); by default it archives nothing.
+    pub keep_archiving: bool,
+    /// Start the restored instance and wait until it is ready.
+    pub start: bool,
+    pub port: Option<u16>,
+    /// As [`BackupOptions::reopen`].
+    pub reopen: Vec<String>,
+}
+
+impl RestoreRequest {
+    pub fn new(to: PathBuf) -> RestoreRequest {
+        RestoreRequest {
+            id: None,
+            to,
+            force: false,
+            parallelism: 1,
+            target: Target::Latest,
+            timeline: None,
+            pause_at_target: false,
+            keep_archiving: false,
+            start: false,
+            port: None,
+            reopen: Vec::new(),
+        }
+    }
+
+    /// Whether anything beyond "restore this backup" was asked for.
+    pub fn wants_recovery(&self) -> bool {
+        self.target != Target::Latest
+            || self.timeline.is_some()
+            || self.pause_at_target
+            || self.keep_archiving
+            || self.start
+            || self.port.is_some()
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Restored {
+    /// The backup restored, in full.
+    pub backup: String,
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+    /// What the engine adds for `--json` (PostgreSQL: the timeline).
+    #[serde(flatten)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
+    /// What happened and what to do next, a line each, for a person.
+    #[serde(skip)]
+    pub lines: Vec<String>,
+}
+
+/// Log objects deleted by [`Engine::expire_logs`].
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Expired {
+    pub files: usize,
+    pub bytes: u64,
+    /// What the log objects are called ("WAL files").
+    #[serde(skip)]
+    pub what: &'static str,
+}
+
+/// One source's recoverable window and log lag.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub engine: EngineName,
+    /// Which backups it covers: see [`Window::covers`].
+    pub key: String,
+    pub from: Option<jiff::Timestamp>,
+    pub to: Option<jiff::Timestamp>,
+    pub lag_seconds: Option<i64>,
+    /// The window for a person: the first line, then details.
+    pub lines: Vec<String>,
+    /// The window as `list --json` shows it beside each backup it covers.
+    pub json: serde_json::Value,
+    covers: fn(&Manifest, &str) -> bool,
+}
+
+impl Window {
+    pub fn new(
+        engine: EngineName,
+        key: String,
+        covers: fn(&Manifest, &str) -> bool,
+        json: serde_json::Value,
+    ) -> Window {
+        Window {
+            engine,
+            key,
+            from: None,
+            to: None,
+            lag_seconds: None,
+            lines: Vec::new(),
+            json,
+            covers,
+        }
+    }
+
+    /// Whether backup `m` is one this window's source can recover from.
+    pub fn covers(&self, m: &Manifest) -> bool {
+        (self.covers)(m, &self.key)
+    }
+}
+
+/// The engine a `--source` names.
+pub fn for_source(source: &str) -> Result<&'static dyn Engine> {
+    if let Some(e) = ENGINES.iter().find(|e| e.recognises(source)) {
+        return Ok(*e);
+    }
+    let forms: Vec<&str> = ENGINES.iter().map(|e| e.source_forms()).collect();
+    let scheme = source.split_once("://").map_or(source, |(s, _)| s);
+    Err(Error::Unsupported(match scheme {
+        "mysql" | "mariadb" => format!(
+            "{scheme}:// sources are not supported yet in this build; these are: {}",
+            forms.join(", ")
+        ),
+        _ => format!(
+            "unknown source scheme {scheme}://: use {}",
+            forms.join(" or ")
+        ),
+    }))
+}
+
+/// The engine that wrote a backup.
+pub fn of(m: &Manifest) -> Result<&'static dyn Engine> {
+    ENGINES
+        .iter()
+        .find(|e| e.name() == m.engine)
+        .copied()
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "backup {} was written by engine {:?}, which this arca ({}) does not know: upgrade arca to restore it",
+                m.id.short(),
+                m.engine.as_str(),
+                env!("CARGO_PKG_VERSION")
+            ))
+        })
+}
