@@ -8,9 +8,27 @@ use crate::id::Id;
 pub const FORMAT_VERSION: u32 = 1;
 pub const CONFIG_FILE: &str = "config";
 
+/// Index files and manifests behind `ARCAOBJ1` and a BLAKE3 checksum, pack
+/// headers with a checksum of their own (`ARCAPCK2` packs).
+pub const FEATURE_OBJECT_CHECKSUMS: &str = "object-checksums";
+/// Frames compressed against earlier versions of their blocks
+/// (`FrameKind::Delta`, tag 2 in pack headers and index files).
+pub const FEATURE_DELTA_FRAMES: &str = "delta-frames";
+
+/// The format features this arca reads, and records in every repository
+/// it creates. A later change to the files within format version 1 adds a
+/// name here; an arca that meets a name it does not know refuses the
+/// repository rather than take the new files for damage.
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_OBJECT_CHECKSUMS, FEATURE_DELTA_FRAMES];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub version: u32,
+    /// Format features the repository's files may use ([`KNOWN_FEATURES`]).
+    /// Configs written before the list have none and are read as before;
+    /// left out when empty, so their checksums still verify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
     pub id: Id,
     pub created: String,
     pub chunker: ChunkerConfig,
@@ -106,6 +124,7 @@ impl Config {
         getrandom::fill(&mut key).expect("the operating system's random source failed");
         Ok(Config {
             version: FORMAT_VERSION,
+            features: KNOWN_FEATURES.iter().map(|f| f.to_string()).collect(),
             id: Id::random(),
             created: jiff::Timestamp::now().to_string(),
             chunker: ChunkerConfig {
@@ -140,6 +159,12 @@ impl Config {
         self
     }
 
+    /// The config as stored: pretty JSON with its checksum sealed over its
+    /// contents as they are now.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&self.clone().with_checksum()).expect("config encodes")
+    }
+
     /// Parses a stored config and verifies its checksum.
     pub fn decode(bytes: &[u8]) -> Result<Config> {
         let config: Config = serde_json::from_slice(bytes)
@@ -159,6 +184,35 @@ impl Config {
         })?;
         Ok(key)
     }
+}
+
+/// What a stored config asks of its reader that this arca cannot give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsupported {
+    Version(u32),
+    Feature(String),
+}
+
+/// Reads a stored config's `version` and `features` alone, before anything
+/// else: a config written by a newer arca may hold fields this one cannot
+/// re-serialize for the checksum, or no longer parse as this version's, and
+/// must be refused as newer, not reported as damaged. `None` when this arca
+/// reads both (or they do not parse: [`Config::decode`] names that damage).
+pub fn unsupported(bytes: &[u8]) -> Option<Unsupported> {
+    #[derive(Deserialize)]
+    struct Gate {
+        version: u32,
+        #[serde(default)]
+        features: Vec<String>,
+    }
+    let gate: Gate = serde_json::from_slice(bytes).ok()?;
+    if gate.version != FORMAT_VERSION {
+        return Some(Unsupported::Version(gate.version));
+    }
+    gate.features
+        .into_iter()
+        .find(|f| !KNOWN_FEATURES.contains(&f.as_str()))
+        .map(Unsupported::Feature)
 }
 
 /// Seals and opens stored objects according to the config's encryption.
@@ -203,5 +257,82 @@ mod tests {
         assert!(Config::decode(bad.as_bytes()).is_err());
         // Whitespace is not content.
         assert!(Config::decode(text.replace("  ", "   ").as_bytes()).is_ok());
+    }
+
+    /// The config of tests/golden/v1-checksums, written before the
+    /// features list.
+    const BEFORE_FEATURES: &str = r#"{
+  "version": 1,
+  "id": "eeaceb16133b2d0c9623fc4d9233c26be7f6b7f4e4bf631a7430deb2aef99ff2",
+  "created": "2026-12-07T06:34:17.753787856Z",
+  "chunker": {
+    "block_size": 0,
+    "frame_size": 1048576,
+    "pack_size": 33554432
+  },
+  "compression": {
+    "algorithm": "zstd",
+    "level": 3
+  },
+  "encryption": {
+    "algorithm": "none"
+  },
+  "blob_key": "fb2e7ccdd178d9c0a6b9181312e6c6cb4c03fdf3630c32c4d1ad74e7e1ad0c2f",
+  "checksum": "96d54383062be0ba36db07c84c853bf8ef38bea996e3b154aa75462694708804"
+}"#;
+
+    #[test]
+    fn configs_from_before_the_features_list_read_as_before() {
+        let config = Config::decode(BEFORE_FEATURES.as_bytes()).unwrap();
+        assert!(config.features.is_empty());
+        assert_eq!(unsupported(BEFORE_FEATURES.as_bytes()), None);
+        // Sealed again, it is the same config byte for byte.
+        assert_eq!(String::from_utf8(config.encode()).unwrap(), BEFORE_FEATURES);
+        // The checksum still covers it.
+        let bad = BEFORE_FEATURES.replacen("33554432", "33554433", 1);
+        assert!(Config::decode(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn new_configs_record_the_features_under_their_checksum() {
+        let stored = Config::new(&InitOptions::default()).unwrap().encode();
+        let config = Config::decode(&stored).unwrap();
+        assert_eq!(config.features, KNOWN_FEATURES);
+        assert_eq!(unsupported(&stored), None);
+        let text = String::from_utf8(stored).unwrap();
+        assert!(text.contains("\"delta-frames\""), "{text}");
+        // Dropping a feature is a change to the config like any other.
+        let bad = text.replacen("\"delta-frames\"", "\"object-checksums\"", 1);
+        assert!(Config::decode(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_unknown_feature_or_version_is_found_before_the_checksum() {
+        let mut config = Config::decode(BEFORE_FEATURES.as_bytes()).unwrap();
+        config.features = vec!["delta-frames".into(), "zstd-dictionaries".into()];
+        let sealed = config.encode();
+        // Sealed properly: a sound config of a newer format.
+        assert!(Config::decode(&sealed).is_ok());
+        assert_eq!(
+            unsupported(&sealed),
+            Some(Unsupported::Feature("zstd-dictionaries".into()))
+        );
+        // A newer arca's checksum covers fields this arca drops, so here
+        // it does not verify: still refused as newer, not as damaged.
+        let text = String::from_utf8(sealed).unwrap();
+        let sum = Config::decode(text.as_bytes()).unwrap().checksum.unwrap();
+        let newer = text
+            .replacen("{", "{\n  \"wrapped_keys\": [],", 1)
+            .replacen(&sum, &blake3::hash(b"newer").to_hex(), 1);
+        assert!(Config::decode(newer.as_bytes()).is_err());
+        assert_eq!(
+            unsupported(newer.as_bytes()),
+            Some(Unsupported::Feature("zstd-dictionaries".into()))
+        );
+        let v2 = BEFORE_FEATURES.replacen("\"version\": 1", "\"version\": 2", 1);
+        assert_eq!(unsupported(v2.as_bytes()), Some(Unsupported::Version(2)));
+        // What does not parse is left to decode, which names the damage.
+        assert_eq!(unsupported(b"{\"version\": 1, \"features\": 7}"), None);
+        assert_eq!(unsupported(b"garbage"), None);
     }
 }

@@ -27,6 +27,10 @@ pub enum Error {
         supported: u32,
     },
 
+    /// The config names a format feature added after this arca was built.
+    #[error("repository {location} uses format feature {feature:?}, which this arca ({}) does not know: upgrade arca to open it", env!("CARGO_PKG_VERSION"))]
+    UnknownFeature { location: String, feature: String },
+
     #[error("no backup matches {0:?}: see `arca list` for the ids")]
     BackupNotFound(String),
 

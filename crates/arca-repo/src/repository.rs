@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::backend::{file_name, Backend, ListEntry, Location, TMP_DIR};
-use crate::config::{Config, Envelope, InitOptions, CONFIG_FILE, FORMAT_VERSION};
+use crate::config::{
+    self, Config, Envelope, InitOptions, Unsupported, CONFIG_FILE, FORMAT_VERSION,
+};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Hasher, Id};
 use crate::index::{Damaged, Index, IndexFile, INDEX_DIR};
@@ -48,8 +50,7 @@ impl Repository {
         if backend.exists(CONFIG_FILE)? {
             return Err(Error::AlreadyExists { location: loc });
         }
-        let json = serde_json::to_vec_pretty(&config).expect("config encodes");
-        backend.write(CONFIG_FILE, json)?;
+        backend.write(CONFIG_FILE, config.encode())?;
         Repository::from_parts(backend, config)
     }
 
@@ -75,8 +76,7 @@ impl Repository {
             Err(e) if e.is_missing_bucket() => {}
             Err(e) => return Err(e),
         }
-        let json = serde_json::to_vec_pretty(&config).expect("config encodes");
-        backend.write(CONFIG_FILE, json)?;
+        backend.write(CONFIG_FILE, config.encode())?;
         Repository::from_parts(backend, config)
     }
 
@@ -112,19 +112,30 @@ impl Repository {
 
     fn from_config_bytes(backend: Backend, loc: &str, bytes: &[u8]) -> Result<Repository> {
         let loc = loc.to_string();
+        // Version and features before the checksum: a newer arca's config
+        // is refused as newer, never reported as damaged.
+        match config::unsupported(bytes) {
+            Some(Unsupported::Version(found)) => {
+                return Err(Error::UnsupportedVersion {
+                    location: loc,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(Unsupported::Feature(feature)) => {
+                return Err(Error::UnknownFeature {
+                    location: loc,
+                    feature,
+                })
+            }
+            None => {}
+        }
         let config = Config::decode(bytes).map_err(|e| {
             Error::corrupt(format!(
                 "the repository's config file {loc}/config is damaged: {}; put back a copy of it (it never changes after `arca init`)",
                 e.detail()
             ))
         })?;
-        if config.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                location: loc,
-                found: config.version,
-                supported: FORMAT_VERSION,
-            });
-        }
         Repository::from_parts(backend, config)
     }
 
@@ -441,4 +452,32 @@ pub(crate) fn parse_name(path: &str) -> Result<Id> {
     file_name(path)
         .parse()
         .map_err(|_| Error::corrupt(format!("{path} is not named by an id")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repository_with_an_unknown_feature_is_refused_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("r");
+        let loc = Location::parse(root.to_str().unwrap()).unwrap();
+        let repo = Repository::init(&loc, &InitOptions::default()).unwrap();
+        assert_eq!(repo.config.features, config::KNOWN_FEATURES);
+        drop(repo);
+        let mut config = Repository::open(&loc).unwrap().config;
+        config.features.push("zstd-dictionaries".into());
+        std::fs::write(root.join(CONFIG_FILE), config.encode()).unwrap();
+        let err = Repository::open(&loc).err().expect("refused");
+        assert!(matches!(err, Error::UnknownFeature { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "repository {} uses format feature \"zstd-dictionaries\", which this arca ({}) does not know: upgrade arca to open it",
+                root.display(),
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
 }

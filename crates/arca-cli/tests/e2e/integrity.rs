@@ -399,6 +399,39 @@ fn a_damaged_config_is_named_as_the_config() {
     }
 }
 
+/// A config naming a format feature this arca does not know, sealed
+/// properly (a newer arca's repository, not damage), is refused in one
+/// line that names the feature, and nothing is written.
+#[test]
+fn an_unknown_format_feature_is_refused_as_newer_not_damaged() {
+    let env = Env::new();
+    let (repo, db, _, _) = two_backups(&env);
+    let path = PathBuf::from(&repo).join("config");
+    let mut config: arca_repo::config::Config =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(config.features.iter().any(|f| f == "delta-frames"));
+    config.features.push("zstd-dictionaries".into());
+    std::fs::write(&path, config.encode()).unwrap();
+    let before = dir_size(&PathBuf::from(&repo));
+    let source = format!("sqlite://{}", db.display());
+    for args in [
+        vec!["list", "--repo", &repo],
+        vec!["backup", "--repo", &repo, "--source", &source],
+    ] {
+        let (o, _) = fails(&args);
+        assert_ne!(o.status.code(), Some(0));
+        let line = error_line(&o);
+        assert!(
+            line.contains(&format!(
+                "repository {repo} uses format feature \"zstd-dictionaries\", which this arca ("
+            )) && line.ends_with("does not know: upgrade arca to open it"),
+            "{line}"
+        );
+        assert!(!line.contains("damaged"), "{line}");
+    }
+    assert_eq!(dir_size(&PathBuf::from(&repo)), before);
+}
+
 #[test]
 fn prune_refuses_a_damaged_index_and_changes_nothing() {
     let env = Env::new();
