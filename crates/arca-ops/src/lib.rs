@@ -2,9 +2,11 @@
 //!
 //! The engine gives a consistent image of a live database; the repository
 //! stores it. Neither knows the other; this crate connects them.
+//! [`repos`] names and opens repositories, for the CLI and a daemon alike.
 
 pub mod backup;
 pub mod pg;
+pub mod repos;
 pub mod restore;
 mod target;
 
