@@ -140,7 +140,7 @@ pub struct RepoArgs {
     )]
     pub secret_access_key: Option<Secret>,
     /// Seconds to wait for another arca holding a conflicting lock.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    #[arg(long, value_name = "SECONDS", default_value_t = arca_ops::repos::DEFAULT_LOCK_WAIT.as_secs())]
     pub lock_wait: u64,
     /// The global `--config`, copied here so `--repo NAME` can be looked up.
     #[arg(skip)]

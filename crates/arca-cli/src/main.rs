@@ -4,7 +4,6 @@ mod args;
 mod commands;
 mod output;
 mod progress;
-mod registry;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -3,10 +3,12 @@
 //! The engine gives a consistent image of a live database; the repository
 //! stores it. Neither knows the other; this crate connects them, one folder
 //! per engine (`sqlite/`, `postgres/`) behind the [`engine::Engine`] seam.
-//! The CLI and the daemon call the functions here and never name an engine.
+//! The CLI and the daemon call the functions here and never name an engine;
+//! [`repos`] names and opens repositories, for both alike.
 
 pub mod engine;
 pub mod postgres;
+pub mod repos;
 pub mod sqlite;
 mod target;
 

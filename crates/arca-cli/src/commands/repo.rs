@@ -1,17 +1,17 @@
 //! `arca repo add|list|remove`: the named-repository registry
-//! ([`crate::registry`]). None of them contacts a store.
+//! ([`arca_ops::repos::registry`]). None of them contacts a store.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
-use arca_repo::{Location, Secret, StoreOptions};
+use anyhow::Result;
+use arca_ops::repos::registry::{self, NewEntry, Registry, Source, PREFIX};
+use arca_repo::Secret;
 use comfy_table::{presets, Table};
 use serde::Serialize;
 
 use crate::args::{RepoAddArgs, RepoCommand, RepoListArgs, RepoRemoveArgs};
 use crate::output::print_json;
-use crate::registry::{self, Entry, Registry, Source, PREFIX};
 
 pub fn run(c: RepoCommand, config: Option<&Path>) -> Result<ExitCode> {
     let path = registry::require_config_path(config)?;
@@ -24,90 +24,33 @@ pub fn run(c: RepoCommand, config: Option<&Path>) -> Result<ExitCode> {
 }
 
 fn add(a: RepoAddArgs, path: &Path) -> Result<()> {
-    registry::check_name(&a.name)?;
-    match (a.secret_access_key.is_some(), a.store_secret_in_config) {
-        (true, false) => bail!(
-            "--secret_access_key would be written in clear into {}: give --secret-env VAR or \
-             --secret-file PATH (read when the repository is used), or add --store-secret-in-config \
-             to store it anyway",
-            path.display()
-        ),
-        (false, true) => bail!(
-            "--store-secret-in-config stores --secret_access_key, which was not given"
-        ),
-        (true, true) => eprintln!(
+    if a.secret_access_key.is_some() && a.store_secret_in_config {
+        eprintln!(
             "warning: --secret_access_key shows in the process list to every user of this machine; \
              prefer --secret-file PATH or --secret-env VAR"
-        ),
-        (false, false) => {}
+        );
     }
-    let id = source(
-        a.access_key_id,
-        a.access_key_id_env,
-        a.access_key_id_file,
-        "--access-key-id-env",
-    )?;
-    let secret = source(
-        a.secret_access_key,
-        a.secret_env,
-        a.secret_file,
-        "--secret-env",
-    )?;
-    // Check the location and options exactly as `--repo` does, with a
-    // stand-in for each credential that is read only when the repository is used.
-    let stand_in = |s: &Option<Source>| {
-        s.as_ref().map(|s| match s {
-            Source::Value(v) => v.clone(),
-            Source::Env(_) | Source::File(_) => Secret::new("stand-in"),
-        })
-    };
-    let opts = StoreOptions {
+    let new = NewEntry {
+        url: a.url,
         endpoint: a.endpoint,
         region: a.region,
         path_style: a.is_minio,
         role_arn: a.role_arn,
-        access_key_id: stand_in(&id),
-        secret_access_key: stand_in(&secret),
+        access_key_id: source(
+            a.access_key_id,
+            a.access_key_id_env,
+            a.access_key_id_file,
+            "--access-key-id-env",
+        )?,
+        secret_access_key: source(
+            a.secret_access_key,
+            a.secret_env,
+            a.secret_file,
+            "--secret-env",
+        )?,
+        store_secret_in_config: a.store_secret_in_config,
     };
-    let loc = Location::parse_with(&a.url, opts)?;
-    let entry = match &loc {
-        Location::Local(p) => Entry {
-            url: absolute(p)?.to_string_lossy().into_owned(),
-            ..Entry::default()
-        },
-        Location::Remote(r) => Entry {
-            url: loc.to_string(),
-            endpoint: r.options.endpoint.clone(),
-            region: r.options.region.clone(),
-            path_style: r.options.path_style,
-            role_arn: r.options.role_arn.clone(),
-            access_key_id: id,
-            secret_access_key: secret,
-        },
-    };
-    let mut reg = Registry::load(path)?;
-    reg.insert(&a.name, entry.clone())?;
-    for (what, s) in [
-        ("access key id", &entry.access_key_id),
-        ("secret access key", &entry.secret_access_key),
-    ] {
-        match s {
-            Some(Source::Env(var)) if std::env::var_os(var).is_none() => eprintln!(
-                "warning: the environment variable {var} is not set here; it must be wherever `--repo {}` is used",
-                a.name
-            ),
-            Some(Source::File(p)) if !p.exists() => eprintln!(
-                "warning: {} does not exist yet; it is read wherever `--repo {}` is used",
-                p.display(),
-                a.name
-            ),
-            Some(Source::File(p)) if what == "secret access key" => {
-                registry::warn_if_readable_by_others(p, &format!("the {what} of {}", a.name));
-            }
-            _ => {}
-        }
-    }
-    reg.save()?;
+    let entry = registry::add(path, &a.name, new)?;
     println!(
         "added repository {}: {} (in {})",
         a.name,
@@ -134,13 +77,9 @@ fn source(
     Ok(match (value, env, file) {
         (Some(v), _, _) => Some(Source::Value(v)),
         (None, Some(var), _) => Some(Source::env(var, env_flag)?),
-        (None, None, Some(p)) => Some(Source::File(absolute(&p)?)),
+        (None, None, Some(p)) => Some(Source::File(p)),
         (None, None, None) => None,
     })
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).map_err(|e| anyhow!("cannot make {} absolute: {e}", p.display()))
 }
 
 /// A registered repository as `repo list --json` prints it: credentials as
@@ -223,9 +162,7 @@ fn list(a: RepoListArgs, path: &Path) -> Result<()> {
 }
 
 fn remove(a: RepoRemoveArgs, path: &Path) -> Result<()> {
-    let mut reg = Registry::load(path)?;
-    let e = reg.remove(&a.name)?;
-    reg.save()?;
+    let e = registry::remove(path, &a.name)?;
     println!(
         "removed repository {} ({}) from {}; its data is untouched",
         a.name,

@@ -1,6 +1,7 @@
 //! The named-repository registry (StarRocks' CREATE/SHOW/DROP REPOSITORY):
-//! `arca repo add|list|remove` keep one `[repositories.NAME]` table per
-//! repository in a TOML file, and `--repo NAME` reads it.
+//! [`add`] and [`remove`] (`arca repo add|remove`) keep one
+//! `[repositories.NAME]` table per repository in a TOML file, [`Registry`]
+//! reads it (`arca repo list`), and [`lookup`] resolves `--repo NAME`.
 //!
 //! ```toml
 //! [repositories.prod]
@@ -15,8 +16,8 @@
 //! user asks. The file is always written with mode 0600, atomically: a temp
 //! file in the same directory, synced, then renamed over the old one.
 //!
-//! Which file: `--config PATH`, else `ARCA_CONFIG` (both through clap), else
-//! `$XDG_CONFIG_HOME/arca/arca.toml`, else `~/.config/arca/arca.toml`.
+//! Which file: the one given (the CLI's `--config PATH` or `ARCA_CONFIG`),
+//! else `$XDG_CONFIG_HOME/arca/arca.toml`, else `~/.config/arca/arca.toml`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,9 +25,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Result};
-use arca_repo::{Secret, StoreOptions};
+use arca_repo::{Location, Secret, StoreOptions};
 use serde::{Deserialize, Serialize};
+
+use super::{Error, Result};
 
 /// `--repo repo:NAME` always means the registered repository NAME.
 pub const PREFIX: &str = "repo:";
@@ -37,7 +39,7 @@ const HEADER: &str = "\
 
 ";
 
-/// The registry file: `--config`/`ARCA_CONFIG` if given, else
+/// The registry file: `explicit` (the CLI's `--config` or `ARCA_CONFIG`), else
 /// `$XDG_CONFIG_HOME/arca/arca.toml`, else `~/.config/arca/arca.toml`;
 /// `None` when there is no home directory to look in.
 pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -57,9 +59,7 @@ pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// [`config_path`], or an error saying how to give one.
 pub fn require_config_path(explicit: Option<&Path>) -> Result<PathBuf> {
-    config_path(explicit).ok_or_else(|| {
-        anyhow!("no config file: HOME is not set; pass --config PATH or set ARCA_CONFIG")
-    })
+    config_path(explicit).ok_or(Error::NoConfigFile)
 }
 
 /// Whether `s` can be a repository name: letters, digits, `-`, `_` and `.`,
@@ -74,10 +74,9 @@ pub fn is_name(s: &str) -> bool {
 
 pub fn check_name(s: &str) -> Result<()> {
     if !is_name(s) {
-        bail!(
-            "{s:?} is not a valid repository name: use letters, digits, `-`, `_` and `.`, \
-             starting with a letter or digit (at most 64)"
-        );
+        return Err(Error::BadName {
+            name: s.to_string(),
+        });
     }
     Ok(())
 }
@@ -105,45 +104,60 @@ impl fmt::Display for Source {
 }
 
 impl Source {
-    /// Checks an environment variable's name.
+    /// Checks an environment variable's name; `flag` names where it was
+    /// given, for the error.
     pub fn env(var: String, flag: &str) -> Result<Source> {
         if var.is_empty() || var.contains(['=', '\0']) {
-            bail!("{flag} takes the name of an environment variable, not {var:?}");
+            return Err(Error::BadEnvName {
+                flag: flag.to_string(),
+                var,
+            });
         }
         Ok(Source::Env(var))
     }
 
     /// The value. `secret`: warn if the file holding it is readable by others.
-    fn read(&self, what: &str, secret: bool, name: &str, config: &Path) -> Result<Secret> {
+    fn read(&self, what: &'static str, secret: bool, name: &str, config: &Path) -> Result<Secret> {
         let value = match self {
             Source::Value(v) => return Ok(v.clone()),
             Source::Env(var) => match std::env::var(var) {
                 Ok(v) => v,
-                Err(std::env::VarError::NotPresent) => bail!(
-                    "repository {name} takes its {what} from the environment variable {var}, \
-                     which is not set (registered in {})",
-                    config.display()
-                ),
-                Err(std::env::VarError::NotUnicode(_)) => bail!(
-                    "the environment variable {var} (the {what} of repository {name}) is not valid UTF-8"
-                ),
+                Err(std::env::VarError::NotPresent) => {
+                    return Err(Error::EnvNotSet {
+                        name: name.to_string(),
+                        what,
+                        var: var.clone(),
+                        config: config.to_path_buf(),
+                    })
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::EnvNotUnicode {
+                        name: name.to_string(),
+                        what,
+                        var: var.clone(),
+                    })
+                }
             },
             Source::File(p) => {
                 if secret {
                     warn_if_readable_by_others(p, &format!("the {what} of repository {name}"));
                 }
-                fs::read_to_string(p).map_err(|e| {
-                    anyhow!(
-                        "cannot read the {what} of repository {name} from {}: {e} (registered in {})",
-                        p.display(),
-                        config.display()
-                    )
+                fs::read_to_string(p).map_err(|error| Error::CredentialFile {
+                    name: name.to_string(),
+                    what,
+                    path: p.clone(),
+                    config: config.to_path_buf(),
+                    error,
                 })?
             }
         };
         let value = value.trim_end_matches(['\n', '\r']);
         if value.is_empty() {
-            bail!("the {what} of repository {name} ({self}) is empty");
+            return Err(Error::EmptyCredential {
+                name: name.to_string(),
+                what,
+                from: self.to_string(),
+            });
         }
         Ok(Secret::new(value))
     }
@@ -152,8 +166,8 @@ impl Source {
 /// Warns that a file holding a credential can be read by other users.
 pub fn warn_if_readable_by_others(p: &Path, what: &str) {
     if readable_by_others(p) {
-        eprintln!(
-            "warning: {} ({what}) is readable by other users of this machine: chmod 600 {}",
+        tracing::warn!(
+            "{} ({what}) is readable by other users of this machine: chmod 600 {}",
             p.display(),
             p.display()
         );
@@ -310,27 +324,25 @@ impl Registry {
                     repos: BTreeMap::new(),
                 })
             }
-            Err(e) => bail!("cannot read config file {}: {e}", path.display()),
-        };
-        let file: File = toml::from_str(&text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" at line {line}")
+            Err(error) => {
+                return Err(Error::ReadConfig {
+                    path: path.to_path_buf(),
+                    error,
                 })
-                .unwrap_or_default();
-            anyhow!(
-                "config file {} is not valid{at}: {}",
-                path.display(),
-                e.message().trim()
-            )
+            }
+        };
+        let file: File = toml::from_str(&text).map_err(|e| Error::InvalidConfig {
+            path: path.to_path_buf(),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            message: e.message().trim().to_string(),
         })?;
         if let Some(bad) = file.repositories.keys().find(|n| !is_name(n)) {
-            bail!(
-                "config file {} registers {bad:?}, which is not a valid repository name",
-                path.display()
-            );
+            return Err(Error::ConfigBadName {
+                path: path.to_path_buf(),
+                name: bad.clone(),
+            });
         }
         Ok(Registry {
             path: path.to_path_buf(),
@@ -355,12 +367,11 @@ impl Registry {
     pub fn insert(&mut self, name: &str, entry: Entry) -> Result<()> {
         check_name(name)?;
         if let Some(old) = self.repos.get(name) {
-            bail!(
-                "a repository named {name} is already registered in {} ({}): \
-                 remove it first with `arca repo remove {name}`",
-                self.path.display(),
-                old.url
-            );
+            return Err(Error::AlreadyRegistered {
+                name: name.to_string(),
+                config: self.path.clone(),
+                url: old.url.clone(),
+            });
         }
         self.repos.insert(name.to_string(), entry);
         Ok(())
@@ -368,17 +379,13 @@ impl Registry {
 
     /// Forgets `name`; fails if it is not registered.
     pub fn remove(&mut self, name: &str) -> Result<Entry> {
-        self.repos.remove(name).ok_or_else(|| {
-            let why = if self.exists {
-                ""
-            } else {
-                ", which does not exist"
-            };
-            anyhow!(
-                "no repository named {name} in {}{why}: `arca repo list` shows the registered ones",
-                self.path.display()
-            )
-        })
+        self.repos
+            .remove(name)
+            .ok_or_else(|| Error::NothingToRemove {
+                name: name.to_string(),
+                config: self.path.clone(),
+                file_exists: self.exists,
+            })
     }
 
     /// Writes the registry atomically with mode 0600: a temp file in the same
@@ -386,8 +393,10 @@ impl Registry {
     /// file or the new one, never a part; a failed write removes its temp
     /// file. A symlinked config file (dotfiles) is written through the link.
     pub fn save(&self) -> Result<()> {
-        let fail =
-            |what: String| anyhow!("cannot write config file {}: {what}", self.path.display());
+        let fail = |detail: String| Error::WriteConfig {
+            path: self.path.clone(),
+            detail,
+        };
         let target = match fs::symlink_metadata(&self.path) {
             Ok(m) if m.file_type().is_symlink() => {
                 fs::canonicalize(&self.path).map_err(|e| fail(format!("{e}")))?
@@ -435,6 +444,117 @@ impl Registry {
     }
 }
 
+/// A repository to register, as `arca repo add` takes it: the location and
+/// store options `--repo` takes, and where its credentials come from.
+#[derive(Debug, Clone, Default)]
+pub struct NewEntry {
+    /// A path, or a URL; a relative path is stored as an absolute one.
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub role_arn: Option<String>,
+    pub access_key_id: Option<Source>,
+    pub secret_access_key: Option<Source>,
+    /// Write a secret access key given as a value into the file, in clear;
+    /// without it such a secret is refused.
+    pub store_secret_in_config: bool,
+}
+
+/// Registers `name` in the registry file `config` and writes it; returns
+/// the entry as stored. Does not contact the store: the location and
+/// options are checked as `--repo` checks them, with a stand-in for each
+/// credential that is read only when the repository is used.
+pub fn add(config: &Path, name: &str, new: NewEntry) -> Result<Entry> {
+    check_name(name)?;
+    let in_clear = matches!(new.secret_access_key, Some(Source::Value(_)));
+    match (in_clear, new.store_secret_in_config) {
+        (true, false) => {
+            return Err(Error::SecretInClear {
+                config: config.to_path_buf(),
+            })
+        }
+        (false, true) => return Err(Error::NoSecretToStore),
+        _ => {}
+    }
+    let absolute_file = |s: Option<Source>| -> Result<Option<Source>> {
+        Ok(match s {
+            Some(Source::File(p)) => Some(Source::File(absolute(&p)?)),
+            s => s,
+        })
+    };
+    let id = absolute_file(new.access_key_id)?;
+    let secret = absolute_file(new.secret_access_key)?;
+    let stand_in = |s: &Option<Source>| {
+        s.as_ref().map(|s| match s {
+            Source::Value(v) => v.clone(),
+            Source::Env(_) | Source::File(_) => Secret::new("stand-in"),
+        })
+    };
+    let opts = StoreOptions {
+        endpoint: new.endpoint,
+        region: new.region,
+        path_style: new.path_style,
+        role_arn: new.role_arn,
+        access_key_id: stand_in(&id),
+        secret_access_key: stand_in(&secret),
+    };
+    let loc = Location::parse_with(&new.url, opts)?;
+    let entry = match &loc {
+        Location::Local(p) => Entry {
+            url: absolute(p)?.to_string_lossy().into_owned(),
+            ..Entry::default()
+        },
+        Location::Remote(r) => Entry {
+            url: loc.to_string(),
+            endpoint: r.options.endpoint.clone(),
+            region: r.options.region.clone(),
+            path_style: r.options.path_style,
+            role_arn: r.options.role_arn.clone(),
+            access_key_id: id,
+            secret_access_key: secret,
+        },
+    };
+    let mut reg = Registry::load(config)?;
+    reg.insert(name, entry.clone())?;
+    for (what, s) in [
+        ("access key id", &entry.access_key_id),
+        ("secret access key", &entry.secret_access_key),
+    ] {
+        match s {
+            Some(Source::Env(var)) if std::env::var_os(var).is_none() => tracing::warn!(
+                "the environment variable {var} is not set here; it must be wherever `--repo {name}` is used"
+            ),
+            Some(Source::File(p)) if !p.exists() => tracing::warn!(
+                "{} does not exist yet; it is read wherever `--repo {name}` is used",
+                p.display()
+            ),
+            Some(Source::File(p)) if what == "secret access key" => {
+                warn_if_readable_by_others(p, &format!("the {what} of {name}"));
+            }
+            _ => {}
+        }
+    }
+    reg.save()?;
+    Ok(entry)
+}
+
+/// Forgets `name` in the registry file `config` and writes it; returns what
+/// was registered. The repository's data is not touched.
+pub fn remove(config: &Path, name: &str) -> Result<Entry> {
+    let mut reg = Registry::load(config)?;
+    let entry = reg.remove(name)?;
+    reg.save()?;
+    Ok(entry)
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|error| Error::Absolute {
+        path: p.to_path_buf(),
+        error,
+    })
+}
+
 /// A registered repository that `--repo` named.
 #[derive(Debug)]
 pub struct Named {
@@ -465,11 +585,10 @@ pub fn lookup(value: &str, config: Option<&Path>) -> Result<Lookup> {
         let path = require_config_path(config)?;
         let reg = Registry::load(&path)?;
         let Some(entry) = reg.get(name) else {
-            bail!(
-                "no repository named {name} in {}: `arca repo list` shows the registered ones, \
-                 `arca repo add {name} URL` registers one",
-                path.display()
-            );
+            return Err(Error::NotRegistered {
+                name: name.to_string(),
+                config: path,
+            });
         };
         return Ok(Lookup::Named(Named {
             name: name.to_string(),
@@ -486,8 +605,8 @@ pub fn lookup(value: &str, config: Option<&Path>) -> Result<Lookup> {
     if fs::symlink_metadata(value).is_ok() {
         // An existing path wins; a broken config file does not stop it.
         if Registry::load(&path).is_ok_and(|r| r.get(value).is_some()) {
-            eprintln!(
-                "warning: --repo {value} means ./{value}, which exists here; \
+            tracing::warn!(
+                "--repo {value} means ./{value}, which exists here; \
                  write --repo {PREFIX}{value} for the repository registered as {value} in {}",
                 path.display()
             );
@@ -514,7 +633,7 @@ impl Named {
     /// environment or a file are read here, and only if no flag replaced them.
     pub fn store_options(&self, cli: &StoreOptions) -> Result<StoreOptions> {
         let e = &self.entry;
-        let cred = |flag: &Option<Secret>, stored: &Option<Source>, what: &str| {
+        let cred = |flag: &Option<Secret>, stored: &Option<Source>, what: &'static str| {
             if flag.is_some() {
                 return Ok(flag.clone());
             }
@@ -634,5 +753,78 @@ mod tests {
         assert!(o.path_style);
         assert_eq!(o.secret_access_key.unwrap().expose(), "from-flag");
         assert_eq!(o.access_key_id.unwrap().expose(), "AKIDEXAMPLE");
+    }
+
+    #[test]
+    fn add_and_remove_rewrite_the_file_privately_and_refuse_a_secret_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("conf/arca.toml");
+        let e = add(
+            &config,
+            "local",
+            NewEntry {
+                url: "some/relative/dir".into(),
+                ..NewEntry::default()
+            },
+        )
+        .unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(e.url, here.join("some/relative/dir").to_string_lossy());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&config).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let in_clear = NewEntry {
+            url: "s3://b/p".into(),
+            access_key_id: Some(Source::Env("ARCA_TEST_UNSET_KEY_ID".into())),
+            secret_access_key: Some(Source::Value(Secret::new("wJalrXUtnFEMI"))),
+            ..NewEntry::default()
+        };
+        let err = add(&config, "prod", in_clear.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--store-secret-in-config"), "{err}");
+        assert!(!err.contains("wJalrXUtnFEMI"), "{err}");
+        let err = add(
+            &config,
+            "local",
+            NewEntry {
+                url: "s3://b/p".into(),
+                ..NewEntry::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("already registered") && err.contains("arca repo remove local"),
+            "{err}"
+        );
+        add(
+            &config,
+            "prod",
+            NewEntry {
+                store_secret_in_config: true,
+                ..in_clear
+            },
+        )
+        .unwrap();
+        let reg = Registry::load(&config).unwrap();
+        assert_eq!(
+            reg.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["local", "prod"]
+        );
+        assert_eq!(remove(&config, "local").unwrap(), e);
+        let err = remove(&config, "local").unwrap_err().to_string();
+        assert!(err.starts_with("no repository named local in "), "{err}");
+        let names: Vec<String> = Registry::load(&config)
+            .unwrap()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert_eq!(names, ["prod"]);
+        // Only the file was ever written in its directory: no temp file left.
+        assert_eq!(fs::read_dir(config.parent().unwrap()).unwrap().count(), 1);
     }
 }
