@@ -20,3 +20,4 @@ mod pg_pitr;
 mod pg_stream;
 mod registry;
 mod restore_target;
+mod seam;

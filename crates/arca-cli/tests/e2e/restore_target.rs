@@ -13,7 +13,7 @@ use super::common::*;
 
 /// Writes a copy of `snap` under a new id, changed by `edit`, through the
 /// repository's own API; returns the new id.
-fn forge(repo: &str, snap: &Manifest, edit: impl FnOnce(&mut Manifest)) -> String {
+pub(super) fn forge(repo: &str, snap: &Manifest, edit: impl FnOnce(&mut Manifest)) -> String {
     let r = Repository::open(&Location::parse(repo).unwrap()).unwrap();
     let mut s = snap.clone();
     s.id = Id::random();
@@ -22,7 +22,7 @@ fn forge(repo: &str, snap: &Manifest, edit: impl FnOnce(&mut Manifest)) -> Strin
     s.id.to_hex()
 }
 
-fn only_manifest(repo: &str) -> Manifest {
+pub(super) fn only_manifest(repo: &str) -> Manifest {
     Repository::open(&Location::parse(repo).unwrap())
         .unwrap()
         .find_manifest("latest")
