@@ -49,15 +49,10 @@ pub fn backup(
 
 /// A failed write of a pack or index (not of a lock: then nothing was written).
 fn wrote_data(e: &arca_repo::Error) -> bool {
-    match e {
-        arca_repo::Error::Storage { op, path, .. } => {
-            matches!(*op, "write" | "rename") && !path.contains("/locks/")
-        }
-        arca_repo::Error::Remote { message, .. } => {
-            message.contains("cannot write") && !message.contains("locks/")
-        }
-        _ => false,
-    }
+    e.request().is_some_and(|r| {
+        matches!(r.op, "write" | "rename")
+            && r.key.split('/').next() != Some(arca_repo::lock::LOCK_DIR)
+    })
 }
 
 /// Restores what `req` asks for with the engine of the backup it names.

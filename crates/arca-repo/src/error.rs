@@ -56,10 +56,10 @@ pub enum Error {
 
     /// A local repository's file could not be read or written: the path in
     /// full and the system's reason, one line.
-    #[error("cannot {op} {path}: {}", system_reason(.error))]
+    #[error("cannot {} {path}: {}", .request.op, system_reason(.error))]
     Storage {
-        op: &'static str,
         path: String,
+        request: Box<Request>,
         error: Box<opendal::Error>,
     },
 
@@ -67,6 +67,7 @@ pub enum Error {
     /// bucket and endpoint, and never a credential.
     #[error("{message}")]
     Remote {
+        request: Box<Request>,
         kind: opendal::ErrorKind,
         /// The store's own error code, e.g. S3's `NoSuchBucket`.
         code: Option<String>,
@@ -110,6 +111,14 @@ impl Error {
         }
     }
 
+    /// The request to the store that failed, for a storage error.
+    pub fn request(&self) -> Option<&Request> {
+        match self {
+            Error::Storage { request, .. } | Error::Remote { request, .. } => Some(request),
+            _ => None,
+        }
+    }
+
     /// The object store says the bucket does not exist.
     pub fn is_missing_bucket(&self) -> bool {
         matches!(self, Error::Remote { code: Some(c), .. } if c == "NoSuchBucket")
@@ -120,6 +129,26 @@ impl Error {
             path: path.into(),
             error: source,
         }
+    }
+}
+
+/// A request to the store, as a storage error records it (boxed there: it
+/// is rarely read, and the error stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `open`, `start`, `read`, `write`, `rename`, `delete`, `list`, `stat`.
+    pub op: &'static str,
+    /// The path relative to the repository's root (`data/…`, `locks/…`);
+    /// empty for the store as a whole.
+    pub key: String,
+}
+
+impl Request {
+    pub(crate) fn new(op: &'static str, key: &str) -> Box<Request> {
+        Box::new(Request {
+            op,
+            key: key.to_string(),
+        })
     }
 }
 

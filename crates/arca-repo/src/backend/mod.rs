@@ -96,7 +96,7 @@ impl Backend {
                     builder = builder.atomic_write_dir(&tmp.to_string_lossy());
                 }
                 let op = Operator::new(builder)
-                    .map_err(|e| storage_err("open", &location.to_string(), e))?
+                    .map_err(|e| storage_err("open", &location.to_string(), "", e))?
                     // Few and short: a local error (a full disk, a
                     // permission) rarely goes away, and a write that fails
                     // should say so at once rather than after half a minute.
@@ -117,12 +117,12 @@ impl Backend {
         };
         let guard = rt.enter();
         let op = blocking::Operator::new(op)
-            .map_err(|e| storage_err("start", "the storage runtime", e))?;
+            .map_err(|e| storage_err("start", "the storage runtime", "", e))?;
         let remote = match remote {
             None => None,
             Some((quick, describe, scheme)) => Some(Arc::new(RemoteParts {
                 quick: blocking::Operator::new(quick)
-                    .map_err(|e| storage_err("start", "the storage runtime", e))?,
+                    .map_err(|e| storage_err("start", "the storage runtime", "", e))?,
                 describe,
                 rename_writes: scheme == Scheme::Webhdfs,
             })),
@@ -351,8 +351,10 @@ impl Backend {
     fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> Error {
         match (&self.remote, &self.location) {
             (Some(r), _) => r.describe.error(op, path, &e),
-            (None, Location::Local(root)) => storage_err(op, &root.join(path).to_string_lossy(), e),
-            (None, _) => storage_err(op, path, e),
+            (None, Location::Local(root)) => {
+                storage_err(op, &root.join(path).to_string_lossy(), path, e)
+            }
+            (None, _) => storage_err(op, path, path, e),
         }
     }
 }
@@ -383,10 +385,10 @@ fn install_http_transport() {
 
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn storage_err(op: &'static str, path: &str, error: opendal::Error) -> Error {
+fn storage_err(op: &'static str, path: &str, key: &str, error: opendal::Error) -> Error {
     Error::Storage {
-        op,
         path: path.to_string(),
+        request: crate::error::Request::new(op, key),
         error: Box::new(error),
     }
 }
@@ -412,5 +414,23 @@ mod tests {
         assert_eq!(back.as_ptr(), at);
         assert_eq!(back, vec![7u8; 1 << 20]);
         assert_eq!(backend.read("packs/p").unwrap(), back);
+    }
+
+    /// A failed request names its operation and the repository path, not
+    /// only in words: callers decide on them.
+    #[test]
+    fn a_failed_write_names_its_operation_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::open(&Location::Local(dir.path().to_path_buf()), true).unwrap();
+        // A directory where the file should go: no retry and no user can
+        // write it.
+        std::fs::create_dir_all(dir.path().join("locks/l")).unwrap();
+        let request = |e: &Error| e.request().map(|r| (r.op, r.key.clone()));
+        let e = backend.write("locks/l", vec![1u8]).unwrap_err();
+        assert_eq!(request(&e), Some(("write", "locks/l".into())), "{e}");
+        let e = backend.read("data/none").unwrap_err();
+        assert_eq!(request(&e), Some(("read", "data/none".into())), "{e}");
+        assert!(e.is_not_found());
+        assert_eq!(request(&Error::NoBackups), None);
     }
 }

@@ -135,7 +135,7 @@ fn layered<I: opendal::layers::RetryInterceptor>(op: Operator, retry: RetryLayer
 
 impl Describe {
     /// One line: what failed, why, where, and what to check.
-    pub fn error(&self, op: &str, path: &str, e: &opendal::Error) -> Error {
+    pub fn error(&self, op: &'static str, path: &str, e: &opendal::Error) -> Error {
         tracing::debug!(
             "{op} {path} on {}: {}",
             self.place,
@@ -193,6 +193,7 @@ impl Describe {
             self.place
         ));
         Error::Remote {
+            request: crate::error::Request::new(op, path),
             kind: e.kind(),
             code,
             message,
