@@ -38,7 +38,9 @@
 //! Every function returns the typed [`Error`]. Its `Display` is one line that names the
 //! path and says what to do, and already contains the underlying cause (an
 //! [`std::io::Error`] or [`rusqlite::Error`]), so it does not chain a `source()`.
-//! [`Error::is_temporary`] tells a retry layer whether trying again later can help.
+//! [`Error::kind`] tells a retry layer whether trying again later can help; it is
+//! decided on what the error is (an I/O error's kind, SQLite's result code,
+//! PostgreSQL's SQLSTATE), never on the words of its message.
 //! Errors raised while *reading* an image surface through [`std::io::Read`] as an
 //! [`std::io::Error`] whose inner error is the engine [`Error`]
 //! (`io_err.get_ref().and_then(|e| e.downcast_ref::<arca_engine::Error>())`).
@@ -62,9 +64,15 @@ pub enum Error {
     #[error("{} is not a SQLite database ({reason}): point --source at a SQLite database file", path.display())]
     NotSqlite { path: PathBuf, reason: String },
 
-    /// The `--source` value cannot be parsed.
-    #[error("invalid source {input:?}: {reason}; expected sqlite://PATH or a path to a SQLite database file")]
-    InvalidSource { input: String, reason: String },
+    /// The `--source` value cannot be parsed. `expected` says what one
+    /// looks like for the engine that was asked ([`sqlite::EXPECTED`],
+    /// [`postgres::EXPECTED`]).
+    #[error("invalid source {input:?}: {reason}; expected {expected}")]
+    InvalidSource {
+        input: String,
+        reason: String,
+        expected: &'static str,
+    },
 
     /// The restore target (or one of its `-wal`, `-shm`, `-journal` siblings) exists.
     #[error("restore target {} exists: pass --force to overwrite it", path.display())]
@@ -97,13 +105,22 @@ pub enum Error {
     #[error("I/O error on {}: {}", .0.display(), .1)]
     Io(PathBuf, std::io::Error),
 
-    /// A PostgreSQL server could not be reached or refused the connection.
-    #[error("cannot connect to {server}: {reason}; check host, port, user and password (URL, PGPASSWORD or ~/.pgpass)")]
-    Connect { server: String, reason: String },
+    /// A PostgreSQL server could not be reached or refused the login.
+    #[error("cannot connect to {server}: {reason}; {}", connect_advice(.cause))]
+    Connect {
+        server: String,
+        reason: String,
+        cause: postgres::PgCause,
+    },
 
-    /// A PostgreSQL server answered with an error, or is not fit for a backup.
+    /// A PostgreSQL server answered with an error, the connection to it
+    /// broke, or the server is not fit for a backup. `reason` says what to do.
     #[error("PostgreSQL at {server}: {reason}")]
-    Server { server: String, reason: String },
+    Server {
+        server: String,
+        reason: String,
+        cause: postgres::PgCause,
+    },
 
     /// Something this build cannot do yet, or will not do.
     #[error("{0}")]
@@ -114,11 +131,32 @@ pub enum Error {
     Sqlite(PathBuf, rusqlite::Error),
 }
 
+/// Whether an error may go away by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Trying the same operation again later may succeed: a lock another
+    /// connection holds, a server that is restarting, a connection that broke.
+    Temporary,
+    /// Waiting will not help: the input, a password, a permission, a setting
+    /// or the data must change first.
+    Permanent,
+}
+
+/// What to do when a login failed, by why it failed.
+fn connect_advice(cause: &postgres::PgCause) -> &'static str {
+    match cause {
+        postgres::PgCause::Connection => "check the host and port and that the server is running",
+        c if c.kind() == ErrorKind::Temporary => "retry when the server accepts connections",
+        _ => "check host, port, user and password (URL, PGPASSWORD or ~/.pgpass)",
+    }
+}
+
 impl Error {
-    /// Whether retrying the same operation later may succeed (a lock held by another
-    /// connection, an interrupted system call), as opposed to an error the user must fix.
-    pub fn is_temporary(&self) -> bool {
-        match self {
+    /// Whether retrying the same operation later may succeed, or the user must
+    /// fix something first. Decided on what the error is, never on its words.
+    pub fn kind(&self) -> ErrorKind {
+        let temporary = match self {
             Error::Busy { .. } => true,
             Error::Io(_, e) => matches!(
                 e.kind(),
@@ -130,7 +168,28 @@ impl Error {
                 e.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
+            Error::Connect { cause, .. } | Error::Server { cause, .. } => {
+                return cause.kind();
+            }
             _ => false,
+        };
+        if temporary {
+            ErrorKind::Temporary
+        } else {
+            ErrorKind::Permanent
+        }
+    }
+
+    /// `kind() == ErrorKind::Temporary`.
+    pub fn is_temporary(&self) -> bool {
+        self.kind() == ErrorKind::Temporary
+    }
+
+    /// The SQLSTATE a PostgreSQL server sent, if this error is one.
+    pub fn sqlstate(&self) -> Option<&::postgres::error::SqlState> {
+        match self {
+            Error::Connect { cause, .. } | Error::Server { cause, .. } => cause.sqlstate(),
+            _ => None,
         }
     }
 
@@ -212,6 +271,76 @@ mod tests {
         };
         assert!(busy.is_temporary());
         assert!(!Error::NotFound { path: "/x".into() }.is_temporary());
+    }
+
+    #[test]
+    fn a_login_failure_says_what_to_do_by_its_sqlstate() {
+        use ::postgres::error::SqlState;
+        let connect = |code: SqlState| Error::Connect {
+            server: "postgres://u@h:5432/db".into(),
+            reason: "why (CODE)".into(),
+            cause: postgres::PgCause::Sql(code),
+        };
+        let e = connect(SqlState::INVALID_PASSWORD);
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.sqlstate(), Some(&SqlState::INVALID_PASSWORD));
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to postgres://u@h:5432/db: why (CODE); check host, port, user and password (URL, PGPASSWORD or ~/.pgpass)"
+        );
+        assert_eq!(
+            connect(SqlState::INSUFFICIENT_PRIVILEGE).kind(),
+            ErrorKind::Permanent
+        );
+        let e = connect(SqlState::CANNOT_CONNECT_NOW);
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        assert!(e.is_temporary());
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to postgres://u@h:5432/db: why (CODE); retry when the server accepts connections"
+        );
+        let e = Error::Server {
+            server: "s".into(),
+            reason: "terminating connection due to administrator command (57P01)".into(),
+            cause: postgres::PgCause::Sql(SqlState::ADMIN_SHUTDOWN),
+        };
+        assert_eq!(e.kind(), ErrorKind::Temporary);
+        let e = Error::Server {
+            server: "s".into(),
+            reason: "the server is a standby: back up the primary".into(),
+            cause: postgres::PgCause::Other,
+        };
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.sqlstate(), None);
+    }
+
+    #[test]
+    fn a_cause_in_the_message_is_not_also_a_source() {
+        use std::error::Error as _;
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let errors = [
+            Error::Io("/p".into(), io()),
+            Error::Sqlite("/p".into(), rusqlite::Error::InvalidQuery),
+            Error::Connect {
+                server: "s".into(),
+                reason: "r".into(),
+                cause: postgres::PgCause::Connection,
+            },
+            Error::Server {
+                server: "s".into(),
+                reason: "r".into(),
+                cause: postgres::PgCause::Other,
+            },
+            Error::InvalidSource {
+                input: "x".into(),
+                reason: "r".into(),
+                expected: sqlite::EXPECTED,
+            },
+        ];
+        for e in errors {
+            assert!(e.source().is_none(), "{e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -32,6 +32,24 @@ pub enum Error {
     Leftovers { error: arca_repo::Error },
 }
 
+pub use arca_engine::ErrorKind;
+
+impl Error {
+    /// Whether trying the same operation again later may succeed. An
+    /// engine's error decides by its own kind; a repository's is temporary
+    /// only when another process holds its lock: the repository has already
+    /// retried the store's temporary failures itself.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Engine(e) => e.kind(),
+            Error::Repo(arca_repo::Error::Locked(_)) => ErrorKind::Temporary,
+            Error::Repo(_) | Error::Leftovers { .. } | Error::Unsupported(_) => {
+                ErrorKind::Permanent
+            }
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Backs up `opts.source` with the engine its URL names.

@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::config::{describe, PgSource};
+use super::core::PgCause;
 use super::wal::Lsn;
 use crate::Error;
 
@@ -48,6 +49,7 @@ impl PgSource {
         let server = |e: postgres::Error| Error::Server {
             server: source.clone(),
             reason: describe(&e),
+            cause: PgCause::of(&e),
         };
         let row = client
             .query_one(
@@ -66,12 +68,14 @@ impl PgSource {
             return Err(Error::Server {
                 server: source,
                 reason: "wal_level is minimal, so its WAL cannot restore a backup: set wal_level = replica and restart the server".into(),
+                cause: PgCause::Other,
             });
         }
         if row.get::<_, bool>(4) {
             return Err(Error::Server {
                 server: source,
                 reason: "the server is a standby: back up the primary".into(),
+                cause: PgCause::Other,
             });
         }
         let data_directory = match &self.pgdata {
@@ -85,6 +89,7 @@ impl PgSource {
                     "cannot read its data directory at {}: run arca on the database host as a user that can read it, or pass --pgdata PATH",
                     data_directory.display()
                 ),
+                cause: PgCause::Other,
             });
         }
         let sysid: String = row.get(5);
@@ -97,6 +102,7 @@ impl PgSource {
                     "{} is another cluster's data directory (the server's system identifier is {sysid}): pass the server's own with --pgdata",
                     data_directory.display()
                 ),
+                cause: PgCause::Other,
             });
         }
         let sql = if version >= 150000 {
@@ -113,6 +119,7 @@ impl PgSource {
             lsn: lsn.parse().map_err(|reason| Error::Server {
                 server: source.clone(),
                 reason,
+                cause: PgCause::Other,
             })?,
             timeline: tli as u32,
             system_identifier: sysid,
@@ -140,6 +147,7 @@ impl PgBackup {
             .map_err(|e| Error::Server {
                 server: self.source.clone(),
                 reason: describe(&e),
+                cause: PgCause::of(&e),
             })?;
         let sql = if self.start.server_version_num >= 150000 {
             "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)"
@@ -155,12 +163,14 @@ impl PgBackup {
                 ),
                 _ => describe(&e),
             },
+            cause: PgCause::of(&e),
         })?;
         let lsn: String = row.get(0);
         Ok(BackupStop {
             lsn: lsn.parse().map_err(|reason| Error::Server {
                 server: self.source.clone(),
                 reason,
+                cause: PgCause::Other,
             })?,
             backup_label: row.get(1),
             tablespace_map: row.get::<_, Option<String>>(2).unwrap_or_default(),
@@ -187,9 +197,10 @@ impl PgSource {
     /// new WAL segment so the archiver sends the point at once.
     pub fn create_restore_point(&self, name: &str) -> Result<RestorePoint, Error> {
         let mut client = self.connect()?;
-        let server = |reason: String| Error::Server {
+        let server = |reason: String, cause: PgCause| Error::Server {
             server: self.to_string(),
             reason,
+            cause,
         };
         let row = client
             .query_one(
@@ -198,14 +209,16 @@ impl PgSource {
                         (SELECT system_identifier::text FROM pg_control_system())",
                 &[&name],
             )
-            .map_err(|e| server(describe(&e)))?;
+            .map_err(|e| server(describe(&e), PgCause::of(&e)))?;
         let made_at = std::time::SystemTime::now();
         client
             .batch_execute("SELECT pg_switch_wal()")
-            .map_err(|e| server(describe(&e)))?;
+            .map_err(|e| server(describe(&e), PgCause::of(&e)))?;
         let lsn: String = row.get(0);
         Ok(RestorePoint {
-            lsn: lsn.parse().map_err(server)?,
+            lsn: lsn
+                .parse()
+                .map_err(|reason| server(reason, PgCause::Other))?,
             timeline: row.get::<_, i32>(1) as u32,
             system_identifier: row.get(2),
             made_at,

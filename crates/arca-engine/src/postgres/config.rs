@@ -3,7 +3,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::core::PgCause;
 use crate::Error;
+
+/// What a PostgreSQL `--source` looks like, for messages.
+pub const EXPECTED: &str = "postgres://USER[:PASSWORD]@HOST[:PORT]/DB";
 
 /// A PostgreSQL cluster to back up, as given by `--source` (and `--pgdata`).
 #[derive(Clone)]
@@ -22,8 +26,19 @@ impl PgSource {
         let invalid = |reason: String| Error::InvalidSource {
             input: redact(input),
             reason,
+            expected: EXPECTED,
         };
-        let mut config: postgres::Config = input.parse().map_err(|e| invalid(format!("{e}")))?;
+        if let Some((scheme, _)) = input.split_once("://") {
+            if !matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "postgres" | "postgresql"
+            ) {
+                return Err(invalid(format!(
+                    "the {scheme}:// scheme is not a PostgreSQL source"
+                )));
+            }
+        }
+        let mut config: postgres::Config = input.parse().map_err(|e| invalid(describe(&e)))?;
         if config.get_user().is_none() {
             let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
             config.user(&user);
@@ -52,6 +67,7 @@ impl PgSource {
             .map_err(|e| Error::Connect {
                 server: self.to_string(),
                 reason: describe(&e),
+                cause: PgCause::of(&e),
             })
     }
 
@@ -233,7 +249,24 @@ mod tests {
         let e = PgSource::parse("postgres://alice:s3cret@h:notaport/db", None).unwrap_err();
         let msg = e.to_string();
         assert!(!msg.contains("s3cret"), "{msg}");
-        assert!(msg.contains("invalid source"), "{msg}");
+        assert_eq!(
+            msg,
+            "invalid source \"postgres://alice:[SECRET]@h:notaport/db\": invalid connection string: invalid value for option `port`; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB"
+        );
+        assert_eq!(e.kind(), crate::ErrorKind::Permanent);
+        let e = PgSource::parse("sqlite://./app.db", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid source \"sqlite://./app.db\": the sqlite:// scheme is not a PostgreSQL source; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB"
+        );
+        for bad in [
+            "postgres://u@h/db?nosuchoption=1",
+            "postgresql://u@h:5432/db?sslmode=sometimes",
+        ] {
+            let msg = PgSource::parse(bad, None).unwrap_err().to_string();
+            assert!(msg.ends_with(&format!("; expected {EXPECTED}")), "{msg}");
+            assert!(!msg.contains("sqlite"), "{msg}");
+        }
     }
 
     #[test]

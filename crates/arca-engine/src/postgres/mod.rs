@@ -2,6 +2,7 @@
 
 mod backend;
 mod config;
+mod core;
 pub mod replication;
 mod restore;
 pub mod wal;
@@ -9,7 +10,8 @@ pub mod wal;
 pub use backend::{
     list_data_dir, BackupStart, BackupStop, DataEntry, DataFileReader, PgBackup, RestorePoint,
 };
-pub use config::PgSource;
+pub use config::{PgSource, EXPECTED};
+pub use core::{sqlstate_kind, PgCause};
 pub use restore::{
     prepare_target, set_owner_and_modes, write_recovery, RecoverySettings, RecoveryTarget,
 };

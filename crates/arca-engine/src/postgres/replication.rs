@@ -29,14 +29,12 @@ use postgres_protocol::message::backend::{ErrorFields, Message};
 use postgres_protocol::message::frontend;
 
 use super::config::PgSource;
+use super::core::{is_connection_io, PgCause};
 use super::wal::Lsn;
 use crate::Error;
 
-const LOST: &str = "connection lost";
-const CLOSED: &str = "the server closed the connection";
-const NO_ANSWER: &str = "no answer within";
-/// Marks a connect error that is the socket's, not the server's answer.
-const IO_PREFIX: &str = "unreachable: ";
+/// What to do about a connection that broke or went silent.
+const RECONNECT: &str = "retry when the server is up again";
 
 /// How long a command (not the stream itself) may wait for the server.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -172,9 +170,15 @@ impl Replication {
     pub fn connect(source: &PgSource) -> Result<Replication, Error> {
         let config = source.config();
         let server = source.to_string();
-        let connect_err = |reason: String| Error::Connect {
+        // The socket's failure, not the server's answer: refused, timed out
+        // or no socket yet is cured by a server coming back, a permission not.
+        let connect_err = |reason: String, kind: Option<io::ErrorKind>| Error::Connect {
             server: server.clone(),
-            reason: format!("{IO_PREFIX}{reason}"),
+            reason,
+            cause: match kind {
+                Some(k) if !is_connection_io(k) => PgCause::Other,
+                _ => PgCause::Connection,
+            },
         };
         let timeout = config
             .get_connect_timeout()
@@ -184,9 +188,12 @@ impl Replication {
         let sock = match config.get_hosts().first() {
             Some(postgres::config::Host::Unix(dir)) => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));
-                UnixStream::connect(&path)
-                    .map(Socket::Unix)
-                    .map_err(|e| connect_err(format!("{}: {}", path.display(), io_reason(&e))))?
+                UnixStream::connect(&path).map(Socket::Unix).map_err(|e| {
+                    connect_err(
+                        format!("{}: {}", path.display(), io_reason(&e)),
+                        Some(e.kind()),
+                    )
+                })?
             }
             other => {
                 let host = match other {
@@ -195,7 +202,7 @@ impl Replication {
                 };
                 let addrs = (host, port)
                     .to_socket_addrs()
-                    .map_err(|e| connect_err(format!("cannot resolve {host}: {e}")))?;
+                    .map_err(|e| connect_err(format!("cannot resolve {host}: {e}"), None))?;
                 let mut last = None;
                 let mut sock = None;
                 for addr in addrs {
@@ -207,10 +214,9 @@ impl Replication {
                         Err(e) => last = Some(e),
                     }
                 }
-                let sock = sock.ok_or_else(|| {
-                    connect_err(
-                        last.map_or_else(|| format!("{host} has no address"), |e| io_reason(&e)),
-                    )
+                let sock = sock.ok_or_else(|| match last {
+                    Some(e) => connect_err(io_reason(&e), Some(e.kind())),
+                    None => connect_err(format!("{host} has no address"), None),
                 })?;
                 let _ = sock.set_nodelay(true);
                 Socket::Tcp(sock)
@@ -249,6 +255,7 @@ impl Replication {
             password.ok_or_else(|| Error::Connect {
                 server: s.server.clone(),
                 reason: "the server asks for a password and none was given".into(),
+                cause: PgCause::Other,
             })
         };
         loop {
@@ -280,6 +287,7 @@ impl Replication {
                                 "the server offers only SASL mechanisms {} (without TLS Arca does SCRAM-SHA-256)",
                                 offered.join(", ")
                             ),
+                            cause: PgCause::Other,
                         });
                     }
                     let pw = need_password(self)?;
@@ -290,6 +298,7 @@ impl Replication {
                     return Err(Error::Connect {
                         server: self.server.clone(),
                         reason: "the server asks for an authentication method Arca does not support (use scram-sha-256, md5, password or trust in pg_hba.conf)".into(),
+                        cause: PgCause::Other,
                     })
                 }
             }
@@ -327,6 +336,7 @@ impl Replication {
             Message::AuthenticationSaslFinal(body) => scram.finish(body.data()).map_err(|e| Error::Connect {
                 server: self.server.clone(),
                 reason: format!("the server's SCRAM signature does not verify ({e}): is this the right server?"),
+                cause: PgCause::Other,
             }),
             Message::ErrorResponse(body) => Err(self.db_error(DbError::parse(body.fields()))),
             _ => Err(self.protocol("unexpected message during SCRAM authentication".into())),
@@ -656,7 +666,8 @@ impl Replication {
                 self.rbuf.truncate(n);
                 Err(Error::Server {
                     server: self.server.clone(),
-                    reason: CLOSED.into(),
+                    reason: format!("the server closed the connection; {RECONNECT}"),
+                    cause: PgCause::Connection,
                 })
             }
             Ok(k) => {
@@ -707,7 +718,8 @@ impl Replication {
             if left.is_zero() || (!self.fill(left)? && Instant::now() >= deadline) {
                 return Err(Error::Server {
                     server: self.server.clone(),
-                    reason: format!("{NO_ANSWER} {} s", timeout.as_secs()),
+                    reason: format!("no answer within {} s; {RECONNECT}", timeout.as_secs()),
+                    cause: PgCause::Connection,
                 });
             }
         }
@@ -723,14 +735,19 @@ impl Replication {
     fn lost(&self, e: io::Error) -> Error {
         Error::Server {
             server: self.server.clone(),
-            reason: format!("{LOST}: {}", io_reason(&e)),
+            reason: format!("connection lost: {}; {RECONNECT}", io_reason(&e)),
+            cause: PgCause::Connection,
         }
     }
 
+    /// The server said something this client does not understand.
     fn protocol(&self, what: String) -> Error {
         Error::Server {
             server: self.server.clone(),
-            reason: format!("replication protocol: {what}"),
+            reason: format!(
+                "replication protocol: {what}; check that --source names a PostgreSQL server"
+            ),
+            cause: PgCause::Other,
         }
     }
 
@@ -741,6 +758,9 @@ impl Replication {
         if let Some(d) = &e.detail {
             reason.push_str(&format!(": {d}"));
         }
+        let cause = PgCause::Sql(postgres::error::SqlState::from_code(&e.code));
+        // The server's message picks the advice among errors that share a
+        // code; whether to retry is decided on the code alone (the cause).
         let msg = e.message.as_str();
         let advice = match e.code.as_str() {
             // Wrong password: Error::Connect says to check it.
@@ -748,6 +768,7 @@ impl Replication {
                 return Error::Connect {
                     server: self.server.clone(),
                     reason,
+                    cause,
                 }
             }
             "28000" if msg.contains("pg_hba.conf") => Some(format!(
@@ -775,6 +796,7 @@ impl Replication {
         Error::Server {
             server: self.server.clone(),
             reason,
+            cause,
         }
     }
 }
@@ -802,37 +824,10 @@ fn data_row(
 
 fn io_reason(e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            "connection refused (is the server running and listening there?)".into()
-        }
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out".into(),
-        io::ErrorKind::NotFound => "no such socket (is the server running?)".into(),
+        io::ErrorKind::NotFound => "no such socket".into(),
         _ => e.to_string(),
-    }
-}
-
-/// Whether an error is the connection going away (the server stopping or
-/// restarting, the network), which connecting again later can cure, rather
-/// than something that waiting will not fix (a password, a permission, a
-/// setting, WAL the server no longer has).
-pub fn is_disconnect(e: &Error) -> bool {
-    const CODES: [&str; 6] = [
-        "(57P01)", // admin_shutdown
-        "(57P02)", // crash_shutdown
-        "(57P03)", // cannot_connect_now: starting up or shutting down
-        "(53300)", // too_many_connections: a sender of ours not gone yet
-        "(55006)", // object_in_use: the slot still held by that sender
-        "(08006)", // connection_failure
-    ];
-    match e {
-        Error::Connect { reason, .. } => reason.starts_with(IO_PREFIX),
-        Error::Server { reason, .. } => {
-            reason.starts_with(LOST)
-                || reason.starts_with(CLOSED)
-                || reason.starts_with(NO_ANSWER)
-                || CODES.iter().any(|c| reason.contains(c))
-        }
-        _ => false,
     }
 }
 
@@ -910,6 +905,43 @@ mod tests {
         assert_eq!(timeline_of(Lsn(0x600_0000), 1, 3, &h), 2);
         assert_eq!(timeline_of(Lsn(0x400_0000), 2, 3, &h), 2);
         assert_eq!(timeline_of(Lsn(0x900_0000), 1, 3, &h), 3);
+    }
+
+    /// A port nothing listens on.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn a_refused_connection_is_temporary_and_says_what_to_check() {
+        let port = closed_port();
+        let source =
+            PgSource::parse(&format!("postgres://u:pw@127.0.0.1:{port}/db"), None).unwrap();
+        let e = Replication::connect(&source).err().unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::Temporary, "{e}");
+        assert_eq!(e.sqlstate(), None);
+        assert_eq!(
+            e.to_string(),
+            format!("cannot connect to postgres://u@127.0.0.1:{port}/db: connection refused; check the host and port and that the server is running")
+        );
+        // The same through the `postgres` client that backups use.
+        let e = source.connect().err().unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::Temporary, "{e}");
+        assert!(e.to_string().contains("Connection refused"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_unix_socket_is_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "postgres://u@{}:5432/db",
+            dir.path().display().to_string().replace('/', "%2F")
+        );
+        let source = PgSource::parse(&url, None).unwrap();
+        let e = Replication::connect(&source).err().unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::Temporary, "{e}");
+        assert!(e.to_string().contains("no such socket"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,9 @@ use crate::Error;
 /// The scheme prefix of a SQLite source.
 pub(crate) const SCHEME: &str = "sqlite://";
 
+/// What a SQLite `--source` looks like, for messages.
+pub const EXPECTED: &str = "sqlite://PATH or a path to a SQLite database file";
+
 /// How long opening an image waits for another connection's lock by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -37,6 +40,7 @@ impl SqliteSource {
         let invalid = |reason: &str| Error::InvalidSource {
             input: s.to_string(),
             reason: reason.to_string(),
+            expected: EXPECTED,
         };
         let path = match strip_prefix_ignore_case(s, SCHEME) {
             Some(rest) => rest,

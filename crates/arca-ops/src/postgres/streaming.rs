@@ -19,7 +19,7 @@ use arca_engine::postgres::{Lsn, PgSource, Segment};
 use arca_repo::Repository;
 
 use super::stream as log_stream;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// How `wal-stream` runs.
 #[derive(Debug, Clone)]
@@ -93,7 +93,7 @@ pub fn wal_stream(
             Ok(report) => return Ok(report),
             Err(e) => e,
         };
-        let transient = matches!(&err, Error::Engine(e) if replication::is_disconnect(e));
+        let transient = err.kind() == ErrorKind::Temporary;
         let Some(prev) = last.as_ref().filter(|_| transient) else {
             return Err(err);
         };
