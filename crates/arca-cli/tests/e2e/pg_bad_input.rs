@@ -114,3 +114,55 @@ fn a_server_that_is_down_or_does_not_archive_is_refused() {
     assert!(line.contains("another cluster's data directory"), "{line}");
     assert_eq!(backups(&repo), 0);
 }
+
+#[test]
+fn a_bad_postgres_url_says_what_one_looks_like() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let expected = "; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB";
+    let bad = "postgres://alice:s3cr3t-u@127.0.0.1:notaport/db";
+    for args in [
+        vec!["backup", "--repo", &repo, "--source", bad],
+        vec!["wal-stream", "--repo", &repo, "--source", bad],
+        vec![
+            "snapshot", "create", "--repo", &repo, "--source", bad, "--sname", "p",
+        ],
+    ] {
+        let out = arca().args(&args).output().unwrap();
+        let line = error_line(&out);
+        assert_eq!(
+            line,
+            format!("error: invalid source \"postgres://alice:[SECRET]@127.0.0.1:notaport/db\": invalid connection string: invalid value for option `port`{expected}"),
+            "{}",
+            args[0]
+        );
+        assert!(!format!("{out:?}").contains("s3cr3t-u"), "{}", args[0]);
+    }
+    // An option libpq does not know, and a URL of another engine where
+    // PostgreSQL is expected.
+    let out = arca()
+        .args(["backup", "--repo", &repo, "--source"])
+        .arg("postgresql://u@127.0.0.1:5432/db?colour=blue")
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("unknown option `colour`"), "{line}");
+    assert!(line.ends_with(expected), "{line}");
+    let out = arca()
+        .args([
+            "wal-stream",
+            "--repo",
+            &repo,
+            "--source",
+            "sqlite://./app.db",
+        ])
+        .output()
+        .unwrap();
+    let line = error_line(&out);
+    assert!(
+        line.contains("the sqlite:// scheme is not a PostgreSQL source"),
+        "{line}"
+    );
+    assert!(line.ends_with(expected), "{line}");
+    assert_eq!(backups(&repo), 0);
+}
