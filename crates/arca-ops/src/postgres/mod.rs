@@ -46,7 +46,7 @@ impl Engine for Postgres {
     }
 
     fn source_forms(&self) -> &'static str {
-        "postgres://USER[:PASSWORD]@HOST:PORT/DB"
+        "postgres://USER[:PASSWORD]@HOST[:PORT]/DB"
     }
 
     fn recognises(&self, source: &str) -> bool {
