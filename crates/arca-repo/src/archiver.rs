@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::bounded;
 
+use crate::cancel::Op;
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
@@ -288,6 +289,11 @@ impl<'r> BackupSession<'r> {
             let mut seq = 0u64;
             let mut total = 0u64;
             let read_result: Result<()> = loop {
+                // Stopping the reader stops the rest: the stages drain, the
+                // packs being written finish, and nothing is committed.
+                if let Err(e) = repo.cancel.check(Op::Backup) {
+                    break Err(e);
+                }
                 let mut buf = pool_rx.try_recv().unwrap_or_default();
                 buf.resize(seg_bytes, 0);
                 let got = match fill(reader, &mut buf) {
@@ -356,6 +362,8 @@ impl<'r> BackupSession<'r> {
     /// [`Self::commit`] with the parent chosen by the caller.
     pub fn commit_with_parent(self, new: NewManifest, parent: Option<Id>) -> Result<Manifest> {
         self.packer.flush()?;
+        // The last point to stop: from here index and manifest are written.
+        self.repo.cancel.check(Op::Backup)?;
         self.lock.ensure_held()?;
         let state = self.packer.into_written()?;
         let mut stored = state.stored;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::cancel::Op;
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
@@ -134,6 +135,9 @@ pub fn check(
                 s.spawn(|| {
                     let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);
                     loop {
+                        if repo.cancel.is_cancelled() {
+                            return;
+                        }
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(&p) = todo.get(i) else { return };
                         let (pack_errors, blobs, blobs_read) = read_pack(repo, &index, &frames, p);
@@ -148,6 +152,7 @@ pub fn check(
                 });
             }
         });
+        repo.cancel.check(Op::Check)?;
         let (pack_errors, blobs, blobs_read, bytes_read) = found.into_inner().unwrap();
         // A pack whose hash fails still has its readable blobs; the blobs
         // that fail are named through `bad_blobs`.
@@ -164,6 +169,7 @@ pub fn check(
 
     // Every file of every backup: all blocks indexed and not damaged.
     for s in &snaps {
+        repo.cancel.check(Op::Check)?;
         // A path a restore would refuse (outside its target).
         for f in &s.files {
             if let Err(e) = f.checked_path(&s.id) {
@@ -205,6 +211,7 @@ pub fn check(
     if opts.read_data && opts.backup.is_none() {
         for stream in repo.log_streams()? {
             for entry in repo.list_logs(&stream)? {
+                repo.cancel.check(Op::Check)?;
                 match repo.get_log(&stream, &entry.name) {
                     Ok(_) => {
                         report.logs += 1;

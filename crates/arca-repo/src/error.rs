@@ -85,8 +85,15 @@ pub enum Error {
     #[error("{0}")]
     Source(std::io::Error),
 
+    /// A stage of a pipeline stopped because another failed; that one's
+    /// error is the one reported.
     #[error("cancelled")]
     Cancelled,
+
+    /// The operation's [`Cancel`](crate::Cancel) token was tripped: it
+    /// stopped between steps, and `left` says what it left behind.
+    #[error("{what} interrupted: {left}")]
+    Interrupted { what: String, left: &'static str },
 }
 
 impl Error {
@@ -122,6 +129,11 @@ impl Error {
     /// The object store says the bucket does not exist.
     pub fn is_missing_bucket(&self) -> bool {
         matches!(self, Error::Remote { code: Some(c), .. } if c == "NoSuchBucket")
+    }
+
+    /// The operation was stopped by its cancellation token.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Interrupted { .. })
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {

@@ -18,6 +18,7 @@
 
 pub mod archiver;
 pub mod backend;
+pub mod cancel;
 pub mod check;
 pub mod config;
 pub mod direct;
@@ -38,13 +39,14 @@ pub mod secret;
 
 pub use archiver::{BackupSession, NewManifest};
 pub use backend::{Location, Scheme, StoreOptions};
+pub use cancel::{Cancel, Op};
 pub use check::{check, CheckOptions, CheckReport};
 pub use config::InitOptions;
 pub use error::{Error, Result};
 pub use id::{BlobId, Id};
 pub use logs::{LogEntry, Pushed};
 pub use manifest::{checked_path, BackupKind, EngineName, FileEntry, Manifest};
-pub use prune::{prune, PruneReport};
+pub use prune::{prune, prune_with_progress, PruneReport};
 pub use repository::Repository;
 pub use restorer::{restore_file, restore_files};
 pub use secret::Secret;

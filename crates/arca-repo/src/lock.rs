@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{file_name, Backend};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::id::Id;
 
@@ -108,12 +109,14 @@ impl Drop for LockGuard {
     }
 }
 
-/// Takes a lock, waiting up to `wait` for conflicting holders to finish.
+/// Takes a lock, waiting up to `wait` for conflicting holders to finish;
+/// a tripped `cancel` ends the wait at once.
 pub fn acquire(
     backend: &Backend,
     exclusive: bool,
     command: &str,
     wait: Duration,
+    cancel: &Cancel,
 ) -> Result<LockGuard> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
@@ -140,7 +143,12 @@ pub fn acquire(
                     )));
                 }
                 tracing::info!("waiting for {holder}");
-                std::thread::sleep(pause + jitter(pause));
+                if cancel.sleep(pause + jitter(pause)) {
+                    return Err(Error::Interrupted {
+                        what: command.to_string(),
+                        left: "it was waiting for a lock, so it had done nothing",
+                    });
+                }
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
         }

@@ -3,16 +3,20 @@
 //! Order: repacked packs → new index → old index files deleted → packs
 //! deleted. A crash at any point leaves every snapshot's blobs indexed and
 //! present; what it leaves behind is garbage the next prune removes.
+//! Cancelled, it stops between packs read and between files deleted, never
+//! between writing the new index and deleting the old ones.
 
 use std::collections::HashSet;
 
 use crate::archiver::Packer;
+use crate::cancel::Op;
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
 use crate::index::{Index, IndexFile};
 use crate::pack::{pack_path, seal_frame, BlobEntry, BlobKind};
 use crate::repository::Repository;
+use crate::Progress;
 
 /// Packs whose unused share exceeds this are rewritten with only their used blobs.
 const REPACK_UNUSED_RATIO: f64 = 0.25;
@@ -29,6 +33,12 @@ pub struct PruneReport {
 }
 
 pub fn prune(repo: &Repository) -> Result<PruneReport> {
+    prune_with_progress(repo, &crate::NoProgress)
+}
+
+/// [`prune`], reporting the bytes of the packs read to be repacked and of
+/// the packs deleted.
+pub fn prune_with_progress(repo: &Repository, progress: &dyn Progress) -> Result<PruneReport> {
     let _lock = repo.lock_exclusive("prune")?;
     let index = repo.read_index(false)?;
     let mut report = PruneReport::default();
@@ -58,6 +68,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     // index file) and the packs it would name look like garbage.
     let mut used: HashSet<BlobId> = HashSet::new();
     for snap in &snaps {
+        repo.cancel.check(Op::Prune)?;
         let stop = |what: String| {
             Error::corrupt(format!(
                 "backup {} {what}; prune stops so nothing more is lost. Run `arca check`, then `arca repair index` (and `arca repair backups` if blobs stay missing)",
@@ -136,12 +147,17 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         }
     }
 
+    let repacked: u64 = repack.iter().map(|&p| index.packs[p].size).sum();
+    progress.set_total(2 * repacked + delete.iter().map(|(_, size)| size).sum::<u64>());
+
     // Rewrite partly used packs: read, verify, keep the used blobs.
     // Up to two packs written while the next fills.
     let packer = Packer::new(repo, 2);
     let level = repo.config.compression.level;
     let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);
     for &p in &repack {
+        // Stopped here, the packs written so far are garbage no index names.
+        repo.cancel.check(Op::Prune)?;
         let pack = &index.packs[p];
         let bytes = repo.backend.read(&pack_path(&pack.id))?;
         for frame in &pack.frames {
@@ -186,10 +202,12 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
         }
         delete.push((pack.id, pack.size));
         report.packs_repacked += 1;
+        progress.inc(pack.size);
     }
     packer.flush()?;
     let written = packer.into_written()?;
     report.bytes_written = written.stored;
+    repo.cancel.check(Op::Prune)?;
 
     // One new index for everything kept, then the old index files go.
     let changed = !delete.is_empty() || index.files.len() > 1;
@@ -209,10 +227,13 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     }
 
     // Now nothing indexed points at the packs to delete.
+    // Stopped between them, the packs left are garbage the next prune removes.
     for (id, size) in &delete {
+        repo.cancel.check(Op::Prune)?;
         repo.backend.delete(&pack_path(id))?;
         report.packs_deleted += 1;
         report.bytes_freed += size;
+        progress.inc(*size);
     }
 
     // Garbage: packs no index knows (from backups cut off mid-way) and temp
@@ -220,6 +241,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
     let deleted: HashSet<Id> = delete.iter().map(|(id, _)| *id).collect();
     for (id, entry) in stored {
         if !indexed.contains(&id) && !deleted.contains(&id) {
+            repo.cancel.check(Op::Prune)?;
             repo.backend.delete(&entry.path)?;
             report.garbage_files += 1;
             report.bytes_freed += entry.size;
@@ -232,6 +254,7 @@ pub fn prune(repo: &Repository) -> Result<PruneReport> {
 fn remove_temp_files(repo: &Repository) -> Result<usize> {
     let paths = repo.temp_files()?;
     for path in &paths {
+        repo.cancel.check(Op::Prune)?;
         repo.backend.delete(path)?;
     }
     Ok(paths.len())

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::cancel::Op;
 use crate::check::{check, CheckOptions};
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
@@ -70,6 +71,9 @@ pub fn repair_index(
     std::thread::scope(|s| {
         for _ in 0..parallelism.max(1) {
             s.spawn(|| loop {
+                if repo.cancel.is_cancelled() {
+                    return;
+                }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&(id, size)) = stored.get(i) else {
                     return;
@@ -93,6 +97,7 @@ pub fn repair_index(
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
+    repo.cancel.check(Op::Repair)?;
     let (mut packs, problems) = found.into_inner().unwrap();
     report.problems = problems;
     report.packs_read = packs.len();
@@ -103,6 +108,7 @@ pub fn repair_index(
         let frames = Frames::new(repo, &index, DEFAULT_CACHED_FRAMES);
         let mut done: Vec<(usize, FrameEntry)> = Vec::new();
         for (p, pack) in packs.iter().enumerate() {
+            repo.cancel.check(Op::Repair)?;
             for f in pack.deltas.iter().filter(|f| f.kind.depth() == depth) {
                 let read = repo
                     .read_frame(&pack.id, f.offset, f.len)
@@ -151,7 +157,9 @@ pub fn repair_index(
         .flat_map(|p| &p.frames)
         .map(|f| f.blobs.len())
         .sum();
-    // The new index first, then the old files (damaged ones too) go.
+    // The new index first, then the old files (damaged ones too) go: the
+    // last point to stop is before them.
+    repo.cancel.check(Op::Repair)?;
     let files = repo.index_files()?;
     repo.write_index_file(&IndexFile { packs: kept })?;
     for id in &files {
@@ -305,6 +313,7 @@ pub fn repair_backups(
         .collect();
     gone.extend(found.damaged_backups.iter().cloned());
     for (id, why) in gone {
+        repo.cancel.check(Op::Repair)?;
         if !dry_run {
             repo.delete_manifest(&id)?;
         }

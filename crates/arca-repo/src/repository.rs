@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::backend::{file_name, Backend, ListEntry, Location, TMP_DIR};
+use crate::cancel::Cancel;
 use crate::config::{
     self, Config, Envelope, InitOptions, Unsupported, CONFIG_FILE, FORMAT_VERSION,
 };
@@ -21,6 +22,9 @@ pub struct Repository {
     pub(crate) hasher: Hasher,
     /// How long to wait for a conflicting lock.
     pub lock_wait: Duration,
+    /// Tripped, every long operation on this handle stops at its next step
+    /// (see [`crate::cancel`]).
+    pub cancel: Cancel,
 }
 
 impl Repository {
@@ -148,6 +152,7 @@ impl Repository {
             env,
             hasher,
             lock_wait: Duration::from_secs(300),
+            cancel: Cancel::new(),
         })
     }
 
@@ -160,7 +165,7 @@ impl Repository {
     }
 
     pub fn lock_shared(&self, command: &str) -> Result<LockGuard> {
-        lock::acquire(&self.backend, false, command, self.lock_wait)
+        lock::acquire(&self.backend, false, command, self.lock_wait, &self.cancel)
     }
 
     /// A shared lock for a command that only reads. Where no lock can be
@@ -183,7 +188,7 @@ impl Repository {
     }
 
     pub fn lock_exclusive(&self, command: &str) -> Result<LockGuard> {
-        lock::acquire(&self.backend, true, command, self.lock_wait)
+        lock::acquire(&self.backend, true, command, self.lock_wait, &self.cancel)
     }
 
     /// Loads the index for a backup or restore. A damaged index file is

@@ -39,6 +39,7 @@ pub fn backup_postgres(
     let mut dirs = Vec::new();
     let mut reused = (0usize, 0u64);
     for entry in &entries {
+        repo.cancel.check(arca_repo::Op::Backup)?;
         match entry {
             DataEntry::Dir(d) => dirs.push(d.clone()),
             DataEntry::File {

@@ -139,7 +139,9 @@ pub(crate) fn prefetch(
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(name) = names.get(i) else { return };
                     let r = repo
-                        .get_log_into(stream, name, &mut data)
+                        .cancel
+                        .check(arca_repo::Op::Restore)
+                        .and_then(|()| repo.get_log_into(stream, name, &mut data))
                         .map_err(Error::from)
                         .and_then(|found| {
                             // Partial segments are fetched by name at recovery time.

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use crate::cancel::Op;
 use crate::error::{Error, Result};
 use crate::frames::{Frames, DEFAULT_CACHED_FRAMES};
 use crate::id::{BlobId, Id};
@@ -95,7 +96,14 @@ pub fn restore_files(
     let fail = |e: Error| {
         failure.lock().unwrap().get_or_insert(e);
     };
-    let failed = || failure.lock().unwrap().is_some();
+    // A tripped token fails the restore like an error would: every thread
+    // stops at its next step, and the caller removes what was written.
+    let failed = || {
+        if let Err(e) = repo.cancel.check(Op::Restore) {
+            fail(e);
+        }
+        failure.lock().unwrap().is_some()
+    };
     // Frame buffers go round: workers → writer → back to the workers.
     let (write_tx, write_rx) = bounded::<Verified>(workers * 2);
     let (pool_tx, pool_rx) = bounded::<Vec<u8>>(workers * 4);
@@ -109,7 +117,10 @@ pub fn restore_files(
         s.spawn(|| {
             // The error is recorded before the channel closes: the workers
             // then fail with "cancelled", which must not be what is reported.
-            if let Err(e) = write_all(files, created_rx, &write_rx, pool_tx, workers, progress) {
+            let written = write_all(
+                files, created_rx, &write_rx, pool_tx, workers, progress, &failed,
+            );
+            if let Err(e) = written {
                 fail(e);
             }
             drop(write_rx);

@@ -50,8 +50,9 @@ pub(super) fn create_all(
 }
 
 /// The writer: takes each file, created, at its first message, writes the
-/// runs, and closes it once all its windows are done. At most `workers`
-/// times four regions are held; past that the oldest is written as it is.
+/// runs, and closes it once all its windows are done; stops once `failed`.
+/// At most `workers` times four regions are held; past that the oldest is
+/// written as it is.
 pub(super) fn write_all(
     files: &[&FileEntry],
     created: Receiver<(usize, Result<File>)>,
@@ -59,6 +60,7 @@ pub(super) fn write_all(
     pool: Sender<Vec<u8>>,
     workers: usize,
     progress: &dyn Progress,
+    failed: &dyn Fn() -> bool,
 ) -> Result<()> {
     let mut open_files: HashMap<usize, OpenFile> = HashMap::new();
     // Files created and not yet written to.
@@ -76,6 +78,10 @@ pub(super) fn write_all(
         ..Regions::default()
     };
     for v in verified.iter() {
+        // Every byte passes here: a cancelled restore writes no more.
+        if failed() {
+            return Err(Error::Cancelled); // the first failure is reported
+        }
         let entry = files[v.file];
         if let std::collections::hash_map::Entry::Vacant(slot) = open_files.entry(v.file) {
             slot.insert(OpenFile {
