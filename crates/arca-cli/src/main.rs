@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,6 +14,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     init_tracing(cli.verbose);
+    if signals::wanted(&cli.command) {
+        if let Err(e) = signals::install() {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -21,6 +28,9 @@ fn main() -> ExitCode {
             }
             let _ = std::io::stdout().flush();
             eprintln!("error: {err:#}");
+            if signals::interrupted(&err) {
+                return ExitCode::from(signals::INTERRUPTED);
+            }
             ExitCode::FAILURE
         }
     }

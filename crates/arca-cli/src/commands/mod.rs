@@ -77,7 +77,9 @@ pub fn location(a: &RepoArgs) -> Result<Location> {
 
 /// Opens the repository, waiting `--lock-wait` for a conflicting lock.
 pub fn open(a: &RepoArgs) -> Result<Repository> {
-    Ok(repos::open(&spec(a))?)
+    let mut repo = repos::open(&spec(a))?;
+    repo.cancel = crate::signals::token();
+    Ok(repo)
 }
 
 /// The flags that reach the same repository from another process (the

@@ -1,12 +1,7 @@
-use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use arca_ops::{RestoreRequest, Target};
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::args::RestoreArgs;
 use crate::output::print_json;
@@ -25,7 +20,6 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         (None, None) => bail!("no restore target: pass --to PATH"),
     };
     let repo = super::open(&a.repo)?;
-    clean_up_on_signal()?;
     let p = &a.pitr;
     let target = match (&p.target_time, &p.target_lsn, &p.target_snapshot) {
         (None, None, None) => Target::Latest,
@@ -61,38 +55,4 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// On SIGINT or SIGTERM, removes the partial restore beside the target
-/// before exiting (the default action would leave it there); a second
-/// signal ends the process at once.
-fn clean_up_on_signal() -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let which = Arc::new(AtomicUsize::new(0));
-    // A thread blocked on a socket wakes at once: polling a flag would let
-    // the restore write on meanwhile.
-    let (mut rx, tx) = UnixStream::pair().context("installing signal handlers")?;
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register_usize(sig, Arc::clone(&which), sig as usize))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .and_then(|_| signal_hook::low_level::pipe::register(sig, tx.try_clone()?))
-            .context("installing signal handlers")?;
-    }
-    std::thread::spawn(move || loop {
-        let mut byte = [0u8; 1];
-        if !matches!(rx.read(&mut byte), Ok(1)) {
-            return;
-        }
-        let sig = which.load(Ordering::SeqCst);
-        if sig != 0 {
-            if arca_ops::remove_temps() > 0 {
-                eprintln!("error: restore cancelled: its partial files were removed");
-            } else {
-                eprintln!("error: restore cancelled");
-            }
-            std::process::exit(128 + sig as i32);
-        }
-    });
-    Ok(())
 }

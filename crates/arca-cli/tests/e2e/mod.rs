@@ -5,6 +5,7 @@ mod seaweed;
 
 mod bad_input;
 mod behaviour;
+mod cancel;
 mod cli_forms;
 mod concurrency;
 mod contract;
