@@ -49,14 +49,14 @@ pub trait Engine: Sync {
         progress: &dyn Progress,
     ) -> Result<Restored>;
 
-    /// Deletes log objects no remaining backup needs. `manifests` are all
-    /// of the repository's, none damaged.
+    /// Deletes log objects no remaining backup needs. `manifests` are the
+    /// engine's own, and none of the repository's is damaged.
     fn expire_logs(&self, _repo: &Repository, _manifests: &[Manifest]) -> Result<Expired> {
         Ok(Expired::default())
     }
 
     /// The recoverable windows of the sources whose logs the repository
-    /// holds, with their log lag.
+    /// holds, with their log lag. `manifests` are the engine's own.
     fn windows(&self, _repo: &Repository, _manifests: &[Manifest]) -> Result<Vec<Window>> {
         Ok(Vec::new())
     }

@@ -84,7 +84,15 @@ pub fn restore(
     let manifests = repo.manifests()?;
     let chosen = match req.id.as_deref() {
         None | Some("latest") => None,
-        Some(id) => Some(repo.find_manifest(id)?),
+        // Among the manifests just read; one that is not there (damaged)
+        // is read once more for the error that names its problem.
+        Some(id) => {
+            let id = repo.resolve_id(id)?;
+            match manifests.iter().find(|m| m.id == id) {
+                Some(m) => Some(m.clone()),
+                None => Some(repo.read_manifest(&id)?),
+            }
+        }
     };
     let engine = match (&chosen, req.id.as_deref()) {
         (Some(m), _) => engine::of(m)?,
@@ -108,12 +116,16 @@ pub fn restore(
             }
         }
     };
-    // A backup the engine did not write is never handed to it.
-    let mine: Vec<Manifest> = manifests
-        .into_iter()
+    engine.restore(repo, &written_by(engine, &manifests), chosen, req, progress)
+}
+
+/// The manifests `engine` wrote: an engine is never handed another's.
+fn written_by(engine: &dyn Engine, manifests: &[Manifest]) -> Vec<Manifest> {
+    manifests
+        .iter()
         .filter(|m| m.engine == engine.name())
-        .collect();
-    engine.restore(repo, &mine, chosen, req, progress)
+        .cloned()
+        .collect()
 }
 
 /// What [`prune`] did: packs, and each engine's expired logs.
@@ -135,12 +147,7 @@ pub fn prune(repo: &Repository) -> Result<Pruned> {
     // A damaged manifest may be the oldest backup still needing its log.
     if damaged.is_empty() {
         for e in engine::ENGINES {
-            let mine: Vec<Manifest> = manifests
-                .iter()
-                .filter(|m| m.engine == e.name())
-                .cloned()
-                .collect();
-            logs.push(e.expire_logs(repo, &mine)?);
+            logs.push(e.expire_logs(repo, &written_by(*e, &manifests))?);
         }
     }
     Ok(Pruned { packs, logs })
@@ -150,7 +157,7 @@ pub fn prune(repo: &Repository) -> Result<Pruned> {
 pub fn windows(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Window>> {
     let mut out = Vec::new();
     for e in engine::ENGINES {
-        out.extend(e.windows(repo, manifests)?);
+        out.extend(e.windows(repo, &written_by(*e, manifests))?);
     }
     Ok(out)
 }

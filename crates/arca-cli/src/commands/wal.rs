@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use arca_ops::postgres::{
-    clear_spool, cluster_of, is_segment, take_spooled, wal_fetch, wal_push, Fetched,
+    clear_spool, cluster_of, is_segment_name, take_spooled, wal_fetch, wal_push, Fetched,
 };
 use arca_repo::Pushed;
 
@@ -64,7 +64,7 @@ fn try_fetch(a: &WalFetchArgs) -> Result<ExitCode> {
         Fetched::Found => Ok(ExitCode::SUCCESS),
         Fetched::Missing => {
             tracing::info!("{} is not archived", a.name);
-            if is_segment(&a.name) {
+            if is_segment_name(&a.name) {
                 // The end of the archive: the rest of the spool is not needed.
                 clear_spool(pgdata);
             }

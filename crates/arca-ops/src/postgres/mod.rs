@@ -13,6 +13,8 @@ mod start;
 mod streaming;
 mod wal;
 
+/// Whether a file name is a WAL segment (not a history or backup file).
+pub use arca_engine::postgres::wal::is_segment_name;
 pub use arca_engine::postgres::PgSource;
 pub use commands::archive_command;
 pub use points::{
@@ -26,7 +28,6 @@ pub use wal::{
     ClusterWindow, Fetched, WalExpired, WalGap, SPOOL_DIR,
 };
 
-use arca_engine::postgres::wal::{control_sysid, is_segment_name};
 use arca_engine::postgres::Lsn;
 use arca_repo::{BackupKind, EngineName, Manifest, Progress, Repository};
 use serde::{Deserialize, Serialize};
@@ -118,22 +119,18 @@ impl Engine for Postgres {
 /// The cluster a data directory belongs to, from its `global/pg_control`:
 /// which WAL `wal-fetch` fetches when not told.
 pub fn cluster_of(pgdata: &std::path::Path) -> Result<String> {
-    let control = pgdata.join("global/pg_control");
-    let bytes = std::fs::read(&control).map_err(|e| {
-        Error::Unsupported(format!(
+    let (control, read) = wal::control_sysid_of(pgdata);
+    match read {
+        Ok(Some(id)) => Ok(id.to_string()),
+        Ok(None) => Err(Error::Unsupported(format!(
+            "{} is too short",
+            control.display()
+        ))),
+        Err(e) => Err(Error::Unsupported(format!(
             "cannot read {} to tell which cluster to fetch for ({e}): pass --cluster SYSTEM_ID or --pgdata",
             control.display()
-        ))
-    })?;
-    control_sysid(&bytes)
-        .map(|id| id.to_string())
-        .ok_or_else(|| Error::Unsupported(format!("{} is too short", control.display())))
-}
-
-/// Whether a name `wal-fetch` was asked for is a WAL segment (not a
-/// history or backup file): a missing one is the end of the archive.
-pub fn is_segment(name: &str) -> bool {
-    is_segment_name(name)
+        ))),
+    }
 }
 
 /// One PostgreSQL cluster's recoverable window and archive lag.

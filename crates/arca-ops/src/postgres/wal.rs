@@ -19,8 +19,8 @@ pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| Error::Unsupported(format!("{} is not a WAL file", path.display())))?;
     let data = std::fs::read(path).map_err(|e| RepoError::io(path, e))?;
-    let control = pgdata.unwrap_or(Path::new(".")).join("global/pg_control");
-    let from_control = std::fs::read(&control).ok().and_then(|c| control_sysid(&c));
+    let (control, read) = control_sysid_of(pgdata.unwrap_or(Path::new(".")));
+    let from_control = read.ok().flatten();
     let sysid = if is_segment_name(&name) {
         let Some((sysid, _)) = segment_sysid(&data) else {
             return Err(Error::Unsupported(format!(
@@ -55,6 +55,14 @@ pub fn wal_push(repo: &Repository, path: &Path, pgdata: Option<&Path>) -> Result
     };
     let pushed = repo.put_log(&stream(&sysid.to_string()), &name, &data, false)?;
     Ok((sysid.to_string(), pushed))
+}
+
+/// The system identifier in a data directory's `global/pg_control` (`None`:
+/// the file is too short), with the file's path for messages.
+pub(super) fn control_sysid_of(pgdata: &Path) -> (PathBuf, std::io::Result<Option<u64>>) {
+    let control = pgdata.join("global/pg_control");
+    let read = std::fs::read(&control).map(|c| control_sysid(&c));
+    (control, read)
 }
 
 /// Refuses a segment whose length is not the segment size its own header
