@@ -6,11 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PostgreSQL from Debian's packages: the tests run their own clusters as the
-# postgres user; package scripts must not start the system's server.
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# PostgreSQL and MariaDB from Debian's packages: the tests run their own
+# servers (PostgreSQL as the postgres user, MariaDB as mysql); package
+# scripts must not start the system's servers.
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
+command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "error: PostgreSQL's server is not installed: apt-get install postgresql (as root)" >&2
+        echo "error: the test servers are not installed: apt-get install ${missing[*]} (as root)" >&2
         exit 1
     fi
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -19,7 +23,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # SeaweedFS: installed once, then reused.
@@ -59,7 +63,11 @@ for pid in $(pgrep -f 'weed server -dir=[^ ]*arca-test-seaweed-' || true); do
     fi
 done
 
-# Nor may a test PostgreSQL.
+# Nor may a test PostgreSQL or MariaDB.
+if pgrep -f 'mariadbd --no-defaults --datadir=/tmp/arca-test-maria-' >/dev/null; then
+    echo "error: a test MariaDB outlived its tests: $(pgrep -af 'mariadbd --no-defaults --datadir=/tmp/arca-test-maria-')" >&2
+    exit 1
+fi
 if pgrep -f 'postgres -D /tmp/arca-test-pg-' >/dev/null; then
     echo "error: a test PostgreSQL outlived its tests: $(pgrep -af 'postgres -D /tmp/arca-test-pg-')" >&2
     exit 1

@@ -266,10 +266,16 @@ pub struct InitArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// The database: sqlite://PATH or postgres://USER@HOST:PORT/DB (password
-    /// from PGPASSWORD or ~/.pgpass rather than the URL, which `ps` shows).
+    /// The database: sqlite://PATH, postgres://USER@HOST:PORT/DB or
+    /// mysql://USER@HOST:PORT[/DB] (passwords from PGPASSWORD or ~/.pgpass,
+    /// MYSQL_PWD or --password-file rather than the URL, which `ps` shows).
     #[arg(long, value_name = "URL")]
     pub source: String,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+    /// MySQL: take the server's users and grants too.
+    #[arg(long)]
+    pub users: bool,
     /// PostgreSQL: the data directory on this host [default: the server's
     /// data_directory].
     #[arg(long, value_name = "PATH")]
@@ -362,8 +368,9 @@ pub struct RestoreArgs {
     /// Backup id, unique prefix, or `latest`. Without it (mo_br's restore
     /// of a backup given by its location), the repository must hold one backup.
     pub id: Option<String>,
-    /// Target database file (or an existing directory to restore into).
-    #[arg(long, value_name = "PATH")]
+    /// Target database file (or an existing directory to restore into), or
+    /// for a MySQL backup the server: mysql://USER@HOST:PORT.
+    #[arg(long, value_name = "PATH|URL")]
     pub to: Option<PathBuf>,
     /// Overwrite an existing target.
     #[arg(long)]
@@ -377,9 +384,51 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub pitr: PitrArgs,
     #[command(flatten)]
+    pub objects: ObjectArgs,
+    /// MySQL: restore a database or table under a new name: OLD:NEW or
+    /// DB.TABLE:DB.TABLE2 (repeatable); names inside views, routines and
+    /// triggers follow.
+    #[arg(long, value_name = "OLD:NEW")]
+    pub rename: Vec<String>,
+    /// MySQL: drop and restore tables the target has already (without it,
+    /// they are refused before anything is written).
+    #[arg(long)]
+    pub replace: bool,
+    /// MySQL: restore the users and grants the backup took (`--users`).
+    #[arg(long)]
+    pub users: bool,
+    #[command(flatten)]
     pub par: Parallelism,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which databases and tables (MySQL).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ObjectArgs {
+    /// MySQL: only these databases (comma-separated).
+    #[arg(long, value_name = "DB,…", value_delimiter = ',')]
+    pub databases: Vec<String>,
+    /// MySQL: only these tables (comma-separated DB.TABLE).
+    #[arg(long, value_name = "DB.TABLE,…", value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// MySQL: leave these tables out (comma-separated DB.TABLE).
+    #[arg(long, value_name = "DB.TABLE,…", value_delimiter = ',')]
+    pub exclude_tables: Vec<String>,
+    /// MySQL: a file whose first line is the server's password (instead of
+    /// the URL or MYSQL_PWD).
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl ObjectArgs {
+    pub fn objects(&self) -> arca_ops::Objects {
+        arca_ops::Objects {
+            databases: self.databases.clone(),
+            tables: self.tables.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

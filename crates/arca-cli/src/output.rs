@@ -40,6 +40,9 @@ pub struct BackupJson<'a> {
     pub start_time: String,
     pub end_time: String,
     pub parent: Option<String>,
+    /// Which consistency point the backup got (engines reading a server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<&'a serde_json::Value>,
     pub files: Vec<FileJson<'a>>,
 }
 
@@ -68,6 +71,7 @@ pub fn backup_json<'a>(s: &'a Manifest, repo_path: &str) -> BackupJson<'a> {
         start_time: s.start_time.to_string(),
         end_time: s.end_time.to_string(),
         parent: s.parent.map(|p| p.to_hex()),
+        consistency: s.meta.get("consistency"),
         files: s
             .files
             .iter()

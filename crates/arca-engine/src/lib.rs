@@ -48,6 +48,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -122,6 +123,18 @@ pub enum Error {
         cause: postgres::PgCause,
     },
 
+    /// A MySQL-protocol server could not be reached, refused the login or
+    /// a statement, or is not fit for what was asked. `reason` says what
+    /// to do; `server` is "MariaDB at HOST:PORT".
+    #[error("{server}: {reason}")]
+    Mysql {
+        server: String,
+        reason: String,
+        kind: ErrorKind,
+        /// The server's error number, if it sent one.
+        code: Option<u16>,
+    },
+
     /// Something this build cannot do yet, or will not do.
     #[error("{0}")]
     Unsupported(String),
@@ -171,6 +184,7 @@ impl Error {
             Error::Connect { cause, .. } | Error::Server { cause, .. } => {
                 return cause.kind();
             }
+            Error::Mysql { kind, .. } => return *kind,
             _ => false,
         };
         if temporary {
@@ -208,6 +222,7 @@ impl Error {
             Error::InvalidSource { .. }
             | Error::Connect { .. }
             | Error::Server { .. }
+            | Error::Mysql { .. }
             | Error::Unsupported(_) => None,
         }
     }

@@ -14,7 +14,11 @@ use arca_repo::{EngineName, Manifest, Progress, Repository};
 use crate::{Error, Result};
 
 /// The engines this build has, in the order `--source` URLs are tried.
-pub static ENGINES: &[&dyn Engine] = &[&crate::sqlite::Sqlite, &crate::postgres::Postgres];
+pub static ENGINES: &[&dyn Engine] = &[
+    &crate::sqlite::Sqlite,
+    &crate::postgres::Postgres,
+    &crate::mysql::Mysql,
+];
 
 /// One database engine, as the operations see it.
 pub trait Engine: Sync {
@@ -90,6 +94,39 @@ pub struct BackupOptions {
     /// process (never a secret), for the commands a server runs itself:
     /// PostgreSQL's `archive_command` and `restore_command`.
     pub reopen: Vec<String>,
+    /// Which databases and tables, for engines whose sources hold several.
+    pub objects: Objects,
+    /// A file holding the source's password (its first line).
+    pub password_file: Option<PathBuf>,
+    /// Take the server's users and grants too.
+    pub users: bool,
+}
+
+impl BackupOptions {
+    /// Refuses databases, tables, users and a password file for an engine
+    /// whose source is one database without them.
+    pub fn refuse_objects(&self, title: &str) -> Result<()> {
+        if !self.objects.is_empty() || self.users || self.password_file.is_some() {
+            return Err(Error::Unsupported(format!(
+                "a {title} backup takes the whole database: leave out --databases, --tables, --exclude-tables, --users and --password-file"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Databases and tables to take or restore (`db.table` names).
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    pub databases: Vec<String>,
+    pub tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+}
+
+impl Objects {
+    pub fn is_empty(&self) -> bool {
+        self.databases.is_empty() && self.tables.is_empty() && self.exclude_tables.is_empty()
+    }
 }
 
 /// Where a point-in-time restore stops.
@@ -128,6 +165,16 @@ pub struct RestoreRequest {
     pub port: Option<u16>,
     /// As [`BackupOptions::reopen`].
     pub reopen: Vec<String>,
+    /// Restore only these databases and tables.
+    pub objects: Objects,
+    /// `OLD:NEW` database and `DB.T:DB.T2` table renames.
+    pub renames: Vec<String>,
+    /// Drop and restore tables the target has already.
+    pub replace: bool,
+    /// As [`BackupOptions::password_file`], for the target server.
+    pub password_file: Option<PathBuf>,
+    /// Restore the backup's users and grants too.
+    pub users: bool,
 }
 
 impl RestoreRequest {
@@ -144,7 +191,28 @@ impl RestoreRequest {
             start: false,
             port: None,
             reopen: Vec::new(),
+            objects: Objects::default(),
+            renames: Vec::new(),
+            replace: false,
+            password_file: None,
+            users: false,
         }
+    }
+
+    /// Refuses what only engines restoring into a server can do.
+    pub fn refuse_objects(&self, title: &str) -> Result<()> {
+        if self.wants_objects() || self.password_file.is_some() {
+            return Err(Error::Unsupported(format!(
+                "a {title} backup restores whole: leave out --databases, --tables, --exclude-tables, --rename, --replace, --users and --password-file"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether databases, tables, renames or users were asked for: only
+    /// engines restoring into a server can.
+    pub fn wants_objects(&self) -> bool {
+        !self.objects.is_empty() || !self.renames.is_empty() || self.replace || self.users
     }
 
     /// Whether anything beyond "restore this backup" was asked for.
@@ -231,16 +299,10 @@ pub fn for_source(source: &str) -> Result<&'static dyn Engine> {
     }
     let forms: Vec<&str> = ENGINES.iter().map(|e| e.source_forms()).collect();
     let scheme = source.split_once("://").map_or(source, |(s, _)| s);
-    Err(Error::Unsupported(match scheme {
-        "mysql" | "mariadb" => format!(
-            "{scheme}:// sources are not supported yet in this build; these are: {}",
-            forms.join(", ")
-        ),
-        _ => format!(
-            "unknown source scheme {scheme}://: use {}",
-            forms.join(" or ")
-        ),
-    }))
+    Err(Error::Unsupported(format!(
+        "unknown source scheme {scheme}://: use {}",
+        forms.join(" or ")
+    )))
 }
 
 /// The engine that wrote a backup.

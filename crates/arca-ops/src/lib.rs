@@ -7,6 +7,7 @@
 //! [`repos`] names and opens repositories, for both alike.
 
 pub mod engine;
+pub mod mysql;
 pub mod postgres;
 pub mod repos;
 pub mod sqlite;
@@ -14,7 +15,9 @@ mod target;
 
 use arca_repo::{Manifest, Progress, Repository};
 
-pub use engine::{BackupOptions, Engine, Expired, RestoreRequest, Restored, Target, Window};
+pub use engine::{
+    BackupOptions, Engine, Expired, Objects, RestoreRequest, Restored, Target, Window,
+};
 pub use postgres::{drop_point, points_in, points_only_based_on, unrestorable, Point};
 pub use target::remove_temps;
 

@@ -175,6 +175,7 @@ stored_name! {
     EngineName {
         Sqlite = "sqlite",
         Postgres = "postgres",
+        Mysql = "mysql",
     }
 }
 
@@ -183,6 +184,9 @@ stored_name! {
     BackupKind {
         /// A consistent image of the database's files.
         Physical = "physical",
+        /// The rows and definitions of a server's databases, read at one
+        /// consistent point.
+        Logical = "logical",
         /// A named point in time in an engine's log, with no data of its own.
         Point = "point",
     }

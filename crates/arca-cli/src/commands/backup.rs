@@ -21,6 +21,9 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
             full: a.full,
             check_source: a.check_source,
             reopen: super::repo_flags(&a.repo)?,
+            objects: a.objects.objects(),
+            password_file: a.objects.password_file.clone(),
+            users: a.users,
         },
         &bar,
     )?;

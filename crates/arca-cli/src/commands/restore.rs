@@ -40,6 +40,11 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         start: p.start,
         port: p.port,
         reopen: super::repo_flags(&a.repo)?,
+        objects: a.objects.objects(),
+        renames: a.rename.clone(),
+        replace: a.replace,
+        password_file: a.objects.password_file.clone(),
+        users: a.users,
     };
     let started = std::time::Instant::now();
     let bar = Bar::new("restore");

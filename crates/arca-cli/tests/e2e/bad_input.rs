@@ -107,7 +107,7 @@ fn unknown_backup_id_and_unsupported_source() {
         "--repo",
         &repo,
         "--source",
-        "mysql://u@127.0.0.1/db",
+        "oracle://u@127.0.0.1/db",
     ]);
-    assert!(one_line(&err).contains("not supported yet"), "{err}");
+    assert!(one_line(&err).contains("unknown source scheme oracle://"), "{err}");
 }

@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use super::common::{error_line, integrity_ok, run_ok, Env};
 use super::pg_bad_input::backups;
 use super::pg_pitr::started_port;
+use super::mariadb::Maria;
 use super::postgres::{arca, arca_bin, free_port, server_repo, Pg};
 
 pub const ACCOUNTS: i64 = 100;
@@ -498,6 +499,96 @@ impl Source for Postgres {
     }
 }
 
+/// A MariaDB server; the contract's tables are in database `app`, and a
+/// backup is restored into the same server as database `r_<id>`.
+pub struct Mariadb {
+    repo: String,
+    db: Maria,
+}
+
+impl Mariadb {
+    fn read(m: &Maria, db: &str) -> Content {
+        let digest = m.root(&format!(
+            "SET SESSION group_concat_max_len = 1 << 30; SELECT CONCAT_WS(' ',
+               (SELECT MD5(GROUP_CONCAT(id, ':', v, ':', MD5(pad) ORDER BY id SEPARATOR ',')) FROM {db}.t),
+               (SELECT MD5(GROUP_CONCAT(id, ':', bal ORDER BY id SEPARATOR ',')) FROM {db}.acct),
+               (SELECT IFNULL(MD5(GROUP_CONCAT(n, ':', amount ORDER BY n SEPARATOR ',')), '') FROM {db}.moves))"
+        ));
+        let figures: Vec<i64> = m
+            .root(&format!("USE {db}; {FIGURES}"))
+            .split('\t')
+            .map(|f| f.parse().unwrap())
+            .collect();
+        Content::new(digest, figures.try_into().unwrap())
+    }
+}
+
+impl Source for Mariadb {
+    const RANDOM_PAD: &'static str = "RANDOM_BYTES(1000)";
+    const KILL_MIB: i64 = 128;
+
+    fn create(env: &Env, mib: i64) -> Mariadb {
+        let repo = env.init_local("repo");
+        let db = Maria::start();
+        let rows = mib * ROWS_PER_MIB;
+        db.root(&format!(
+            "CREATE DATABASE app; USE app;
+             CREATE TABLE t(id int PRIMARY KEY, v bigint NOT NULL, pad blob NOT NULL);
+             CREATE TABLE acct(id int PRIMARY KEY, bal bigint NOT NULL);
+             CREATE TABLE moves(n bigint PRIMARY KEY, amount int NOT NULL);
+             INSERT INTO t SELECT seq, 0, RANDOM_BYTES(1000) FROM seq_1_to_{rows};
+             INSERT INTO acct SELECT seq, {BALANCE} FROM seq_1_to_{ACCOUNTS};
+             ANALYZE TABLE t;"
+        ));
+        Mariadb { repo, db }
+    }
+
+    fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    fn url(&self) -> String {
+        format!("{}/app", self.db.url())
+    }
+
+    fn connect(&self) -> Box<dyn FnMut(&str) + Send> {
+        use mysql::prelude::Queryable;
+        let mut c = self.db.connect();
+        c.query_drop("USE app").unwrap();
+        Box::new(move |sql| c.query_drop(sql).unwrap())
+    }
+
+    fn content(&self) -> Content {
+        Mariadb::read(&self.db, "app")
+    }
+
+    fn restored(&self, _env: &Env, id: &str) -> Content {
+        let copy = format!("r_{id}");
+        run_ok(
+            arca(),
+            &[
+                "restore",
+                id,
+                "--repo",
+                &self.repo,
+                "--to",
+                &self.db.url(),
+                "--rename",
+                &format!("app:{copy}"),
+            ],
+        );
+        Mariadb::read(&self.db, &copy)
+    }
+
+    fn bad_source(&self, _env: &Env) -> (String, String) {
+        let port = free_port();
+        (
+            format!("mysql://arca:{}@127.0.0.1:{port}/app", super::mariadb::PASSWORD),
+            format!("127.0.0.1:{port}"),
+        )
+    }
+}
+
 /// Generates the contract's tests for each `engine: Fixture`.
 macro_rules! contract {
     ($($engine:ident: $fixture:ty),* $(,)?) => {$(
@@ -540,4 +631,5 @@ macro_rules! contract {
 contract! {
     sqlite: Sqlite,
     postgres: Postgres,
+    mariadb: Mariadb,
 }

@@ -1,4 +1,5 @@
 mod common;
+mod mariadb;
 mod postgres;
 mod proxy;
 mod seaweed;
@@ -14,6 +15,7 @@ mod faults_s3;
 mod golden;
 mod integrity;
 mod kill;
+mod mysql;
 mod object_storage;
 mod pg_archive;
 mod pg_bad_input;

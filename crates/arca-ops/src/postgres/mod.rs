@@ -63,6 +63,7 @@ impl Engine for Postgres {
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<Manifest> {
+        opts.refuse_objects(self.title())?;
         backup::backup_postgres(repo, opts, progress)
     }
 
@@ -74,6 +75,7 @@ impl Engine for Postgres {
         req: &RestoreRequest,
         progress: &dyn Progress,
     ) -> Result<Restored> {
+        req.refuse_objects(self.title())?;
         restore::restore(repo, manifests, chosen, req, progress)
     }
 

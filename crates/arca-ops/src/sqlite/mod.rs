@@ -40,6 +40,7 @@ impl Engine for Sqlite {
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<Manifest> {
+        opts.refuse_objects(self.title())?;
         backup::backup(repo, opts, progress)
     }
 
@@ -51,6 +52,7 @@ impl Engine for Sqlite {
         req: &RestoreRequest,
         progress: &dyn Progress,
     ) -> Result<Restored> {
+        req.refuse_objects(self.title())?;
         let m = match (chosen, req.id.as_deref()) {
             (Some(m), _) => m,
             (None, Some(_latest)) => manifests

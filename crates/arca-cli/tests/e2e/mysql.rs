@@ -1,0 +1,320 @@
+//! MySQL engine behaviour against a real MariaDB: every type round-trips,
+//! selection and renames, definitions, consistency with the recorded log
+//! position, and bad input.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use mysql::prelude::Queryable;
+
+use super::common::{error_line, run_ok, Env};
+use super::mariadb::{Maria, PASSWORD};
+use super::postgres::arca;
+
+fn backup(repo: &str, source: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["backup", "--repo", repo, "--source", source, "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&run_ok(arca(), &args)).unwrap()
+}
+
+fn restore(repo: &str, id: &str, to: &str, extra: &[&str]) -> String {
+    let mut args = vec!["restore", id, "--repo", repo, "--to", to];
+    args.extend_from_slice(extra);
+    run_ok(arca(), &args)
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = arca().args(args).output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    error_line(&out)
+}
+
+/// Every column type with its edge values.
+const TYPES: &str = r#"
+CREATE DATABASE ty CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; USE ty;
+CREATE TABLE every (
+  id int PRIMARY KEY,
+  ti tinyint, tiu tinyint unsigned, si smallint, siu smallint unsigned,
+  mi mediumint, miu mediumint unsigned, i int, iu int unsigned,
+  bi bigint, biu bigint unsigned,
+  de decimal(65,30), de0 decimal(10,0),
+  fl float, db double,
+  d date, dt datetime(6), dt0 datetime, ts timestamp(6) NULL DEFAULT NULL,
+  tm time(6), y year,
+  c char(10), vc varchar(100), tx text, lat varchar(50) CHARACTER SET latin1,
+  bin binary(4), vb varbinary(100), bl longblob,
+  bt bit(64), b1 bit(1),
+  en enum('a','b','c d'), st set('x','y','z'),
+  js json, g geometry,
+  gen int AS (i * 2) VIRTUAL, gst int AS (i + 1) PERSISTENT,
+  inv int INVISIBLE
+) ENGINE=InnoDB;
+SET SESSION sql_mode = '';
+INSERT INTO every (id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, de, de0, fl, db, d, dt, dt0, ts, tm, y,
+  c, vc, tx, lat, bin, vb, bl, bt, b1, en, st, js, g, inv) VALUES
+ (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+  -9223372036854775808, 18446744073709551615,
+  '-99999999999999999999999999999999999.999999999999999999999999999999', 9999999999,
+  3.4028235e38, 2.2250738585072014e-308,
+  '0000-00-00', '0000-00-00 00:00:00.000000', '9999-12-31 23:59:59', '1970-01-01 00:00:01.000001',
+  '-838:59:59.000000', 0,
+  '', '', '', '', x'00000000', '', '', b'0', b'0', '', '', '{}', ST_GeomFromText('POINT(0 0)'), -1),
+ (2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0,
+  '0.000000000000000000000000000001', -1,
+  1.1754944e-38, 1.7976931348623157e308,
+  '2024-02-29', '2038-01-19 03:14:08.123456', '1000-01-01 00:00:00', '2038-01-19 03:14:07.999999',
+  '838:59:59.999999', 2155,
+  'ab', 'tab\there\nnewline\\back', '😀 four-byte ✓', 'caf\xe9', x'00ff0aff', x'5c4e', x'000102ff5c0a09',
+  b'1111111111111111111111111111111111111111111111111111111111111111', b'1',
+  'c d', 'x,z', '{"k": [1, 2.5, "s\\u00e9", null]}', ST_GeomFromText('POLYGON((0 0,10 0,10 10,0 10,0 0))'), 7),
+ (3, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0.1, 0.1,
+  '1000-01-01', '2000-01-01 00:00:00', '2000-01-01 00:00:00', '2001-01-01 00:00:00',
+  '00:00:00.5', 1901,
+  'x', '\\N', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -0.0, -1e-300,
+  NULL, NULL, NULL, NULL, '-00:00:00.000001', NULL,
+  NULL, 'N', 'NULL', 'a\\Nb', NULL, x'', NULL, NULL, NULL, 'a', '', 'null', NULL, NULL);
+INSERT INTO every (id, bl) VALUES (5, REPEAT(x'00ff5c0a09', 3355443));
+"#;
+
+fn rows(m: &Maria, db: &str) -> String {
+    m.root(&format!(
+        "SELECT id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, de, de0, HEX(fl), HEX(db), \
+         CAST(fl AS DOUBLE), db, d, dt, dt0, ts, tm, y, HEX(c), HEX(vc), HEX(tx), HEX(lat), HEX(bin), \
+         HEX(vb), MD5(bl), LENGTH(bl), HEX(bt), HEX(b1), en, st, js, HEX(g), gen, gst, inv \
+         FROM {db}.every ORDER BY id"
+    ))
+}
+
+fn checksum(m: &Maria, table: &str) -> String {
+    m.root(&format!("CHECKSUM TABLE {table} EXTENDED"))
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn every_type_round_trips_exactly() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root(TYPES);
+    let b = backup(&repo, &format!("{}/ty", m.url()), &[]);
+    let id = b["id"].as_str().unwrap();
+    restore(&repo, id, &m.url(), &["--rename", "ty:ty2"]);
+    let (a, c) = (rows(&m, "ty"), rows(&m, "ty2"));
+    assert_eq!(a.lines().count(), 5, "{a}");
+    assert_eq!(a, c);
+    assert_eq!(checksum(&m, "ty.every"), checksum(&m, "ty2.every"));
+    // Definitions as the server gives them, under the new name.
+    let def = |db: &str| m.root(&format!("SHOW CREATE TABLE {db}.every")).replace(db, "DB");
+    assert_eq!(def("ty"), def("ty2"));
+    // A second server restores it too (a fresh target, same bytes).
+    let other = Maria::start_with(2, &[]);
+    restore(&repo, id, &other.url(), &[]);
+    assert_eq!(rows(&other, "ty"), a);
+    run_ok(arca(), &["check", "--repo", &repo, "--read-data"]);
+}
+
+const SHOP: &str = r#"
+CREATE DATABASE shop; USE shop;
+CREATE TABLE customers (id int AUTO_INCREMENT PRIMARY KEY, name varchar(50), email varchar(80), KEY by_name (name), UNIQUE KEY by_email (email)) AUTO_INCREMENT=1000;
+CREATE TABLE orders (id bigint AUTO_INCREMENT PRIMARY KEY, customer int NOT NULL, total decimal(10,2),
+  KEY (customer), CONSTRAINT fk_c FOREIGN KEY (customer) REFERENCES customers (id))
+  PARTITION BY HASH (id) PARTITIONS 1;
+CREATE TABLE audit (n int AUTO_INCREMENT PRIMARY KEY, what varchar(100));
+CREATE TABLE nokey (a int, b varchar(10));
+INSERT INTO customers (name, email) SELECT CONCAT('c', seq), CONCAT('c', seq, '@x') FROM seq_1_to_300;
+INSERT INTO orders (customer, total) SELECT 1000 + seq % 300, seq / 7 FROM seq_1_to_5000;
+INSERT INTO nokey SELECT seq % 10, 'x' FROM seq_1_to_100;
+CREATE SEQUENCE tickets START WITH 100 INCREMENT BY 5;
+SELECT NEXTVAL(tickets), NEXTVAL(tickets);
+CREATE DEFINER=`arca`@`%` SQL SECURITY DEFINER VIEW big_orders AS SELECT o.id, c.name FROM shop.orders o JOIN shop.customers c ON c.id = o.customer WHERE o.total > 500;
+CREATE VIEW biggest AS SELECT MAX(id) AS id FROM big_orders;
+DELIMITER ;;
+CREATE DEFINER=`arca`@`%` PROCEDURE count_orders(OUT n int) BEGIN SELECT COUNT(*) INTO n FROM shop.orders; END;;
+CREATE FUNCTION twice(x int) RETURNS int DETERMINISTIC RETURN x * 2;;
+CREATE TRIGGER log_order AFTER INSERT ON orders FOR EACH ROW INSERT INTO shop.audit (what) VALUES (CONCAT('order ', NEW.id));;
+CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM shop.audit;;
+DELIMITER ;
+CREATE DATABASE other; CREATE TABLE other.t (id int PRIMARY KEY); INSERT INTO other.t VALUES (1), (2);
+"#;
+
+#[test]
+fn definitions_selection_renames_and_replace() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    let out = Command::new("mariadb")
+        .arg(format!("--socket={}", m.socket().display()))
+        .args(["-uroot"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(SHOP.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b = backup(&repo, &m.url(), &["--databases", "shop,other"]);
+    let id = b["id"].as_str().unwrap();
+    let counts = |db: &str| {
+        m.root(&format!(
+            "SELECT (SELECT COUNT(*) FROM {db}.customers), (SELECT COUNT(*) FROM {db}.orders), (SELECT SUM(total) FROM {db}.orders), (SELECT COUNT(*) FROM {db}.nokey)"
+        ))
+    };
+
+    // Into the same server it is refused: the tables exist; nothing written.
+    let line = fails(&["restore", id, "--repo", &repo, "--to", &m.url()]);
+    assert!(line.contains("already has shop.") && line.contains("--replace"), "{line}");
+
+    // The whole database under a new name: rows, keys, views, routines,
+    // triggers, events, sequence and AUTO_INCREMENT.
+    restore(&repo, id, &m.url(), &["--databases", "shop", "--rename", "shop:shop2"]);
+    assert_eq!(counts("shop"), counts("shop2"));
+    assert_eq!(m.root("SELECT COUNT(*) FROM shop2.audit"), "0", "the trigger fired on restored rows");
+    let keys = m.root("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop2' AND TABLE_NAME = 'customers' ORDER BY INDEX_NAME");
+    assert_eq!(keys, "PRIMARY\nby_email\nby_name");
+    // The view names the renamed database, not the source's.
+    let v = m.root("SHOW CREATE VIEW shop2.big_orders");
+    assert!(v.contains("`shop2`.`orders`") && !v.contains("`shop`."), "{v}");
+    assert!(v.contains("DEFINER=`arca`@`%`"), "{v}");
+    assert_eq!(m.root("SELECT COUNT(*) FROM shop2.biggest"), "1");
+    m.root("CALL shop2.count_orders(@n)");
+    assert_eq!(m.root("CALL shop2.count_orders(@n); SELECT @n, shop2.twice(21)"), "5000\t42");
+    m.root("INSERT INTO shop2.orders (customer, total) VALUES (1000, 1)");
+    assert_eq!(m.root("SELECT what FROM shop2.audit"), "order 5001");
+    assert_eq!(m.root("SELECT NEXTVAL(shop2.tickets)"), "110");
+    assert_eq!(
+        m.root("INSERT INTO shop2.customers (name) VALUES ('new'); SELECT MAX(id) FROM shop2.customers"),
+        "1300"
+    );
+    assert_eq!(m.root("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'shop2'"), "DISABLED");
+    assert_eq!(m.root("SELECT COUNT(*) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = 'shop2' AND TABLE_NAME = 'orders' AND PARTITION_NAME IS NOT NULL"), "1");
+
+    // One table under another name in another database.
+    restore(&repo, id, &m.url(), &["--tables", "shop.customers", "--rename", "shop.customers:other.people"]);
+    assert_eq!(m.root("SELECT COUNT(*) FROM other.people"), "300");
+    assert_eq!(m.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'other'"), "2");
+
+    // --replace puts back what was changed.
+    m.root("DELETE FROM shop.orders WHERE id > 10; DROP VIEW shop.biggest");
+    restore(&repo, id, &m.url(), &["--databases", "shop", "--replace"]);
+    assert_eq!(counts("shop"), counts("shop2"));
+    assert_eq!(m.root("SELECT COUNT(*) FROM shop.biggest"), "1");
+
+    // Names that are not in the backup are refused, naming them.
+    let line = fails(&["restore", id, "--repo", &repo, "--to", &m.url(), "--tables", "shop.nope"]);
+    assert!(line.contains("nope"), "{line}");
+}
+
+#[test]
+fn consistent_point_matches_the_recorded_gtid() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root(
+        "CREATE DATABASE bank; USE bank; CREATE TABLE acct (id int PRIMARY KEY, bal bigint);
+         CREATE TABLE moves (n bigint PRIMARY KEY);
+         CREATE TABLE fill (id int PRIMARY KEY, pad blob);
+         INSERT INTO acct SELECT seq, 1000 FROM seq_1_to_100;
+         INSERT INTO fill SELECT seq, RANDOM_BYTES(1000) FROM seq_1_to_30000;",
+    );
+    let start: i64 = m
+        .root("SELECT @@gtid_binlog_pos")
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicI64::new(0));
+    let mut conn = m.connect();
+    let (flag, done) = (stop.clone(), count.clone());
+    let writer = std::thread::spawn(move || {
+        let mut n = 0i64;
+        while !flag.load(Ordering::SeqCst) {
+            n += 1;
+            let (a, b) = (n % 100 + 1, (n * 7) % 100 + 1);
+            conn.query_drop(format!(
+                "BEGIN; UPDATE bank.acct SET bal = bal - 3 WHERE id = {a}; UPDATE bank.acct SET bal = bal + 3 WHERE id = {b}; INSERT INTO bank.moves VALUES ({n}); COMMIT"
+            ))
+            .unwrap();
+            done.store(n, Ordering::SeqCst);
+        }
+    });
+    while count.load(Ordering::SeqCst) < 50 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let b = backup(&repo, &format!("{}/bank", m.url()), &["--parallelism", "3"]);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let id = b["id"].as_str().unwrap();
+    restore(&repo, id, &m.url(), &["--rename", "bank:copy"]);
+    assert_eq!(m.root("SELECT SUM(bal) FROM copy.acct"), "100000", "a torn transfer");
+    let moves: i64 = m.root("SELECT COUNT(*) FROM copy.moves").parse().unwrap();
+    assert_eq!(m.root("SELECT COALESCE(MAX(n), 0) FROM copy.moves"), moves.to_string());
+    assert!(moves >= 50, "{moves}");
+    // Each transfer is one GTID: the copy's point is the recorded one.
+    let shown = run_ok(arca(), &["list", "--repo", &repo, id, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let c = &v["consistency"];
+    assert_eq!(c["method"], "BACKUP STAGE BLOCK_COMMIT", "{c}");
+    assert_eq!(c["connections"], 3, "{c}");
+    assert_eq!(c["gtid"].as_str().unwrap(), format!("0-1-{}", start + moves), "{c}");
+    assert!(c["binlog_file"].as_str().unwrap().starts_with("binlog."), "{c}");
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root(
+        "CREATE DATABASE d; CREATE TABLE d.t (id int PRIMARY KEY); \
+         CREATE USER weak@'%' IDENTIFIED BY 'weakpw'; GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO weak@'%';",
+    );
+    let port = m.port;
+    // A wrong password: named as such, and never printed.
+    let line = fails(&["backup", "--repo", &repo, "--source", &format!("mysql://arca:wrongpw@127.0.0.1:{port}")]);
+    assert!(line.contains("access denied") && !line.contains("wrongpw"), "{line}");
+    // A missing table or database.
+    let src = m.url();
+    let line = fails(&["backup", "--repo", &repo, "--source", &src, "--tables", "d.nope"]);
+    assert!(line.contains("no table d.nope"), "{line}");
+    let line = fails(&["backup", "--repo", &repo, "--source", &src, "--databases", "nodb"]);
+    assert!(line.contains("no database nodb"), "{line}");
+    let line = fails(&["backup", "--repo", &repo, "--source", &src, "--tables", "justatable"]);
+    assert!(line.contains("DATABASE.TABLE"), "{line}");
+    // Without RELOAD several connections cannot share a point; one can.
+    let weak = format!("mysql://weak:weakpw@127.0.0.1:{port}/d");
+    let line = fails(&["backup", "--repo", &repo, "--source", &weak, "--parallelism", "2"]);
+    assert!(line.contains("RELOAD") && line.contains("--parallelism 1"), "{line}");
+    let b = backup(&repo, &weak, &["--parallelism", "1"]);
+    assert_eq!(b["consistency"]["method"], "one snapshot");
+    assert!(!serde_json::to_string(&b).unwrap().contains("weakpw"));
+    // The password from MYSQL_PWD or a file.
+    let pw = env.path("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    run_ok(arca(), &["backup", "--repo", &repo, "--source", &m.url_without_password(), "--databases", "d", "--password-file", pw.to_str().unwrap()]);
+    let out = arca()
+        .env("MYSQL_PWD", PASSWORD)
+        .args(["backup", "--repo", &repo, "--source", &m.url_without_password(), "--databases", "d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // A target that is not a server, and options other engines refuse.
+    let id = b["id"].as_str().unwrap();
+    let line = fails(&["restore", id, "--repo", &repo, "--to", env.path("x").to_str().unwrap()]);
+    assert!(line.contains("--to mysql://"), "{line}");
+    let db = env.path("a.db");
+    rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE x(a)").unwrap();
+    let line = fails(&["backup", "--repo", &repo, "--source", db.to_str().unwrap(), "--databases", "d"]);
+    assert!(line.contains("whole database"), "{line}");
+}
+
+use std::process::Command;
