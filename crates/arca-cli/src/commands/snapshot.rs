@@ -102,6 +102,10 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
                 port: a.port,
                 ..PitrArgs::default()
             },
+            objects: Default::default(),
+            rename: Vec::new(),
+            replace: false,
+            users: false,
             par: a.par,
             json: false,
         }),

@@ -563,7 +563,7 @@ impl Source for Mariadb {
     }
 
     fn restored(&self, _env: &Env, id: &str) -> Content {
-        let copy = format!("r_{id}");
+        let copy = format!("r_{}", &id[..12]);
         run_ok(
             arca(),
             &[

@@ -32,7 +32,19 @@ impl MysqlSource {
             reason,
             expected: EXPECTED,
         };
-        let url = url::Url::parse(input).map_err(|e| invalid(e.to_string()))?;
+        // `USER@/DB?socket=…` names no host, which URL parsers refuse.
+        let fixed = match input.split_once("://") {
+            Some((scheme, rest)) => {
+                let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+                let (auth, tail) = rest.split_at(cut);
+                match auth.strip_suffix('@') {
+                    Some(user) => format!("{scheme}://{user}@localhost{tail}"),
+                    None => input.to_string(),
+                }
+            }
+            None => input.to_string(),
+        };
+        let url = url::Url::parse(&fixed).map_err(|e| invalid(e.to_string()))?;
         if !matches!(url.scheme(), "mysql" | "mariadb") {
             return Err(invalid(format!(
                 "the {}:// scheme is not a MySQL source",
@@ -181,7 +193,7 @@ mod tests {
     #[test]
     fn bad_forms_are_one_line_without_the_password() {
         for bad in [
-            "mysql://bob:hunter2@",
+            "mysql://bob:hunter2@:1",
             "postgres://bob:hunter2@h/db",
             "mysql://bob:hunter2@h/db?sock=1",
         ] {

@@ -43,7 +43,8 @@ pub fn restore(
     let n = req.parallelism.clamp(1, 16);
     let mut ctl = Session::open(&target)?;
     ctl.exec(my::SESSION)?;
-    my::check_target(&mut ctl, &schema, &dbs, &renames, req.replace)?;
+    let refs: Vec<&Database> = dbs.iter().collect();
+    my::check_target(&mut ctl, &schema, &refs, &renames, req.replace)?;
     let _lock = repo.lock_for_reading("restore")?;
     let index = repo.load_index()?;
 
@@ -92,7 +93,7 @@ pub fn restore(
             creates.push(format!("CREATE SEQUENCE {}{body}", my::qualified(&nd, &nt)));
         }
     }
-    run_all(&mut sessions, creates, |s, sql| s.exec(&sql))?;
+    run_all(&mut sessions, creates, |s, sql| Ok(s.exec(&sql)?))?;
 
     // Rows.
     let mut loads: Vec<(&Database, &my::Table, &FileEntry)> = Vec::new();
@@ -128,7 +129,7 @@ pub fn restore(
     })?;
 
     // Keys, then what comes after the rows.
-    run_all(&mut sessions, alters, |s, sql| s.exec(&sql))?;
+    run_all(&mut sessions, alters, |s, sql| Ok(s.exec(&sql)?))?;
     for d in &dbs {
         let nd = renames.database(&d.name);
         for q in &d.sequences {
@@ -139,7 +140,7 @@ pub fn restore(
                 q.next.parse::<i128>().unwrap_or(1)
             ))?;
         }
-        create_objects(&mut ctl, d, &nd, &renames)?;
+        create_objects(&mut ctl, d, &nd, &renames, req.replace)?;
     }
     if req.users {
         for u in &schema.users {
@@ -234,7 +235,13 @@ fn select(schema: &Schema, req: &RestoreRequest) -> Result<Vec<Database>> {
 
 /// Views (retried until those naming other views exist), then routines,
 /// triggers and events.
-fn create_objects(s: &mut Session, d: &Database, new_db: &str, renames: &Renames) -> Result<()> {
+fn create_objects(
+    s: &mut Session,
+    d: &Database,
+    new_db: &str,
+    renames: &Renames,
+    replace: bool,
+) -> Result<()> {
     let mut views: Vec<_> = d.objects.iter().filter(|o| o.kind == ObjectKind::View).collect();
     while !views.is_empty() {
         let mut failed = Vec::new();
@@ -251,6 +258,13 @@ fn create_objects(s: &mut Session, d: &Database, new_db: &str, renames: &Renames
         views = failed;
     }
     for o in d.objects.iter().filter(|o| o.kind != ObjectKind::View) {
+        if replace {
+            s.exec(&format!(
+                "DROP {} IF EXISTS {}",
+                o.kind.word(),
+                my::qualified(new_db, &o.name)
+            ))?;
+        }
         my::create_object(s, &d.name, new_db, o, renames)?;
     }
     Ok(())
