@@ -51,7 +51,10 @@ impl Consistency {
         };
         match self.method.as_str() {
             "one snapshot" => format!("consistent: one snapshot read by one connection{point}"),
-            "none" => "not consistent: the server offers no snapshot; tables were read one after another".to_string(),
+            "none" => {
+                "not consistent: the server offers no snapshot; tables were read one after another"
+                    .to_string()
+            }
             m => format!(
                 "consistent: {} connections at one point, commits held {} ms by {m}{point}",
                 self.connections, self.lock_ms
@@ -81,16 +84,16 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
     } else {
         match hold_commits(&mut ctl) {
             Ok(m) => Some(m),
-            Err(Error::Mysql {
-                code: Some(c), ..
-            }) if n == 1
-                && [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED, 1064].contains(&c) =>
+            Err(Error::Mysql { code: Some(c), .. })
+                if n == 1
+                    && [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED, 1064]
+                        .contains(&c) =>
             {
                 None
             }
-            Err(Error::Mysql {
-                code: Some(c), ..
-            }) if [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED].contains(&c) => {
+            Err(Error::Mysql { code: Some(c), .. })
+                if [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED].contains(&c) =>
+            {
                 return Err(ctl.error(format!(
                     "user {} lacks the RELOAD privilege, which opening {n} connections at one consistent point needs ({}): grant it (GRANT RELOAD ON *.* TO …), or pass --parallelism 1 for one consistent snapshot read by one connection",
                     src.user,

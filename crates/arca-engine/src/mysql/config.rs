@@ -52,7 +52,8 @@ impl MysqlSource {
             )));
         }
         let decode = |s: &str| {
-            percent_decode(s).ok_or_else(|| invalid("the user or password is not valid UTF-8".into()))
+            percent_decode(s)
+                .ok_or_else(|| invalid("the user or password is not valid UTF-8".into()))
         };
         let user = match url.username() {
             "" => std::env::var("USER").unwrap_or_else(|_| "root".into()),
@@ -84,12 +85,10 @@ impl MysqlSource {
             .transpose()?;
         if password.is_none() {
             if let Some(path) = password_file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::InvalidSource {
-                        input: path.display().to_string(),
-                        reason: format!("the password file cannot be read ({e})"),
-                        expected: "a file holding the password on its first line",
-                    }
+                let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidSource {
+                    input: path.display().to_string(),
+                    reason: format!("the password file cannot be read ({e})"),
+                    expected: "a file holding the password on its first line",
                 })?;
                 password = Some(text.lines().next().unwrap_or("").to_string());
             } else if let Ok(pw) = std::env::var("MYSQL_PWD") {

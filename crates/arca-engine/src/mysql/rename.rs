@@ -25,12 +25,9 @@ impl Renames {
                 (None, None) if !from.is_empty() && !to.is_empty() => {
                     r.databases.push((from.into(), to.into()))
                 }
-                (Some((d, t)), Some((d2, t2)))
-                    if ![d, t, d2, t2].iter().any(|s| s.is_empty()) =>
-                {
-                    r.tables
-                        .push(((d.into(), t.into()), (d2.into(), t2.into())))
-                }
+                (Some((d, t)), Some((d2, t2))) if ![d, t, d2, t2].iter().any(|s| s.is_empty()) => r
+                    .tables
+                    .push(((d.into(), t.into()), (d2.into(), t2.into()))),
                 _ => return Err(bad()),
             }
         }
@@ -85,10 +82,14 @@ impl Renames {
                 }
                 c if c == b'`' || is_word(c) => {
                     let (first, end) = ident(sql, i);
-                    if b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(|&n| n == b'`' || is_word(n)) {
+                    if b.get(end) == Some(&b'.')
+                        && b.get(end + 1).is_some_and(|&n| n == b'`' || is_word(n))
+                    {
                         let (second, end2) = ident(sql, end + 1);
-                        if let Some((_, (d2, t2))) =
-                            self.tables.iter().find(|((d, t), _)| *d == first && *t == second)
+                        if let Some((_, (d2, t2))) = self
+                            .tables
+                            .iter()
+                            .find(|((d, t), _)| *d == first && *t == second)
                         {
                             out.push_str(&format!(
                                 "{}.{}",

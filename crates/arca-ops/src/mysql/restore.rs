@@ -63,7 +63,10 @@ pub fn restore(
             }
             for q in &d.sequences {
                 let (nd, nt) = renames.table(&d.name, &q.name);
-                ctl.exec(&format!("DROP SEQUENCE IF EXISTS {}", my::qualified(&nd, &nt)))?;
+                ctl.exec(&format!(
+                    "DROP SEQUENCE IF EXISTS {}",
+                    my::qualified(&nd, &nt)
+                ))?;
             }
         }
     }
@@ -99,13 +102,19 @@ pub fn restore(
     let mut loads: Vec<(&Database, &my::Table, &FileEntry)> = Vec::new();
     for d in &dbs {
         for t in &d.tables {
-            let prefix = format!("{}/", super::file_path(&d.name, &t.name, 0).rsplit_once('/').expect("has a range").0);
+            let prefix = format!(
+                "{}/",
+                super::file_path(&d.name, &t.name, 0)
+                    .rsplit_once('/')
+                    .expect("has a range")
+                    .0
+            );
             for f in m.files.iter().filter(|f| f.path.starts_with(&prefix)) {
                 loads.push((d, t, f));
             }
         }
     }
-    loads.sort_by(|a, b| b.2.size.cmp(&a.2.size));
+    loads.sort_by_key(|l| std::cmp::Reverse(l.2.size));
     progress.set_total(loads.iter().map(|l| l.2.size).sum());
     let total_rows = std::sync::atomic::AtomicU64::new(0);
     let index = &index;
@@ -144,7 +153,9 @@ pub fn restore(
     }
     if req.users {
         for u in &schema.users {
-            let create = u.create.replacen("CREATE USER ", "CREATE USER IF NOT EXISTS ", 1);
+            let create = u
+                .create
+                .replacen("CREATE USER ", "CREATE USER IF NOT EXISTS ", 1);
             ctl.exec(&create)?;
             for g in &u.grants {
                 ctl.exec(g)?;
@@ -154,7 +165,13 @@ pub fn restore(
     let tables: usize = dbs.iter().map(|d| d.tables.len()).sum();
     let rows = total_rows.load(std::sync::atomic::Ordering::Relaxed);
     let mut detail = serde_json::Map::new();
-    detail.insert("databases".into(), dbs.iter().map(|d| renames.database(&d.name)).collect::<Vec<_>>().into());
+    detail.insert(
+        "databases".into(),
+        dbs.iter()
+            .map(|d| renames.database(&d.name))
+            .collect::<Vec<_>>()
+            .into(),
+    );
     detail.insert("tables".into(), tables.into());
     detail.insert("rows".into(), rows.into());
     Ok(Restored {
@@ -193,17 +210,28 @@ fn select(schema: &Schema, req: &RestoreRequest) -> Result<Vec<Database>> {
     let mut out = Vec::new();
     for d in &schema.databases {
         let whole = (o.databases.is_empty() && tables.is_empty()) || o.databases.contains(&d.name);
-        let some: Vec<&str> = tables.iter().filter(|(x, _)| *x == d.name).map(|(_, t)| t.as_str()).collect();
+        let some: Vec<&str> = tables
+            .iter()
+            .filter(|(x, _)| *x == d.name)
+            .map(|(_, t)| t.as_str())
+            .collect();
         if !whole && some.is_empty() {
             continue;
         }
         let mut d = d.clone();
         let keep = |name: &str| {
-            (whole || some.contains(&name)) && !exclude.iter().any(|(x, t)| *x == d.name && t == name)
+            (whole || some.contains(&name))
+                && !exclude.iter().any(|(x, t)| *x == d.name && t == name)
         };
         let missing: Vec<&str> = some
             .iter()
-            .filter(|t| !d.tables.iter().any(|x| x.name == **t) && !d.objects.iter().any(|o| o.kind == ObjectKind::View && o.name == **t))
+            .filter(|t| {
+                !d.tables.iter().any(|x| x.name == **t)
+                    && !d
+                        .objects
+                        .iter()
+                        .any(|o| o.kind == ObjectKind::View && o.name == **t)
+            })
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -219,12 +247,20 @@ fn select(schema: &Schema, req: &RestoreRequest) -> Result<Vec<Database>> {
             .iter()
             .filter(|o| match o.kind {
                 ObjectKind::View => keep(&o.name),
-                ObjectKind::Trigger => o.table.as_deref().is_some_and(|t| tables.iter().any(|x| x.name == t)),
+                ObjectKind::Trigger => o
+                    .table
+                    .as_deref()
+                    .is_some_and(|t| tables.iter().any(|x| x.name == t)),
                 _ => whole,
             })
             .cloned()
             .collect();
-        let sequences = d.sequences.iter().filter(|q| keep(&q.name)).cloned().collect();
+        let sequences = d
+            .sequences
+            .iter()
+            .filter(|q| keep(&q.name))
+            .cloned()
+            .collect();
         d.tables = tables;
         d.objects = objects;
         d.sequences = sequences;
@@ -242,7 +278,11 @@ fn create_objects(
     renames: &Renames,
     replace: bool,
 ) -> Result<()> {
-    let mut views: Vec<_> = d.objects.iter().filter(|o| o.kind == ObjectKind::View).collect();
+    let mut views: Vec<_> = d
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::View)
+        .collect();
     while !views.is_empty() {
         let mut failed = Vec::new();
         let mut last = None;
@@ -317,16 +357,17 @@ fn load(
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let rx = std::sync::Arc::new(Mutex::new(rx));
     let handler_rx = rx.clone();
-    s.conn.set_local_infile_handler(Some(mysql::LocalInfileHandler::new(move |_, w| {
-        let rx = handler_rx.lock().unwrap();
-        for block in rx.iter() {
-            match block {
-                Ok(b) => std::io::Write::write_all(w, &b)?,
-                Err(e) => return Err(std::io::Error::other(e)),
+    s.conn
+        .set_local_infile_handler(Some(mysql::LocalInfileHandler::new(move |_, w| {
+            let rx = handler_rx.lock().unwrap();
+            for block in rx.iter() {
+                match block {
+                    Ok(b) => std::io::Write::write_all(w, &b)?,
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
             }
-        }
-        Ok(())
-    })));
+            Ok(())
+        })));
     let label = s.label.clone();
     let result = std::thread::scope(|sc| {
         let failure = &failure;
