@@ -220,3 +220,12 @@ mod tests {
         assert!(!live.exists(), "dropped unfinished: removed");
     }
 }
+
+/// A free loopback port for a server a restore starts.
+pub fn free_port() -> crate::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| crate::Error::Unsupported(format!("cannot find a free port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| crate::Error::Unsupported(format!("cannot find a free port: {e}")))?
+        .port())
+}

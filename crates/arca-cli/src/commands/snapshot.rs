@@ -93,6 +93,7 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
             repo: a.repo,
             id: None,
             to: Some(a.to),
+            to_instance: None,
             force: a.force,
             restore_dir: None,
             restore_path: None,

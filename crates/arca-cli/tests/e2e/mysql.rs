@@ -484,3 +484,72 @@ fn bad_input_is_one_clear_line() {
 }
 
 use std::process::Command;
+
+/// Shuts a server down when dropped.
+struct Shutdown(String);
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb-admin")
+            .arg(format!("--socket={}", self.0))
+            .args(["-uroot", "shutdown"])
+            .output();
+    }
+}
+
+#[test]
+fn restores_into_a_new_instance() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // The new server runs as the mysql user: it must reach its directory.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root("CREATE DATABASE app; CREATE TABLE app.t (id int PRIMARY KEY, s varchar(10)); INSERT INTO app.t VALUES (1, 'a'), (2, 'b');");
+    let b = backup(&repo, &format!("{}/app", m.url()), &[]);
+    let id = b["id"].as_str().unwrap();
+    let dir = env.path("instance");
+    let out = run_ok(
+        arca(),
+        &[
+            "restore",
+            id,
+            "--repo",
+            &repo,
+            "--to-instance",
+            dir.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let socket = v["socket"].as_str().unwrap().to_string();
+    let _stop = Shutdown(socket.clone());
+    assert!(v["port"].as_u64().unwrap() > 0, "{v}");
+    let copy = Command::new("mariadb")
+        .arg(format!("--socket={socket}"))
+        .args([
+            "-uroot",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT id, s FROM app.t ORDER BY id",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&copy.stdout), "1\ta\n2\tb\n");
+    assert_eq!(
+        m.root("SELECT COUNT(*) FROM app.t"),
+        "2",
+        "the source is untouched"
+    );
+    // Its directory is taken now.
+    let line = fails(&[
+        "restore",
+        id,
+        "--repo",
+        &repo,
+        "--to-instance",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(line.contains("not empty"), "{line}");
+}

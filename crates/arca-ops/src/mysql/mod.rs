@@ -3,6 +3,7 @@
 //! so no windows, no log expiry and no named points.
 
 mod backup;
+mod instance;
 mod restore;
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
@@ -46,9 +47,18 @@ impl Engine for Mysql {
         req: &RestoreRequest,
         progress: &dyn Progress,
     ) -> Result<Restored> {
-        if req.wants_recovery() {
+        if req.target != crate::Target::Latest
+            || req.timeline.is_some()
+            || req.pause_at_target
+            || req.keep_archiving
+        {
             return Err(Error::Unsupported(
-                "MySQL backups are restored as they were taken: point-in-time targets, --start and --port need the binary log archive, which this arca does not keep yet".into(),
+                "MySQL backups are restored as they were taken: point-in-time targets need the binary log archive, which this arca does not keep yet".into(),
+            ));
+        }
+        if req.port.is_some() && !req.start {
+            return Err(Error::Unsupported(
+                "--port is the port of a new server: use it with --to-instance DIR".into(),
             ));
         }
         let m = match chosen {

@@ -19,37 +19,75 @@ pub fn restore(
     req: &RestoreRequest,
     progress: &dyn Progress,
 ) -> Result<Restored> {
-    let to = req.to.to_str().unwrap_or("");
-    if !(to.starts_with("mysql://") || to.starts_with("mariadb://")) {
-        return Err(Error::Unsupported(format!(
-            "backup {} is of a MySQL server: restore it into one with --to mysql://USER@HOST:PORT",
-            m.id.short()
-        )));
-    }
-    let target = MysqlSource::parse(to, req.password_file.as_deref())?;
     let schema: Schema = serde_json::from_value(m.meta["schema"].clone()).map_err(|e| {
         arca_repo::Error::corrupt(format!(
             "backup {}'s manifest has no readable schema ({e}): it is damaged; restore another backup",
             m.id.short()
         ))
     })?;
+    let dbs = select(&schema, req)?;
+    let renames = Renames::parse(&req.renames)?;
+    let to = req.to.to_str().unwrap_or("");
+    if req.start {
+        let port = match req.port {
+            Some(p) => p,
+            None => crate::target::free_port()?,
+        };
+        let instance = super::instance::create(&req.to, port, schema.lower_case_table_names)?;
+        let target = instance.target()?;
+        return match into(repo, m, req, progress, &schema, &dbs, &renames, &target) {
+            Ok(mut done) => {
+                done.lines.extend(instance.lines());
+                done.detail.insert("port".into(), port.into());
+                done.detail.insert(
+                    "socket".into(),
+                    instance.socket.display().to_string().into(),
+                );
+                Ok(done)
+            }
+            Err(e) => {
+                instance.stop();
+                Err(e)
+            }
+        };
+    }
+    if !(to.starts_with("mysql://") || to.starts_with("mariadb://")) {
+        return Err(Error::Unsupported(format!(
+            "backup {} is of a MySQL server: restore it into one with --to mysql://USER@HOST:PORT, or into a new one with --to-instance DIR",
+            m.id.short()
+        )));
+    }
+    let target = MysqlSource::parse(to, req.password_file.as_deref())?;
+    into(repo, m, req, progress, &schema, &dbs, &renames, &target)
+}
+
+/// Restores the selected databases `dbs` into the server `target`.
+#[allow(clippy::too_many_arguments)]
+fn into(
+    repo: &Repository,
+    m: &Manifest,
+    req: &RestoreRequest,
+    progress: &dyn Progress,
+    schema: &Schema,
+    dbs: &[Database],
+    renames: &Renames,
+    target: &MysqlSource,
+) -> Result<Restored> {
     let rows: HashMap<String, u64> =
         serde_json::from_value::<Vec<(String, u64)>>(m.meta["rows"].clone())
             .unwrap_or_default()
             .into_iter()
             .collect();
-    let dbs = select(&schema, req)?;
-    let renames = Renames::parse(&req.renames)?;
     let n = req.parallelism.clamp(1, 16);
-    let mut ctl = Session::open(&target)?;
+    let mut ctl = Session::open(target)?;
     ctl.exec(my::SESSION)?;
     let refs: Vec<&Database> = dbs.iter().collect();
-    my::check_target(&mut ctl, &schema, &refs, &renames, req.replace)?;
+    my::check_target(&mut ctl, schema, &refs, renames, req.replace)?;
     let _lock = repo.lock_for_reading("restore")?;
     let index = repo.load_index()?;
 
     // Databases, and what --replace replaces.
-    for d in &dbs {
+    for d in dbs {
         let new = renames.database(&d.name);
         my::create_database(&mut ctl, d, &new)?;
         if req.replace {
@@ -73,7 +111,7 @@ pub fn restore(
 
     let mut sessions = Vec::new();
     for _ in 0..n {
-        let mut s = Session::open(&target)?;
+        let mut s = Session::open(target)?;
         s.exec(my::SESSION)?;
         sessions.push(s);
     }
@@ -81,7 +119,7 @@ pub fn restore(
     // Tables, without the keys that can wait.
     let mut creates = Vec::new();
     let mut alters = Vec::new();
-    for d in &dbs {
+    for d in dbs {
         for t in &d.tables {
             let (create, alter) = my::split_create(t, &d.name, &renames);
             creates.push(create);
@@ -100,7 +138,7 @@ pub fn restore(
 
     // Rows.
     let mut loads: Vec<(&Database, &my::Table, &FileEntry)> = Vec::new();
-    for d in &dbs {
+    for d in dbs {
         for t in &d.tables {
             let prefix = format!(
                 "{}/",
@@ -139,7 +177,7 @@ pub fn restore(
 
     // Keys, then what comes after the rows.
     run_all(&mut sessions, alters, |s, sql| Ok(s.exec(&sql)?))?;
-    for d in &dbs {
+    for d in dbs {
         let nd = renames.database(&d.name);
         for q in &d.sequences {
             let (nd, nt) = renames.table(&d.name, &q.name);
