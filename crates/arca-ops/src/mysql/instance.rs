@@ -81,10 +81,12 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
     let server = find("mariadbd")?;
     let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none());
     match empty {
-        Ok(false) => return Err(Error::Unsupported(format!(
+        Ok(false) => {
+            return Err(Error::Unsupported(format!(
             "{} is not empty: --to-instance initialises a new server in a new (or empty) directory",
             dir.display()
-        ))),
+        )))
+        }
         Ok(true) => {}
         Err(_) => std::fs::create_dir_all(dir).map_err(|e| arca_repo::Error::io(dir, e))?,
     }

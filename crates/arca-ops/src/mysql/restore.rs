@@ -121,7 +121,7 @@ fn into(
     let mut alters = Vec::new();
     for d in dbs {
         for t in &d.tables {
-            let (create, alter) = my::split_create(t, &d.name, &renames);
+            let (create, alter) = my::split_create(t, &d.name, renames);
             creates.push(create);
             alters.extend(alter);
         }
@@ -187,7 +187,7 @@ fn into(
                 q.next.parse::<i128>().unwrap_or(1)
             ))?;
         }
-        create_objects(&mut ctl, d, &nd, &renames, req.replace)?;
+        create_objects(&mut ctl, d, &nd, renames, req.replace)?;
     }
     if req.users {
         for u in &schema.users {
