@@ -216,7 +216,7 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
     let cut_bits = match base {
         Some(b) => b.cut_bits,
         None => {
-            let row = t.avg_row_length.max(16);
+            let row = sample_row_bytes(s, db, t)?.max(16);
             (BLOCK_BYTES / row).max(1).ilog2().min(16)
         }
     };
@@ -264,6 +264,25 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
         last: hi.div_euclid(st) as i64,
         cut_bits,
     })
+}
+
+/// About how many bytes a row of `t` takes as text, from its first rows
+/// (the server's statistics are often missing for a new table).
+fn sample_row_bytes(s: &mut Session, db: &str, t: &Table) -> Result<u64> {
+    let cols: Vec<String> = t.stored_columns().map(|c| quote(&c.name)).collect();
+    if cols.is_empty() {
+        return Ok(16);
+    }
+    let sql = format!(
+        "SELECT AVG(LENGTH(CONCAT_WS(',', {}))) + {} FROM (SELECT {} FROM {} LIMIT 1000) AS sample",
+        cols.join(", "),
+        cols.len(),
+        cols.join(", "),
+        qualified(db, &t.name)
+    );
+    Ok(s.one(&sql)?
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(t.avg_row_length, |v| v as u64))
 }
 
 /// What one range's reading produced.

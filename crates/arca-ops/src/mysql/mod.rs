@@ -39,6 +39,32 @@ impl Engine for Mysql {
         backup::backup(repo, opts, progress)
     }
 
+    fn describe(&self, m: &Manifest) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Ok(c) =
+            serde_json::from_value::<arca_engine::mysql::Consistency>(m.meta["consistency"].clone())
+        {
+            lines.push(format!("consistency:  {}", c.describe()));
+            if !c.not_at_point.is_empty() {
+                lines.push(format!("not at point: {}", c.not_at_point.join(", ")));
+            }
+        }
+        if let Ok(s) =
+            serde_json::from_value::<arca_engine::mysql::Schema>(m.meta["schema"].clone())
+        {
+            for d in &s.databases {
+                let rows: u64 = d.tables.iter().map(|t| t.rows_estimate).sum();
+                lines.push(format!(
+                    "database:     {} ({} tables, about {rows} rows, {} views/routines/triggers/events)",
+                    d.name,
+                    d.tables.len(),
+                    d.objects.len()
+                ));
+            }
+        }
+        lines
+    }
+
     fn restore(
         &self,
         repo: &Repository,
