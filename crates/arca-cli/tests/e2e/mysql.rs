@@ -553,3 +553,62 @@ fn restores_into_a_new_instance() {
     ]);
     assert!(line.contains("not empty"), "{line}");
 }
+
+#[test]
+fn a_target_that_cannot_take_the_backup_is_refused_before_anything_is_written() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root(
+        "CREATE DATABASE App; CREATE TABLE App.Orders (id int PRIMARY KEY); INSERT INTO App.Orders VALUES (1);
+         CREATE USER shopper@'%' IDENTIFIED BY 'shop-pw'; GRANT SELECT ON App.* TO shopper@'%';",
+    );
+    let b = backup(&repo, &m.url(), &["--databases", "App", "--users"]);
+    let id = b["id"].as_str().unwrap();
+
+    // Other letter-case rules for names.
+    let folding = Maria::start_with(2, &["--lower-case-table-names=1"]);
+    let line = fails(&["restore", id, "--repo", &repo, "--to", &folding.url()]);
+    assert!(line.contains("lower_case_table_names"), "{line}");
+    assert_eq!(
+        folding.root("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'"),
+        "0"
+    );
+
+    // A collation the target does not have (the backup made to use one).
+    let good = super::restore_target::only_manifest(&repo);
+    let forged = super::restore_target::forge(&repo, &good, |m| {
+        m.meta["schema"]["collations"] = serde_json::json!(["utf8mb4_klingon_ci"]);
+    });
+    let fresh = Maria::start_with(3, &[]);
+    let line = fails(&["restore", &forged, "--repo", &repo, "--to", &fresh.url()]);
+    assert!(line.contains("utf8mb4_klingon_ci"), "{line}");
+    assert_eq!(
+        fresh.root("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'App'"),
+        "0"
+    );
+
+    // Users and grants come back with --users only.
+    restore(&repo, id, &fresh.url(), &[]);
+    assert_eq!(
+        fresh.root("SELECT COUNT(*) FROM mysql.user WHERE User = 'shopper'"),
+        "0"
+    );
+    restore(&repo, id, &fresh.url(), &["--users", "--replace"]);
+    assert_eq!(fresh.root("SHOW GRANTS FOR shopper@'%'").lines().count(), 2);
+    let login = Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &fresh.port.to_string(),
+            "-ushopper",
+            "-pshop-pw",
+            "-N",
+            "-B",
+        ])
+        .args(["-e", "SELECT id FROM App.Orders"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&login.stdout), "1\n", "{login:?}");
+}
