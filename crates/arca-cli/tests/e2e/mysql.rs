@@ -455,6 +455,17 @@ fn bad_input_is_one_clear_line() {
         b2["source"],
         format!("mysql://root@/?socket={}", m.socket().display())
     );
+    // A target that refuses LOAD DATA LOCAL INFILE says how to allow it.
+    let strict = Maria::start_with(2, &["--local-infile=0"]);
+    let line = fails(&[
+        "restore",
+        b["id"].as_str().unwrap(),
+        "--repo",
+        &repo,
+        "--to",
+        &strict.url(),
+    ]);
+    assert!(line.contains("SET GLOBAL local_infile = 1"), "{line}");
     // A target that is not a server, and options other engines refuse.
     let id = b["id"].as_str().unwrap();
     let line = fails(&[

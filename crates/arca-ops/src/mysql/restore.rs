@@ -391,7 +391,7 @@ fn load(
     f: &FileEntry,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let (tx, rx) = bounded::<std::result::Result<Vec<u8>, String>>(32);
+    let (tx, rx) = bounded::<std::result::Result<Vec<u8>, String>>(16);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let rx = std::sync::Arc::new(Mutex::new(rx));
     let handler_rx = rx.clone();
@@ -439,7 +439,13 @@ fn load(
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
-    let (rows, warnings) = result.map_err(|e| my::sql_error(&label, "loading rows", e))?;
+    let (rows, warnings) = result.map_err(|e| match &e {
+        mysql::Error::MySqlError(m) if [1148, 3948, 4166].contains(&m.code) => Error::Unsupported(format!(
+            "{label} refuses LOAD DATA LOCAL INFILE ({}), which a restore streams rows with: SET GLOBAL local_infile = 1 on it for the restore",
+            m.message
+        )),
+        _ => my::sql_error(&label, "loading rows", e).into(),
+    })?;
     if warnings > 0 {
         let shown = s.texts("SHOW WARNINGS LIMIT 3")?;
         let text: Vec<String> = shown
