@@ -623,3 +623,50 @@ fn a_target_that_cannot_take_the_backup_is_refused_before_anything_is_written() 
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&login.stdout), "1\n", "{login:?}");
 }
+
+#[test]
+fn large_tables_are_read_and_loaded_in_key_ranges() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root(
+        "CREATE DATABASE big; USE big;
+         CREATE TABLE r (id bigint PRIMARY KEY, k int, pad varbinary(200), KEY (k));
+         INSERT INTO r SELECT CAST(seq AS SIGNED) - 50000, seq % 97, RANDOM_BYTES(150) FROM seq_1_to_100000;
+         CREATE TABLE u (id bigint unsigned PRIMARY KEY, v int);
+         INSERT INTO u SELECT 18446744073709551615 - seq * 1000000000, seq FROM seq_0_to_30000;
+         ANALYZE TABLE r, u;",
+    );
+    let with_ranges = |args: &[&str]| {
+        let out = arca()
+            .env("ARCA_MYSQL_RANGE_MIB", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let src = format!("{}/big", m.url());
+    let b = with_ranges(&["backup", "--repo", &repo, "--source", &src, "--json", "--parallelism", "3"]);
+    let files = b["files"].as_array().unwrap();
+    let ranges = files.iter().filter(|f| f["path"].as_str().unwrap().starts_with("big/r/")).count();
+    assert!(ranges >= 4, "{files:?}");
+    let id = b["id"].as_str().unwrap();
+    restore(&repo, id, &m.url(), &["--rename", "big:big2", "--parallelism", "3"]);
+    for t in ["r", "u"] {
+        assert_eq!(checksum(&m, &format!("big.{t}")), checksum(&m, &format!("big2.{t}")), "{t}");
+        assert_eq!(
+            m.root(&format!("SELECT COUNT(*) FROM big.{t}")),
+            m.root(&format!("SELECT COUNT(*) FROM big2.{t}"))
+        );
+    }
+    // Rows added past both ends land in the open-ended first and last ranges.
+    m.root("INSERT INTO big.r VALUES (-9000000, 1, 'low'), (9000000, 2, 'high')");
+    let b2 = with_ranges(&["backup", "--repo", &repo, "--source", &src, "--json"]);
+    let paths = |b: &serde_json::Value| -> Vec<String> {
+        b["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(paths(&b), paths(&b2), "the ranges moved");
+    restore(&repo, b2["id"].as_str().unwrap(), &m.url(), &["--rename", "big:big3"]);
+    assert_eq!(checksum(&m, "big.r"), checksum(&m, "big3.r"));
+}

@@ -233,7 +233,13 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
         .columns
         .iter()
         .any(|c| &c.name == first_key && is_integer(&c.data_type));
-    if !integer || t.data_length < 2 * RANGE_BYTES {
+    // ARCA_MYSQL_RANGE_MIB tunes the range size (tests use small ones).
+    let range_bytes = std::env::var("ARCA_MYSQL_RANGE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&m| m > 0)
+        .map_or(RANGE_BYTES, |m| m << 20);
+    if !integer || t.data_length < 2 * range_bytes {
         return Ok(whole);
     }
     let k = quote(first_key);
@@ -249,7 +255,7 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
     let (Some(lo), Some(hi)) = (parse(0), parse(1)) else {
         return Ok(whole);
     };
-    let ranges = (t.data_length / RANGE_BYTES).max(1) as i128;
+    let ranges = (t.data_length / range_bytes).max(1) as i128;
     let want = ((hi - lo + 1) / ranges).max(1);
     let mut stride = (want as u128).next_power_of_two().min(1 << 62) as u64;
     if let Some(b) = base.filter(|b| b.stride > 0) {
