@@ -3,7 +3,13 @@
 //! so no windows, no log expiry and no named points.
 
 mod backup;
+mod compare;
 mod restore;
+
+pub use compare::{
+    compare, ChunkDifference, CompareRequest, Mode, Problem, Report, RowDifference, RowKind,
+    TableDifference,
+};
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
