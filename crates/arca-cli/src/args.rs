@@ -376,6 +376,11 @@ pub struct RestoreArgs {
     /// for a MySQL backup the server: mysql://USER@HOST:PORT.
     #[arg(long, value_name = "PATH|URL")]
     pub to: Option<PathBuf>,
+    /// MySQL: initialise a new MariaDB server in DIR, start it on loopback
+    /// (on --port, or a free one), restore into it and print how to
+    /// connect; the source is not touched.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["to", "restore_path"])]
+    pub to_instance: Option<PathBuf>,
     /// Overwrite an existing target.
     #[arg(long)]
     pub force: bool,

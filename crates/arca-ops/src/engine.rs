@@ -65,6 +65,12 @@ pub trait Engine: Sync {
         Ok(Vec::new())
     }
 
+    /// Lines about a backup of this engine for `arca list ID`, beyond what
+    /// every manifest says (a MySQL backup: its consistency point).
+    fn describe(&self, _m: &Manifest) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Names the source's current point in its log (a named snapshot).
     fn create_point(&self, _repo: &Repository, _source: &str, _name: &str) -> Result<crate::Point> {
         Err(Error::Unsupported(format!(

@@ -169,6 +169,15 @@ pub(crate) fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// A free loopback port for a server a restore starts.
+pub fn free_port() -> crate::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| crate::Error::Unsupported(format!("cannot find a free port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| crate::Error::Unsupported(format!("cannot find a free port: {e}")))?
+        .port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

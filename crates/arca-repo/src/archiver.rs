@@ -9,6 +9,11 @@
 //! its previous version (a delta frame): most updates change a few bytes of
 //! a page.
 //!
+//! A logical engine cuts its own blocks (at row boundaries) and hands them
+//! over whole ([`BlockSource`]): such a file has blocks of varied size
+//! (`block_size` 0) and goes through the same pipeline, and its earlier
+//! version gives bases by block number as a fixed file's does.
+//!
 //! Pipeline (bounded channels, so memory does not grow with the source):
 //! reader (caller's thread) → hashers (N) → dedup (1, in order) →
 //! compressors (N) → packer (shared; each full pack is written by a thread of
@@ -44,6 +49,15 @@ pub struct NewManifest {
     pub tags: Vec<String>,
     pub start_time: jiff::Timestamp,
     pub meta: serde_json::Value,
+}
+
+/// Where a caller's pre-cut blocks come from.
+pub trait BlockSource {
+    /// Appends whole blocks to `buf` and each one's length to `cuts`, until
+    /// `buf` holds at least `want` bytes or the source ends. Appending
+    /// nothing means the end. `buf` and `cuts` come empty; a block of no
+    /// bytes fails the backup.
+    fn fill(&mut self, buf: &mut Vec<u8>, cuts: &mut Vec<u32>, want: usize) -> std::io::Result<()>;
 }
 
 /// One backup in progress: holds a shared lock and the repository's index.
@@ -109,8 +123,78 @@ impl<'r> BackupSession<'r> {
             n => n,
         } as usize;
         let frame_size = cfg.chunker.frame_size as usize;
-        let seg_blocks = (frame_size / block_size).max(1);
-        let seg_bytes = seg_blocks * block_size;
+        let seg_bytes = (frame_size / block_size).max(1) * block_size;
+        let input = Input::Fixed {
+            reader,
+            block_size,
+            seg_bytes,
+            done: false,
+        };
+        let (read_bytes, lists, blocks) = self.store(path, input, base, progress)?;
+        if read_bytes != len {
+            return Err(Error::Source(std::io::Error::other(format!(
+                "{path}: read {read_bytes} bytes, expected {len}: the source changed size while it was read"
+            ))));
+        }
+        self.files.push(FileEntry {
+            path: path.to_string(),
+            size: read_bytes,
+            block_size: block_size as u32,
+            blocks,
+            lists,
+            meta,
+        });
+        Ok(self.files.last().unwrap())
+    }
+
+    /// Stores one file as the blocks `source` cuts, of whatever sizes (none
+    /// empty). Its entry has `block_size` 0: each block's length is its
+    /// blob's, and the file is read back block by block
+    /// ([`BlockStream`](crate::BlockStream)), not restored as a file. `base`
+    /// is the same file in an earlier backup, also in variable blocks: a
+    /// new block is compressed against the block of the same number there.
+    /// A block larger than a frame is a frame of its own.
+    pub fn add_blocks(
+        &mut self,
+        path: &str,
+        source: &mut dyn BlockSource,
+        meta: serde_json::Value,
+        base: Option<&FileEntry>,
+        progress: &dyn Progress,
+    ) -> Result<&FileEntry> {
+        let (size, lists, blocks) = self.store(path, Input::Cut(source), base, progress)?;
+        self.files.push(FileEntry {
+            path: path.to_string(),
+            size,
+            block_size: 0,
+            blocks,
+            lists,
+            meta,
+        });
+        Ok(self.files.last().unwrap())
+    }
+
+    /// The pipeline both kinds of file go through. Returns the bytes read,
+    /// the block lists and the number of blocks.
+    fn store(
+        &mut self,
+        path: &str,
+        mut input: Input<'_>,
+        base: Option<&FileEntry>,
+        progress: &dyn Progress,
+    ) -> Result<(u64, Vec<BlobId>, u64)> {
+        let cfg = &self.repo.config;
+        let frame_size = cfg.chunker.frame_size as usize;
+        let block_size = input.block_size();
+        // A frame's buffer holds this much more than a frame, so the block
+        // that fills it fits without growing it.
+        let slack = if block_size > 0 {
+            block_size
+        } else {
+            frame_size
+        };
+        // Buffers that grew past this (a very large block) are not kept.
+        let keep_at_most = 2 * (frame_size + slack);
         let level = cfg.compression.level;
         let n = self.parallelism;
         let hasher = &self.repo.hasher;
@@ -131,20 +215,26 @@ impl<'r> BackupSession<'r> {
         };
 
         packer.start_sequence();
-        let (seg_tx, seg_rx) = bounded::<(u64, Vec<u8>)>(n * 2);
-        let (hashed_tx, hashed_rx) = bounded::<(u64, Vec<u8>, Vec<BlobId>)>(n * 2);
+        let (seg_tx, seg_rx) = bounded::<Segment>(n * 2);
+        let (hashed_tx, hashed_rx) = bounded::<(Segment, Vec<BlobId>)>(n * 2);
         let (frame_tx, frame_rx) = bounded::<NewFrame>(n * 2);
         // Buffers go round (reader → hashers → dedup → compressors → reader),
         // so a backup does not allocate and fault in a fresh megabyte per segment.
         let (pool_tx, pool_rx) = bounded::<Vec<u8>>(n * 8);
+        let recycle = |buf: Vec<u8>| {
+            if buf.capacity() <= keep_at_most {
+                let _ = pool_tx.try_send(buf);
+            }
+        };
+        let recycle = &recycle;
 
         let (read_bytes, lists, blocks) = std::thread::scope(|s| {
             for _ in 0..n {
                 let (rx, tx) = (seg_rx.clone(), hashed_tx.clone());
                 s.spawn(move || {
-                    for (seq, buf) in rx {
-                        let ids = buf.chunks(block_size).map(|b| hasher.blob_id(b)).collect();
-                        if tx.send((seq, buf, ids)).is_err() {
+                    for seg in rx {
+                        let ids = seg.blocks().map(|b| hasher.blob_id(b)).collect();
+                        if tx.send((seg, ids)).is_err() {
                             return;
                         }
                     }
@@ -153,7 +243,7 @@ impl<'r> BackupSession<'r> {
             drop(hashed_tx);
             for _ in 0..n {
                 let rx = frame_rx.clone();
-                let (fail, pool_tx) = (&fail, pool_tx.clone());
+                let fail = &fail;
                 s.spawn(move || {
                     let mut compressor = match zstd::bulk::Compressor::new(level) {
                         Ok(c) => c,
@@ -186,7 +276,7 @@ impl<'r> BackupSession<'r> {
                             fail(e);
                             return;
                         }
-                        let _ = pool_tx.try_send(raw);
+                        recycle(raw);
                     }
                 });
             }
@@ -206,28 +296,26 @@ impl<'r> BackupSession<'r> {
                 let mut list: Vec<BlobId> = Vec::with_capacity(LIST_IDS);
                 let mut lists = Vec::new();
                 let mut blocks = 0u64;
-                let mut raw = Vec::with_capacity(frame_size + block_size);
+                let mut raw = Vec::with_capacity(frame_size + slack);
                 let mut blobs = Vec::new();
                 let mut base_of = BaseFinder::new(repo, index, bases);
                 let mut delta = DeltaBases::default();
-                for (seq, buf, ids) in hashed_rx {
-                    pending.insert(seq, (buf, ids));
-                    while let Some((buf, ids)) = pending.remove(&next) {
+                for (seg, ids) in hashed_rx {
+                    pending.insert(seg.seq, (seg, ids));
+                    while let Some((seg, ids)) = pending.remove(&next) {
                         next += 1;
-                        // A delta frame stays within one block list's window:
-                        // restore reads by window, and a frame spanning
-                        // several would be decompressed, with its bases,
-                        // once for each.
-                        let window = blocks / LIST_IDS as u64;
+                        let first = blocks;
+                        // A frame of deltas ends with its window (below);
+                        // ended here, a new window's segment may still be
+                        // a frame as it is.
+                        let window = first / LIST_IDS as u64;
                         if delta.has_bases() && !raw.is_empty() && window != delta.window {
-                            let next = Vec::with_capacity(frame_size + block_size);
+                            let next = Vec::with_capacity(frame_size + slack);
                             send_frame(&frame_tx, &mut delta, &mut raw, next, &mut blobs)?;
                         }
-                        if raw.is_empty() {
-                            delta.window = window;
-                        }
-                        let mut new_ids = Vec::new();
-                        for (block, id) in buf.chunks(block_size).zip(ids) {
+                        let mut new_blocks = Vec::new();
+                        let mut at = 0usize;
+                        for (&len, id) in seg.lens.iter().zip(ids) {
                             let number = blocks;
                             blocks += 1;
                             list.push(id);
@@ -235,45 +323,84 @@ impl<'r> BackupSession<'r> {
                                 lists.push(store_list(&ctx, &list)?);
                                 list.clear();
                             }
+                            let start = at;
+                            at += len as usize;
                             if index.contains(&id) {
                                 continue;
                             }
-                            new_ids.push((id, block, number));
+                            new_blocks.push(Fresh {
+                                id,
+                                start,
+                                len,
+                                number,
+                                base: None,
+                            });
                         }
-                        let mut fresh = Vec::with_capacity(new_ids.len());
-                        if !new_ids.is_empty() {
+                        let mut fresh = Vec::with_capacity(new_blocks.len());
+                        if !new_blocks.is_empty() {
                             let mut seen = seen.lock().unwrap();
-                            fresh.extend(new_ids.into_iter().filter(|(id, _, _)| seen.insert(*id)));
+                            fresh.extend(new_blocks.into_iter().filter(|b| seen.insert(b.id)));
                         }
+                        for b in &mut fresh {
+                            b.base = base_of.find(b.number);
+                        }
+                        // Every block of a full segment is new: it is the
+                        // frame as it is, unless the rules below would cut
+                        // it (the frame full before the last block, a block
+                        // of a frame's size among others, deltas across a
+                        // block-list window).
+                        let last = *seg.lens.last().expect("a segment holds a block") as usize;
+                        let one_window = first / LIST_IDS as u64 == (blocks - 1) / LIST_IDS as u64;
                         let whole = raw.is_empty()
-                            && buf.len() == seg_bytes
-                            && fresh.len() == buf.len().div_ceil(block_size);
-                        for (_, _, number) in &fresh {
-                            delta.add(base_of.find(*number));
-                        }
-                        let entries = fresh.iter().map(|(id, block, _)| BlobEntry {
-                            id: *id,
-                            len: block.len() as u32,
-                        });
+                            && seg.full
+                            && fresh.len() == seg.lens.len()
+                            && seg.buf.len() - last < frame_size
+                            && (last < frame_size || seg.lens.len() == 1)
+                            && (one_window || fresh.iter().all(|b| b.base.is_none()));
                         if whole {
-                            // Every block of the segment is new: it is the frame.
-                            let entries = entries.collect();
-                            drop(fresh);
-                            if frame_tx.send(delta.frame(buf, entries)).is_err() {
+                            let entries = fresh
+                                .iter()
+                                .map(|b| {
+                                    delta.add(b.base);
+                                    BlobEntry {
+                                        id: b.id,
+                                        len: b.len,
+                                    }
+                                })
+                                .collect();
+                            if frame_tx.send(delta.frame(seg.buf, entries)).is_err() {
                                 return Err(Error::Cancelled);
                             }
                             continue;
                         }
-                        blobs.extend(entries);
-                        for (_, block, _) in &fresh {
-                            raw.extend_from_slice(block);
+                        for b in &fresh {
+                            // A delta frame stays within one block list's
+                            // window: restore reads by window, and a frame
+                            // spanning several would be decompressed, with
+                            // its bases, once for each. A block of a frame's
+                            // size or more is a frame of its own.
+                            let window = b.number / LIST_IDS as u64;
+                            let cut = (delta.has_bases() && window != delta.window)
+                                || b.len as usize >= frame_size;
+                            if cut && !raw.is_empty() {
+                                let next = Vec::with_capacity(frame_size + slack);
+                                send_frame(&frame_tx, &mut delta, &mut raw, next, &mut blobs)?;
+                            }
+                            if raw.is_empty() {
+                                delta.window = window;
+                            }
+                            raw.extend_from_slice(&seg.buf[b.start..b.start + b.len as usize]);
+                            blobs.push(BlobEntry {
+                                id: b.id,
+                                len: b.len,
+                            });
+                            delta.add(b.base);
+                            if raw.len() >= frame_size {
+                                let next = Vec::with_capacity(frame_size + slack);
+                                send_frame(&frame_tx, &mut delta, &mut raw, next, &mut blobs)?;
+                            }
                         }
-                        drop(fresh);
-                        let _ = pool_tx.try_send(buf);
-                        if raw.len() >= frame_size {
-                            let next = Vec::with_capacity(frame_size + block_size);
-                            send_frame(&frame_tx, &mut delta, &mut raw, next, &mut blobs)?;
-                        }
+                        recycle(seg.buf);
                     }
                 }
                 if !raw.is_empty() {
@@ -295,24 +422,25 @@ impl<'r> BackupSession<'r> {
                     break Err(e);
                 }
                 let mut buf = pool_rx.try_recv().unwrap_or_default();
-                buf.resize(seg_bytes, 0);
-                let got = match fill(reader, &mut buf) {
-                    Ok(g) => g,
-                    Err(e) => break Err(Error::Source(e)),
+                let mut lens = Vec::new();
+                let full = match input.read(path, &mut buf, &mut lens, frame_size) {
+                    Ok(Some(full)) => full,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
                 };
-                if got == 0 {
-                    break Ok(());
-                }
-                buf.truncate(got);
-                total += got as u64;
-                progress.inc(got as u64);
-                if seg_tx.send((seq, buf)).is_err() {
+                let got = buf.len() as u64;
+                total += got;
+                progress.inc(got);
+                let seg = Segment {
+                    seq,
+                    buf,
+                    lens,
+                    full,
+                };
+                if seg_tx.send(seg).is_err() {
                     break Ok(()); // a later stage failed; its error is reported below
                 }
                 seq += 1;
-                if got < seg_bytes {
-                    break Ok(());
-                }
             };
             drop(seg_tx);
             let dedup_result = dedup.join().expect("dedup thread panicked");
@@ -330,20 +458,7 @@ impl<'r> BackupSession<'r> {
             return Err(e);
         }
         self.packer.end_sequence()?;
-        if read_bytes != len {
-            return Err(Error::Source(std::io::Error::other(format!(
-                "{path}: read {read_bytes} bytes, expected {len}: the source changed size while it was read"
-            ))));
-        }
-        self.files.push(FileEntry {
-            path: path.to_string(),
-            size: read_bytes,
-            block_size: block_size as u32,
-            blocks,
-            lists,
-            meta,
-        });
-        Ok(self.files.last().unwrap())
+        Ok((read_bytes, lists, blocks))
     }
 
     /// Writes the last pack, the index, then the snapshot that references
@@ -405,6 +520,126 @@ struct NewFrame {
     /// The blocks' previous versions (none: compress plainly).
     bases: Vec<BlobId>,
     depth: u8,
+}
+
+/// What a file is read from: a reader cut here into fixed blocks, or a
+/// source that cuts its own.
+enum Input<'a> {
+    Fixed {
+        reader: &'a mut (dyn Read + Send),
+        block_size: usize,
+        /// Bytes read at a time: whole blocks, about a frame.
+        seg_bytes: usize,
+        /// A short read was the end.
+        done: bool,
+    },
+    Cut(&'a mut dyn BlockSource),
+}
+
+impl Input<'_> {
+    /// The block size a file entry records: 0 for blocks of varied size.
+    fn block_size(&self) -> usize {
+        match self {
+            Input::Fixed { block_size, .. } => *block_size,
+            Input::Cut(_) => 0,
+        }
+    }
+
+    /// Reads the next segment into `buf` (a spare buffer, perhaps holding
+    /// old bytes) and its block lengths into `lens`. `None` at the end;
+    /// otherwise whether the segment is a frame's worth.
+    fn read(
+        &mut self,
+        path: &str,
+        buf: &mut Vec<u8>,
+        lens: &mut Vec<u32>,
+        frame_size: usize,
+    ) -> Result<Option<bool>> {
+        match self {
+            Input::Fixed {
+                reader,
+                block_size,
+                seg_bytes,
+                done,
+            } => {
+                if *done {
+                    return Ok(None);
+                }
+                // Not cleared first: a spare buffer of the right length is
+                // read into as it is, without zeroing a megabyte each time.
+                buf.resize(*seg_bytes, 0);
+                let got = fill(&mut **reader, buf).map_err(Error::Source)?;
+                buf.truncate(got);
+                *done = got < *seg_bytes;
+                if got == 0 {
+                    return Ok(None);
+                }
+                let bs = *block_size;
+                lens.extend(std::iter::repeat_n(bs as u32, got / bs));
+                if got % bs != 0 {
+                    lens.push((got % bs) as u32);
+                }
+                Ok(Some(got == *seg_bytes))
+            }
+            Input::Cut(source) => {
+                buf.clear();
+                source.fill(buf, lens, frame_size).map_err(Error::Source)?;
+                if buf.is_empty() && lens.is_empty() {
+                    return Ok(None);
+                }
+                let bad = |what: String| {
+                    Error::Source(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{path}: the block source {what}: it is a bug in the engine that cut them"),
+                    ))
+                };
+                if lens.contains(&0) {
+                    return Err(bad("cut a block of no bytes".into()));
+                }
+                let sum: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+                if sum != buf.len() as u64 {
+                    return Err(bad(format!(
+                        "appended {} bytes but blocks of {sum} bytes",
+                        buf.len()
+                    )));
+                }
+                Ok(Some(buf.len() >= frame_size))
+            }
+        }
+    }
+}
+
+/// A run of a file's blocks, read in one go, on its way to the hashers and
+/// dedup.
+struct Segment {
+    /// Its place in the file: dedup takes segments in this order.
+    seq: u64,
+    buf: Vec<u8>,
+    /// Its blocks' lengths, in order; they add up to `buf.len()`.
+    lens: Vec<u32>,
+    /// A frame's worth: if all its blocks are new, it is a frame as it is.
+    full: bool,
+}
+
+impl Segment {
+    fn blocks(&self) -> impl Iterator<Item = &[u8]> {
+        let mut at = 0;
+        self.lens.iter().map(move |&len| {
+            let block = &self.buf[at..at + len as usize];
+            at += len as usize;
+            block
+        })
+    }
+}
+
+/// A block new to the repository: its place in its segment, its number
+/// in the file and its previous version, if any.
+struct Fresh {
+    id: BlobId,
+    start: usize,
+    len: u32,
+    number: u64,
+    base: Option<(BlobId, u8)>,
 }
 
 /// Hands the frame gathered in `raw` and `blobs` to the compressors and

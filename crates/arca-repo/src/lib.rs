@@ -37,7 +37,7 @@ pub mod repository;
 pub mod restorer;
 pub mod secret;
 
-pub use archiver::{BackupSession, NewManifest};
+pub use archiver::{BackupSession, BlockSource, NewManifest};
 pub use backend::{Location, Scheme, StoreOptions};
 pub use cancel::{Cancel, Op};
 pub use check::{check, CheckOptions, CheckReport};
@@ -48,7 +48,7 @@ pub use logs::{LogEntry, Pushed};
 pub use manifest::{checked_path, BackupKind, EngineName, FileEntry, Manifest};
 pub use prune::{prune, prune_with_progress, PruneReport};
 pub use repository::Repository;
-pub use restorer::{restore_file, restore_files};
+pub use restorer::{restore_file, restore_files, BlockReader, BlockStream};
 pub use secret::Secret;
 
 /// Progress of a long operation, in bytes. The CLI draws bars; libraries

@@ -175,8 +175,11 @@ fn unwrap_object(bytes: &[u8]) -> &[u8] {
     }
 }
 
-fn read_repository(name: &str) {
-    let root = golden(name);
+/// Reads the repository at `root` whole, checking every hash, length and
+/// cross-reference the document names; returns each backup's first file
+/// block by block, by the backup's id.
+fn read_repository_at(root: &Path) -> HashMap<String, Vec<Vec<u8>>> {
+    let name = root.display();
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("config")).unwrap()).unwrap();
     assert_eq!(config["version"], 1);
@@ -280,19 +283,15 @@ fn read_repository(name: &str) {
     assert_eq!(indexed, packs.len());
 
     // Each manifest's files, block by block through their lists.
-    let expected: HashMap<String, String> =
-        serde_json::from_slice(&std::fs::read(golden(&format!("{name}.expected.json"))).unwrap())
-            .unwrap();
-    let manifests = files(&root.join("snapshots"));
-    assert_eq!(manifests.len(), expected.len());
-    for path in manifests {
+    let mut out = HashMap::new();
+    for path in files(&root.join("snapshots")) {
         let bytes = std::fs::read(&path).unwrap();
         let m: serde_json::Value = serde_json::from_slice(unwrap_object(&bytes)).unwrap();
         let id = hex_name(&path);
         assert_eq!(m["id"], id.as_str());
         let file = &m["files"][0];
         let mut db = Vec::new();
-        let mut blocks = 0;
+        let mut blocks = Vec::new();
         for list in file["lists"].as_array().unwrap() {
             let list: BlobId = hex::decode(list.as_str().unwrap())
                 .unwrap()
@@ -304,11 +303,35 @@ fn read_repository(name: &str) {
                 let (data, is_list) = &blobs[block];
                 assert!(!*is_list);
                 db.extend_from_slice(data);
-                blocks += 1;
+                blocks.push(data.clone());
             }
         }
-        assert_eq!(file["blocks"], blocks);
+        assert_eq!(file["blocks"], blocks.len());
         assert_eq!(file["size"], db.len() as u64);
+        // Fixed blocks: all of `block_size` but the last. Variable blocks
+        // (0): any length but none.
+        let bs = file["block_size"].as_u64().unwrap() as usize;
+        if bs > 0 {
+            assert_eq!(blocks.len(), db.len().div_ceil(bs));
+            let (last, rest) = blocks.split_last().unwrap_or((&db, &[]));
+            assert!(rest.iter().all(|b| b.len() == bs) && last.len() <= bs);
+        } else {
+            assert!(blocks.iter().all(|b| !b.is_empty()), "{name}");
+        }
+        out.insert(id, blocks);
+    }
+    out
+}
+
+/// A golden repository: every backup's database is the one expected.
+fn read_repository(name: &str) {
+    let expected: HashMap<String, String> =
+        serde_json::from_slice(&std::fs::read(golden(&format!("{name}.expected.json"))).unwrap())
+            .unwrap();
+    let read = read_repository_at(&golden(name));
+    assert_eq!(read.len(), expected.len());
+    for (id, blocks) in read {
+        let db = blocks.concat();
         assert_eq!(
             format!("{:x}", Sha256::digest(&db)),
             expected[&id],
@@ -336,4 +359,68 @@ fn a_new_config_checksum_is_the_documented_one() {
         serde_json::json!(["object-checksums", "delta-frames"])
     );
     assert_eq!(config["checksum"], config_checksum(&config).as_str());
+}
+
+/// Hands out its blocks whole.
+struct Rows(std::vec::IntoIter<Vec<u8>>);
+
+impl arca_repo::BlockSource for Rows {
+    fn fill(&mut self, buf: &mut Vec<u8>, cuts: &mut Vec<u32>, want: usize) -> std::io::Result<()> {
+        while buf.len() < want {
+            let Some(block) = self.0.next() else { break };
+            buf.extend_from_slice(&block);
+            cuts.push(block.len() as u32);
+        }
+        Ok(())
+    }
+}
+
+/// A file in variable blocks, backed up twice (the second time as deltas
+/// against the first), reads block for block by the document alone.
+#[test]
+fn a_file_in_variable_blocks_reads_by_the_document_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let loc = arca_repo::Location::parse(root.to_str().unwrap()).unwrap();
+    let repo = arca_repo::Repository::init(&loc, &arca_repo::InitOptions::default()).unwrap();
+    let row = |n: usize, v: usize| format!("{n}\t{v}\t{}\n", "row ".repeat(n % 50)).into_bytes();
+    let mut v1: Vec<Vec<u8>> = (0..6000).map(|n| row(n, 0)).collect();
+    v1.insert(100, vec![b'z'; (1 << 20) + 3]);
+    let mut v2 = v1.clone();
+    for n in [5, 700, 5000] {
+        v2[n] = row(n, 1);
+    }
+    let mut ids = HashMap::new();
+    let mut base: Option<arca_repo::FileEntry> = None;
+    for blocks in [&v1, &v2] {
+        let mut session = arca_repo::BackupSession::start(&repo, 2).unwrap();
+        let mut rows = Rows(blocks.clone().into_iter());
+        let null = serde_json::Value::Null;
+        let entry = session
+            .add_blocks("t", &mut rows, null, base.as_ref(), &arca_repo::NoProgress)
+            .unwrap()
+            .clone();
+        let snap = session
+            .commit(arca_repo::NewManifest {
+                engine: "test".into(),
+                source: "test://rows".into(),
+                kind: "logical".into(),
+                name: None,
+                tags: vec![],
+                start_time: jiff::Timestamp::now(),
+                meta: serde_json::Value::Null,
+            })
+            .unwrap();
+        ids.insert(snap.id.to_hex(), blocks);
+        base = Some(entry);
+    }
+    let index = repo.load_index().unwrap();
+    let delta = |f: &arca_repo::pack::FrameEntry| f.kind.depth() > 0;
+    assert!(index.packs.iter().flat_map(|p| &p.frames).any(delta));
+
+    let read = read_repository_at(&root);
+    assert_eq!(read.len(), 2);
+    for (id, blocks) in read {
+        assert!(blocks == *ids[&id], "backup {id}");
+    }
 }

@@ -96,13 +96,20 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         if !snap.tags.is_empty() {
             out(format_args!("tags:         {}", snap.tags.join(", ")))?;
         }
+        if let Ok(engine) = arca_ops::engine::of(&snap) {
+            for line in engine.describe(&snap) {
+                out(line)?;
+            }
+        }
         for f in &snap.files {
+            let blocks = match f.block_size {
+                0 => format!("{} blocks of whole rows", f.blocks),
+                n => format!("{} blocks of {n} B", f.blocks),
+            };
             out(format_args!(
-                "file:         {} ({}, {} blocks of {} B)",
+                "file:         {} ({}, {blocks})",
                 f.path,
-                bytes(f.size),
-                f.blocks,
-                f.block_size
+                bytes(f.size)
             ))?;
         }
         if report.is_ok() {

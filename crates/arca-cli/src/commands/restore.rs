@@ -13,11 +13,16 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
             bail!("--restore_dir {kind} is not supported: use --restore_dir filesystem --restore_path PATH, or --to PATH");
         }
     }
-    let to = match (a.to.clone(), a.restore_path.clone()) {
+    let to = match (
+        a.to_instance.clone().or(a.to.clone()),
+        a.restore_path.clone(),
+    ) {
         (Some(t), None) | (None, Some(t)) => t,
         (Some(t), Some(p)) if t == p => t,
         (Some(_), Some(_)) => bail!("--to and --restore_path name different targets: give one"),
-        (None, None) => bail!("no restore target: pass --to PATH"),
+        (None, None) => {
+            bail!("no restore target: pass --to PATH (or --to mysql://…, --to-instance DIR)")
+        }
     };
     let repo = super::open(&a.repo)?;
     let p = &a.pitr;
@@ -37,7 +42,7 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         timeline: p.target_timeline.clone(),
         pause_at_target: p.target_action.as_deref() == Some("pause"),
         keep_archiving: p.keep_archiving,
-        start: p.start,
+        start: p.start || a.to_instance.is_some(),
         port: p.port,
         reopen: super::repo_flags(&a.repo)?,
         objects: a.objects.objects(),

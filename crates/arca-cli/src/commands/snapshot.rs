@@ -93,6 +93,7 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
             repo: a.repo,
             id: None,
             to: Some(a.to),
+            to_instance: None,
             force: a.force,
             restore_dir: None,
             restore_path: None,
@@ -102,6 +103,10 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
                 port: a.port,
                 ..PitrArgs::default()
             },
+            objects: Default::default(),
+            rename: Vec::new(),
+            replace: false,
+            users: false,
             par: a.par,
             json: false,
         }),

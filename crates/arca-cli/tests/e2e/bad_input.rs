@@ -109,5 +109,8 @@ fn unknown_backup_id_and_unsupported_source() {
         "--source",
         "oracle://u@127.0.0.1/db",
     ]);
-    assert!(one_line(&err).contains("unknown source scheme oracle://"), "{err}");
+    assert!(
+        one_line(&err).contains("unknown source scheme oracle://"),
+        "{err}"
+    );
 }

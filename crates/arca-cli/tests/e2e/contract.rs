@@ -30,9 +30,9 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::common::{error_line, integrity_ok, run_ok, Env};
+use super::mariadb::Maria;
 use super::pg_bad_input::backups;
 use super::pg_pitr::started_port;
-use super::mariadb::Maria;
 use super::postgres::{arca, arca_bin, free_port, server_repo, Pg};
 
 pub const ACCOUNTS: i64 = 100;
@@ -563,7 +563,7 @@ impl Source for Mariadb {
     }
 
     fn restored(&self, _env: &Env, id: &str) -> Content {
-        let copy = format!("r_{id}");
+        let copy = format!("r_{}", &id[..12]);
         run_ok(
             arca(),
             &[
@@ -583,7 +583,10 @@ impl Source for Mariadb {
     fn bad_source(&self, _env: &Env) -> (String, String) {
         let port = free_port();
         (
-            format!("mysql://arca:{}@127.0.0.1:{port}/app", super::mariadb::PASSWORD),
+            format!(
+                "mysql://arca:{}@127.0.0.1:{port}/app",
+                super::mariadb::PASSWORD
+            ),
             format!("127.0.0.1:{port}"),
         )
     }

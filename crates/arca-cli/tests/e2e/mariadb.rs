@@ -32,7 +32,10 @@ fn chown_mysql(path: &Path) {
             .arg(path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "no mysql user: install mariadb-server");
+        assert!(
+            out.status.success(),
+            "no mysql user: install mariadb-server"
+        );
     }
 }
 
@@ -56,7 +59,11 @@ impl Maria {
         chown_mysql(&dir);
         let mut install = Command::new("mariadb-install-db");
         install
-            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args([
+                "--no-defaults",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--tmpdir={}", dir.join("tmp").display()));
         if is_root() {
@@ -111,7 +118,10 @@ impl Maria {
         if is_root() {
             c.arg("--user=mysql");
         }
-        self.child = Some(c.spawn().expect("mariadbd is not installed: scripts/test.sh installs mariadb-server"));
+        self.child = Some(
+            c.spawn()
+                .expect("mariadbd is not installed: scripts/test.sh installs mariadb-server"),
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ok = Command::new("mariadb-admin")

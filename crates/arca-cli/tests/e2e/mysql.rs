@@ -46,7 +46,7 @@ CREATE TABLE every (
   bt bit(64), b1 bit(1),
   en enum('a','b','c d'), st set('x','y','z'),
   js json, g geometry,
-  gen int AS (i * 2) VIRTUAL, gst int AS (i + 1) PERSISTENT,
+  gen bigint AS (i * 2) VIRTUAL, gst bigint AS (i + 1) PERSISTENT,
   inv int INVISIBLE
 ) ENGINE=InnoDB;
 SET SESSION sql_mode = '';
@@ -58,7 +58,7 @@ INSERT INTO every (id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, de, de0, fl, d
   3.4028235e38, 2.2250738585072014e-308,
   '0000-00-00', '0000-00-00 00:00:00.000000', '9999-12-31 23:59:59', '1970-01-01 00:00:01.000001',
   '-838:59:59.000000', 0,
-  '', '', '', '', x'00000000', '', '', b'0', b'0', '', '', '{}', ST_GeomFromText('POINT(0 0)'), -1),
+  '', '', '', '', x'00000000', '', '', b'0', b'0', 'a', '', '{}', ST_GeomFromText('POINT(0 0)'), -1),
  (2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0,
   '0.000000000000000000000000000001', -1,
   1.1754944e-38, 1.7976931348623157e308,
@@ -108,7 +108,10 @@ fn every_type_round_trips_exactly() {
     assert_eq!(a, c);
     assert_eq!(checksum(&m, "ty.every"), checksum(&m, "ty2.every"));
     // Definitions as the server gives them, under the new name.
-    let def = |db: &str| m.root(&format!("SHOW CREATE TABLE {db}.every")).replace(db, "DB");
+    let def = |db: &str| {
+        m.root(&format!("SHOW CREATE TABLE {db}.every"))
+            .replace(db, "DB")
+    };
     assert_eq!(def("ty"), def("ty2"));
     // A second server restores it too (a fresh target, same bytes).
     let other = Maria::start_with(2, &[]);
@@ -121,8 +124,10 @@ const SHOP: &str = r#"
 CREATE DATABASE shop; USE shop;
 CREATE TABLE customers (id int AUTO_INCREMENT PRIMARY KEY, name varchar(50), email varchar(80), KEY by_name (name), UNIQUE KEY by_email (email)) AUTO_INCREMENT=1000;
 CREATE TABLE orders (id bigint AUTO_INCREMENT PRIMARY KEY, customer int NOT NULL, total decimal(10,2),
-  KEY (customer), CONSTRAINT fk_c FOREIGN KEY (customer) REFERENCES customers (id))
-  PARTITION BY HASH (id) PARTITIONS 1;
+  KEY (customer), CONSTRAINT fk_c FOREIGN KEY (customer) REFERENCES customers (id));
+CREATE TABLE history (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE COLUMNS (at)
+  (PARTITION p2020 VALUES LESS THAN ('2021-01-01'), PARTITION pmax VALUES LESS THAN (MAXVALUE));
+INSERT INTO history VALUES (1, '2020-05-01'), (2, '2024-01-01');
 CREATE TABLE audit (n int AUTO_INCREMENT PRIMARY KEY, what varchar(100));
 CREATE TABLE nokey (a int, b varchar(10));
 INSERT INTO customers (name, email) SELECT CONCAT('c', seq), CONCAT('c', seq, '@x') FROM seq_1_to_300;
@@ -159,7 +164,11 @@ fn definitions_selection_renames_and_replace() {
             c.wait_with_output()
         })
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let b = backup(&repo, &m.url(), &["--databases", "shop,other"]);
     let id = b["id"].as_str().unwrap();
     let counts = |db: &str| {
@@ -168,47 +177,106 @@ fn definitions_selection_renames_and_replace() {
         ))
     };
 
+    let original = counts("shop");
+
     // Into the same server it is refused: the tables exist; nothing written.
     let line = fails(&["restore", id, "--repo", &repo, "--to", &m.url()]);
-    assert!(line.contains("already has shop.") && line.contains("--replace"), "{line}");
+    assert!(
+        line.contains("already has") && line.contains("shop.orders") && line.contains("--replace"),
+        "{line}"
+    );
 
     // The whole database under a new name: rows, keys, views, routines,
     // triggers, events, sequence and AUTO_INCREMENT.
-    restore(&repo, id, &m.url(), &["--databases", "shop", "--rename", "shop:shop2"]);
+    restore(
+        &repo,
+        id,
+        &m.url(),
+        &["--databases", "shop", "--rename", "shop:shop2"],
+    );
     assert_eq!(counts("shop"), counts("shop2"));
-    assert_eq!(m.root("SELECT COUNT(*) FROM shop2.audit"), "0", "the trigger fired on restored rows");
+    assert_eq!(
+        m.root("SELECT COUNT(*) FROM shop2.audit"),
+        "0",
+        "the trigger fired on restored rows"
+    );
     let keys = m.root("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop2' AND TABLE_NAME = 'customers' ORDER BY INDEX_NAME");
-    assert_eq!(keys, "PRIMARY\nby_email\nby_name");
+    assert_eq!(keys, "by_email\nby_name\nPRIMARY");
     // The view names the renamed database, not the source's.
     let v = m.root("SHOW CREATE VIEW shop2.big_orders");
-    assert!(v.contains("`shop2`.`orders`") && !v.contains("`shop`."), "{v}");
+    assert!(
+        v.contains("`shop2`.`orders`") && !v.contains("`shop`."),
+        "{v}"
+    );
     assert!(v.contains("DEFINER=`arca`@`%`"), "{v}");
     assert_eq!(m.root("SELECT COUNT(*) FROM shop2.biggest"), "1");
     m.root("CALL shop2.count_orders(@n)");
-    assert_eq!(m.root("CALL shop2.count_orders(@n); SELECT @n, shop2.twice(21)"), "5000\t42");
+    assert_eq!(
+        m.root("CALL shop2.count_orders(@n); SELECT @n, shop2.twice(21)"),
+        "5000\t42"
+    );
+    // AUTO_INCREMENT goes on where the source's would.
+    let next = |t: &str| {
+        m.root(&format!(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop' AND TABLE_NAME = '{t}'"
+        ))
+    };
+    let (next_order, next_customer) = (next("orders"), next("customers"));
     m.root("INSERT INTO shop2.orders (customer, total) VALUES (1000, 1)");
-    assert_eq!(m.root("SELECT what FROM shop2.audit"), "order 5001");
-    assert_eq!(m.root("SELECT NEXTVAL(shop2.tickets)"), "110");
+    assert_eq!(
+        m.root("SELECT what FROM shop2.audit"),
+        format!("order {next_order}")
+    );
+    // A sequence goes on past every value the source may have handed out
+    // (as after the source's own restart: from its uncached value).
+    let uncached = m.root("SELECT next_not_cached_value FROM shop.tickets");
+    assert!(uncached.parse::<i64>().unwrap() >= 110, "{uncached}");
+    assert_eq!(m.root("SELECT NEXTVAL(shop2.tickets)"), uncached);
     assert_eq!(
         m.root("INSERT INTO shop2.customers (name) VALUES ('new'); SELECT MAX(id) FROM shop2.customers"),
-        "1300"
+        next_customer
     );
-    assert_eq!(m.root("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'shop2'"), "DISABLED");
-    assert_eq!(m.root("SELECT COUNT(*) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = 'shop2' AND TABLE_NAME = 'orders' AND PARTITION_NAME IS NOT NULL"), "1");
+    assert_eq!(
+        m.root("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'shop2'"),
+        "DISABLED"
+    );
+    assert_eq!(m.root("SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = 'shop2' AND TABLE_NAME = 'history' ORDER BY 1"), "p2020\t1\npmax\t1");
 
     // One table under another name in another database.
-    restore(&repo, id, &m.url(), &["--tables", "shop.customers", "--rename", "shop.customers:other.people"]);
+    restore(
+        &repo,
+        id,
+        &m.url(),
+        &[
+            "--tables",
+            "shop.customers",
+            "--rename",
+            "shop.customers:other.people",
+        ],
+    );
     assert_eq!(m.root("SELECT COUNT(*) FROM other.people"), "300");
-    assert_eq!(m.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'other'"), "2");
+    assert_eq!(
+        m.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'other'"),
+        "2"
+    );
 
     // --replace puts back what was changed.
     m.root("DELETE FROM shop.orders WHERE id > 10; DROP VIEW shop.biggest");
     restore(&repo, id, &m.url(), &["--databases", "shop", "--replace"]);
-    assert_eq!(counts("shop"), counts("shop2"));
+    assert_eq!(counts("shop"), original);
     assert_eq!(m.root("SELECT COUNT(*) FROM shop.biggest"), "1");
 
     // Names that are not in the backup are refused, naming them.
-    let line = fails(&["restore", id, "--repo", &repo, "--to", &m.url(), "--tables", "shop.nope"]);
+    let line = fails(&[
+        "restore",
+        id,
+        "--repo",
+        &repo,
+        "--to",
+        &m.url(),
+        "--tables",
+        "shop.nope",
+    ]);
     assert!(line.contains("nope"), "{line}");
 }
 
@@ -255,9 +323,16 @@ fn consistent_point_matches_the_recorded_gtid() {
     writer.join().unwrap();
     let id = b["id"].as_str().unwrap();
     restore(&repo, id, &m.url(), &["--rename", "bank:copy"]);
-    assert_eq!(m.root("SELECT SUM(bal) FROM copy.acct"), "100000", "a torn transfer");
+    assert_eq!(
+        m.root("SELECT SUM(bal) FROM copy.acct"),
+        "100000",
+        "a torn transfer"
+    );
     let moves: i64 = m.root("SELECT COUNT(*) FROM copy.moves").parse().unwrap();
-    assert_eq!(m.root("SELECT COALESCE(MAX(n), 0) FROM copy.moves"), moves.to_string());
+    assert_eq!(
+        m.root("SELECT COALESCE(MAX(n), 0) FROM copy.moves"),
+        moves.to_string()
+    );
     assert!(moves >= 50, "{moves}");
     // Each transfer is one GTID: the copy's point is the recorded one.
     let shown = run_ok(arca(), &["list", "--repo", &repo, id, "--json"]);
@@ -265,8 +340,15 @@ fn consistent_point_matches_the_recorded_gtid() {
     let c = &v["consistency"];
     assert_eq!(c["method"], "BACKUP STAGE BLOCK_COMMIT", "{c}");
     assert_eq!(c["connections"], 3, "{c}");
-    assert_eq!(c["gtid"].as_str().unwrap(), format!("0-1-{}", start + moves), "{c}");
-    assert!(c["binlog_file"].as_str().unwrap().starts_with("binlog."), "{c}");
+    assert_eq!(
+        c["gtid"].as_str().unwrap(),
+        format!("0-1-{}", start + moves),
+        "{c}"
+    );
+    assert!(
+        c["binlog_file"].as_str().unwrap().starts_with("binlog."),
+        "{c}"
+    );
 }
 
 #[test]
@@ -280,41 +362,194 @@ fn bad_input_is_one_clear_line() {
     );
     let port = m.port;
     // A wrong password: named as such, and never printed.
-    let line = fails(&["backup", "--repo", &repo, "--source", &format!("mysql://arca:wrongpw@127.0.0.1:{port}")]);
-    assert!(line.contains("access denied") && !line.contains("wrongpw"), "{line}");
+    let line = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &format!("mysql://arca:wrongpw@127.0.0.1:{port}"),
+    ]);
+    assert!(
+        line.contains("access denied") && !line.contains("wrongpw"),
+        "{line}"
+    );
     // A missing table or database.
     let src = m.url();
-    let line = fails(&["backup", "--repo", &repo, "--source", &src, "--tables", "d.nope"]);
+    let line = fails(&[
+        "backup", "--repo", &repo, "--source", &src, "--tables", "d.nope",
+    ]);
     assert!(line.contains("no table d.nope"), "{line}");
-    let line = fails(&["backup", "--repo", &repo, "--source", &src, "--databases", "nodb"]);
+    let line = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &src,
+        "--databases",
+        "nodb",
+    ]);
     assert!(line.contains("no database nodb"), "{line}");
-    let line = fails(&["backup", "--repo", &repo, "--source", &src, "--tables", "justatable"]);
+    let line = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &src,
+        "--tables",
+        "justatable",
+    ]);
     assert!(line.contains("DATABASE.TABLE"), "{line}");
     // Without RELOAD several connections cannot share a point; one can.
     let weak = format!("mysql://weak:weakpw@127.0.0.1:{port}/d");
-    let line = fails(&["backup", "--repo", &repo, "--source", &weak, "--parallelism", "2"]);
-    assert!(line.contains("RELOAD") && line.contains("--parallelism 1"), "{line}");
+    let line = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        &weak,
+        "--parallelism",
+        "2",
+    ]);
+    assert!(
+        line.contains("RELOAD") && line.contains("--parallelism 1"),
+        "{line}"
+    );
     let b = backup(&repo, &weak, &["--parallelism", "1"]);
     assert_eq!(b["consistency"]["method"], "one snapshot");
     assert!(!serde_json::to_string(&b).unwrap().contains("weakpw"));
     // The password from MYSQL_PWD or a file.
     let pw = env.path("pw");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    run_ok(arca(), &["backup", "--repo", &repo, "--source", &m.url_without_password(), "--databases", "d", "--password-file", pw.to_str().unwrap()]);
+    run_ok(
+        arca(),
+        &[
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &m.url_without_password(),
+            "--databases",
+            "d",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
     let out = arca()
         .env("MYSQL_PWD", PASSWORD)
-        .args(["backup", "--repo", &repo, "--source", &m.url_without_password(), "--databases", "d"])
+        .args([
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &m.url_without_password(),
+            "--databases",
+            "d",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // Over the server's socket.
+    let sock = format!("mysql://root@/d?socket={}", m.socket().display());
+    let b2 = backup(&repo, &sock, &[]);
+    assert_eq!(
+        b2["source"],
+        format!("mysql://root@/?socket={}", m.socket().display())
+    );
     // A target that is not a server, and options other engines refuse.
     let id = b["id"].as_str().unwrap();
-    let line = fails(&["restore", id, "--repo", &repo, "--to", env.path("x").to_str().unwrap()]);
+    let line = fails(&[
+        "restore",
+        id,
+        "--repo",
+        &repo,
+        "--to",
+        env.path("x").to_str().unwrap(),
+    ]);
     assert!(line.contains("--to mysql://"), "{line}");
     let db = env.path("a.db");
-    rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE x(a)").unwrap();
-    let line = fails(&["backup", "--repo", &repo, "--source", db.to_str().unwrap(), "--databases", "d"]);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE x(a)")
+        .unwrap();
+    let line = fails(&[
+        "backup",
+        "--repo",
+        &repo,
+        "--source",
+        db.to_str().unwrap(),
+        "--databases",
+        "d",
+    ]);
     assert!(line.contains("whole database"), "{line}");
 }
 
 use std::process::Command;
+
+/// Shuts a server down when dropped.
+struct Shutdown(String);
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb-admin")
+            .arg(format!("--socket={}", self.0))
+            .args(["-uroot", "shutdown"])
+            .output();
+    }
+}
+
+#[test]
+fn restores_into_a_new_instance() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // The new server runs as the mysql user: it must reach its directory.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    m.root("CREATE DATABASE app; CREATE TABLE app.t (id int PRIMARY KEY, s varchar(10)); INSERT INTO app.t VALUES (1, 'a'), (2, 'b');");
+    let b = backup(&repo, &format!("{}/app", m.url()), &[]);
+    let id = b["id"].as_str().unwrap();
+    let dir = env.path("instance");
+    let out = run_ok(
+        arca(),
+        &[
+            "restore",
+            id,
+            "--repo",
+            &repo,
+            "--to-instance",
+            dir.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let socket = v["socket"].as_str().unwrap().to_string();
+    let _stop = Shutdown(socket.clone());
+    assert!(v["port"].as_u64().unwrap() > 0, "{v}");
+    let copy = Command::new("mariadb")
+        .arg(format!("--socket={socket}"))
+        .args([
+            "-uroot",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT id, s FROM app.t ORDER BY id",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&copy.stdout), "1\ta\n2\tb\n");
+    assert_eq!(
+        m.root("SELECT COUNT(*) FROM app.t"),
+        "2",
+        "the source is untouched"
+    );
+    // Its directory is taken now.
+    let line = fails(&[
+        "restore",
+        id,
+        "--repo",
+        &repo,
+        "--to-instance",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(line.contains("not empty"), "{line}");
+}

@@ -51,7 +51,10 @@ impl Consistency {
         };
         match self.method.as_str() {
             "one snapshot" => format!("consistent: one snapshot read by one connection{point}"),
-            "none" => "not consistent: the server offers no snapshot; tables were read one after another".to_string(),
+            "none" => {
+                "not consistent: the server offers no snapshot; tables were read one after another"
+                    .to_string()
+            }
             m => format!(
                 "consistent: {} connections at one point, commits held {} ms by {m}{point}",
                 self.connections, self.lock_ms
@@ -81,16 +84,16 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
     } else {
         match hold_commits(&mut ctl) {
             Ok(m) => Some(m),
-            Err(Error::Mysql {
-                code: Some(c), ..
-            }) if n == 1
-                && [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED, 1064].contains(&c) =>
+            Err(Error::Mysql { code: Some(c), .. })
+                if n == 1
+                    && [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED, 1064]
+                        .contains(&c) =>
             {
                 None
             }
-            Err(Error::Mysql {
-                code: Some(c), ..
-            }) if [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED].contains(&c) => {
+            Err(Error::Mysql { code: Some(c), .. })
+                if [code::SPECIFIC_ACCESS_DENIED, code::DB_ACCESS_DENIED].contains(&c) =>
+            {
                 return Err(ctl.error(format!(
                     "user {} lacks the RELOAD privilege, which opening {n} connections at one consistent point needs ({}): grant it (GRANT RELOAD ON *.* TO …), or pass --parallelism 1 for one consistent snapshot read by one connection",
                     src.user,
@@ -213,7 +216,7 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
     let cut_bits = match base {
         Some(b) => b.cut_bits,
         None => {
-            let row = t.avg_row_length.max(16);
+            let row = sample_row_bytes(s, db, t)?.max(16);
             (BLOCK_BYTES / row).max(1).ilog2().min(16)
         }
     };
@@ -261,6 +264,25 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
         last: hi.div_euclid(st) as i64,
         cut_bits,
     })
+}
+
+/// About how many bytes a row of `t` takes as text, from its first rows
+/// (the server's statistics are often missing for a new table).
+fn sample_row_bytes(s: &mut Session, db: &str, t: &Table) -> Result<u64> {
+    let cols: Vec<String> = t.stored_columns().map(|c| quote(&c.name)).collect();
+    if cols.is_empty() {
+        return Ok(16);
+    }
+    let sql = format!(
+        "SELECT AVG(LENGTH(CONCAT_WS(',', {}))) + {} FROM (SELECT {} FROM {} LIMIT 1000) AS sample",
+        cols.join(", "),
+        cols.len(),
+        cols.join(", "),
+        qualified(db, &t.name)
+    );
+    Ok(s.one(&sql)?
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(t.avg_row_length, |v| v as u64))
 }
 
 /// What one range's reading produced.

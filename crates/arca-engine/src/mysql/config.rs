@@ -32,7 +32,19 @@ impl MysqlSource {
             reason,
             expected: EXPECTED,
         };
-        let url = url::Url::parse(input).map_err(|e| invalid(e.to_string()))?;
+        // `USER@/DB?socket=…` names no host, which URL parsers refuse.
+        let fixed = match input.split_once("://") {
+            Some((scheme, rest)) => {
+                let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+                let (auth, tail) = rest.split_at(cut);
+                match auth.strip_suffix('@') {
+                    Some(user) => format!("{scheme}://{user}@localhost{tail}"),
+                    None => input.to_string(),
+                }
+            }
+            None => input.to_string(),
+        };
+        let url = url::Url::parse(&fixed).map_err(|e| invalid(e.to_string()))?;
         if !matches!(url.scheme(), "mysql" | "mariadb") {
             return Err(invalid(format!(
                 "the {}:// scheme is not a MySQL source",
@@ -40,7 +52,8 @@ impl MysqlSource {
             )));
         }
         let decode = |s: &str| {
-            percent_decode(s).ok_or_else(|| invalid("the user or password is not valid UTF-8".into()))
+            percent_decode(s)
+                .ok_or_else(|| invalid("the user or password is not valid UTF-8".into()))
         };
         let user = match url.username() {
             "" => std::env::var("USER").unwrap_or_else(|_| "root".into()),
@@ -72,12 +85,10 @@ impl MysqlSource {
             .transpose()?;
         if password.is_none() {
             if let Some(path) = password_file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::InvalidSource {
-                        input: path.display().to_string(),
-                        reason: format!("the password file cannot be read ({e})"),
-                        expected: "a file holding the password on its first line",
-                    }
+                let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidSource {
+                    input: path.display().to_string(),
+                    reason: format!("the password file cannot be read ({e})"),
+                    expected: "a file holding the password on its first line",
                 })?;
                 password = Some(text.lines().next().unwrap_or("").to_string());
             } else if let Ok(pw) = std::env::var("MYSQL_PWD") {
@@ -181,7 +192,7 @@ mod tests {
     #[test]
     fn bad_forms_are_one_line_without_the_password() {
         for bad in [
-            "mysql://bob:hunter2@",
+            "mysql://bob:hunter2@:1",
             "postgres://bob:hunter2@h/db",
             "mysql://bob:hunter2@h/db?sock=1",
         ] {

@@ -143,12 +143,10 @@ fn first_words(sql: &str) -> String {
 pub mod code {
     pub const ACCESS_DENIED: u16 = 1045;
     pub const DB_ACCESS_DENIED: u16 = 1044;
-    pub const BAD_DB: u16 = 1049;
     pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
     pub const TABLE_ACCESS_DENIED: u16 = 1142;
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const DEADLOCK: u16 = 1213;
-    pub const TABLE_DEF_CHANGED: u16 = 1412;
     pub const SERVER_SHUTDOWN: u16 = 1053;
 }
 

@@ -171,17 +171,26 @@ mod tests {
     #[test]
     fn fields_read_back_as_written() {
         assert_eq!(enc(Value::NULL, Kind::Plain), "\\N");
-        assert_eq!(enc(Value::Bytes(b"a\tb\\c\nd\0".to_vec()), Kind::Plain), "a\\tb\\\\c\\nd\\0");
+        assert_eq!(
+            enc(Value::Bytes(b"a\tb\\c\nd\0".to_vec()), Kind::Plain),
+            "a\\tb\\\\c\\nd\\0"
+        );
         assert_eq!(enc(Value::Bytes(b"\\N".to_vec()), Kind::Plain), "\\\\N");
         assert_eq!(enc(Value::Bytes(vec![1, 2]), Kind::Bit), "258");
         assert_eq!(enc(Value::Int(0), Kind::Year), "0000");
         assert_eq!(enc(Value::Double(0.1), Kind::Plain), "1e-1");
         assert_eq!(enc(Value::Float(0.1), Kind::Plain), "1.0000000149011612e-1");
-        assert_eq!(enc(Value::Date(0, 0, 0, 0, 0, 0, 0), Kind::Date), "0000-00-00");
+        assert_eq!(
+            enc(Value::Date(0, 0, 0, 0, 0, 0, 0), Kind::Date),
+            "0000-00-00"
+        );
         assert_eq!(
             enc(Value::Date(2024, 2, 29, 23, 59, 58, 120), Kind::Plain),
             "2024-02-29 23:59:58.000120"
         );
-        assert_eq!(enc(Value::Time(true, 34, 22, 59, 59, 0), Kind::Plain), "-838:59:59");
+        assert_eq!(
+            enc(Value::Time(true, 34, 22, 59, 59, 0), Kind::Plain),
+            "-838:59:59"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub use compare::{
 pub use config::{MysqlSource, EXPECTED};
 pub use core::{literal, qualified, quote, sql_error, Flavor, Session};
 pub use rename::Renames;
-pub use restore::{check_target, create_database, create_object, drop_existing, load_statement, split_create, SESSION};
+pub use restore::{
+    check_target, create_database, create_object, drop_existing, load_statement, split_create,
+    SESSION,
+};
 pub use schema::{
     Column, Database, Object, ObjectKind, Schema, Selection, Sequence, Table, User,
     SYSTEM_DATABASES,

@@ -25,12 +25,9 @@ impl Renames {
                 (None, None) if !from.is_empty() && !to.is_empty() => {
                     r.databases.push((from.into(), to.into()))
                 }
-                (Some((d, t)), Some((d2, t2)))
-                    if ![d, t, d2, t2].iter().any(|s| s.is_empty()) =>
-                {
-                    r.tables
-                        .push(((d.into(), t.into()), (d2.into(), t2.into())))
-                }
+                (Some((d, t)), Some((d2, t2))) if ![d, t, d2, t2].iter().any(|s| s.is_empty()) => r
+                    .tables
+                    .push(((d.into(), t.into()), (d2.into(), t2.into()))),
                 _ => return Err(bad()),
             }
         }
@@ -83,12 +80,16 @@ impl Renames {
                     out.push_str(&sql[i..end]);
                     i = end;
                 }
-                b'`' => {
+                c if c == b'`' || is_word(c) => {
                     let (first, end) = ident(sql, i);
-                    if b.get(end) == Some(&b'.') && b.get(end + 1) == Some(&b'`') {
+                    if b.get(end) == Some(&b'.')
+                        && b.get(end + 1).is_some_and(|&n| n == b'`' || is_word(n))
+                    {
                         let (second, end2) = ident(sql, end + 1);
-                        if let Some((_, (d2, t2))) =
-                            self.tables.iter().find(|((d, t), _)| *d == first && *t == second)
+                        if let Some((_, (d2, t2))) = self
+                            .tables
+                            .iter()
+                            .find(|((d, t), _)| *d == first && *t == second)
                         {
                             out.push_str(&format!(
                                 "{}.{}",
@@ -98,8 +99,15 @@ impl Renames {
                             i = end2;
                             continue;
                         }
-                        out.push_str(&super::core::quote(&self.database(&first)));
-                        i = end;
+                        if self.databases.iter().any(|(a, _)| *a == first) {
+                            out.push_str(&super::core::quote(&self.database(&first)));
+                            out.push('.');
+                            out.push_str(&sql[end + 1..end2]);
+                            i = end2;
+                            continue;
+                        }
+                        out.push_str(&sql[i..end2]);
+                        i = end2;
                         continue;
                     }
                     out.push_str(&sql[i..end]);
@@ -135,9 +143,24 @@ fn skip_string(b: &[u8], start: usize, q: u8) -> usize {
     b.len()
 }
 
-/// The backquoted identifier starting at `start`, and where it ends.
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+/// The identifier (backquoted or bare) starting at `start`, and where it
+/// ends.
 fn ident(sql: &str, start: usize) -> (String, usize) {
     let b = sql.as_bytes();
+    if b[start] != b'`' {
+        let mut end = start;
+        while end < b.len() && is_word(b[end]) {
+            end += 1;
+        }
+        while !sql.is_char_boundary(end) {
+            end += 1;
+        }
+        return (sql[start..end].to_string(), end);
+    }
     let mut i = start + 1;
     let mut name = String::new();
     while i < b.len() {
@@ -163,6 +186,11 @@ mod tests {
     #[test]
     fn rewrites_qualified_names_only() {
         let r = Renames::parse(&["shop:shop2".into(), "shop.t:shop2.t2".into()]).unwrap();
+        let body = "BEGIN INSERT INTO shop.audit SELECT * FROM shop.t, other.x; SET @v = 1.5; END";
+        assert_eq!(
+            r.rewrite(body),
+            "BEGIN INSERT INTO `shop2`.audit SELECT * FROM `shop2`.`t2`, other.x; SET @v = 1.5; END"
+        );
         let v = "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` VIEW `v` AS select `shop`.`t`.`id` AS `id`, 'x `shop`.`t`' AS `s` from `shop`.`t` join `shop`.`u`";
         assert_eq!(
             r.rewrite(v),

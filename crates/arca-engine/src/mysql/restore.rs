@@ -31,7 +31,9 @@ pub fn check_target(
     if lower != schema.lower_case_table_names {
         let mixed = dbs.iter().any(|d| {
             d.name.chars().any(|c| c.is_uppercase())
-                || d.tables.iter().any(|t| t.name.chars().any(|c| c.is_uppercase()))
+                || d.tables
+                    .iter()
+                    .any(|t| t.name.chars().any(|c| c.is_uppercase()))
         });
         if mixed || lower == 0 {
             return Err(s.error(format!(
@@ -150,7 +152,10 @@ pub fn split_create(t: &Table, db: &str, renames: &Renames) -> (String, Option<S
         return (create, None);
     }
     // The line before the closing parenthesis must not end in a comma.
-    let close = kept.iter().rposition(|l| l.starts_with(')')).unwrap_or(kept.len());
+    let close = kept
+        .iter()
+        .rposition(|l| l.starts_with(')'))
+        .unwrap_or(kept.len());
     if close > 0 {
         let prev = &mut kept[close - 1];
         if prev.ends_with(',') {
@@ -208,7 +213,11 @@ pub fn create_object(
     if o.kind == ObjectKind::Trigger {
         if let Some(t) = &o.table {
             let (_, new_t) = renames.table(old_db, t);
-            create = create.replacen(&format!(" ON {} ", quote(t)), &format!(" ON {} ", quote(&new_t)), 1);
+            create = create.replacen(
+                &format!(" ON {} ", quote(t)),
+                &format!(" ON {} ", quote(&new_t)),
+                1,
+            );
         }
     }
     let r = s.exec(&create);

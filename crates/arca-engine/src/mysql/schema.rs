@@ -145,10 +145,15 @@ pub struct Selection {
 
 impl Selection {
     /// Parses `db.table` names.
-    pub fn table_names(list: &[String], flag: &str) -> std::result::Result<Vec<(String, String)>, Error> {
+    pub fn table_names(
+        list: &[String],
+        flag: &str,
+    ) -> std::result::Result<Vec<(String, String)>, Error> {
         list.iter()
             .map(|t| match t.split_once('.') {
-                Some((d, n)) if !d.is_empty() && !n.is_empty() => Ok((d.to_string(), n.to_string())),
+                Some((d, n)) if !d.is_empty() && !n.is_empty() => {
+                    Ok((d.to_string(), n.to_string()))
+                }
                 _ => Err(Error::Unsupported(format!(
                     "{flag} {t:?}: name tables as DATABASE.TABLE"
                 ))),

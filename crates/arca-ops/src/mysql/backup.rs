@@ -56,7 +56,9 @@ pub fn backup(
         .find(|m| m.engine == arca_repo::EngineName::Mysql && m.source == source_name);
     let base_plans: HashMap<(String, String), Plan> = base
         .as_ref()
-        .and_then(|m| serde_json::from_value::<Vec<(String, String, Plan)>>(m.meta["plans"].clone()).ok())
+        .and_then(|m| {
+            serde_json::from_value::<Vec<(String, String, Plan)>>(m.meta["plans"].clone()).ok()
+        })
         .unwrap_or_default()
         .into_iter()
         .map(|(d, t, p)| ((d, t), p))
@@ -71,7 +73,12 @@ pub fn backup(
     let mut total = 0u64;
     for (di, d) in schema.databases.iter().enumerate() {
         for (ti, t) in d.tables.iter().enumerate() {
-            let p = my::plan(first, &d.name, t, base_plans.get(&(d.name.clone(), t.name.clone())).copied())?;
+            let p = my::plan(
+                first,
+                &d.name,
+                t,
+                base_plans.get(&(d.name.clone(), t.name.clone())).copied(),
+            )?;
             if t.key.is_empty() {
                 tracing::warn!(
                     "{}.{} has no primary key: it is read whole by one connection, and changes move its blocks more",
@@ -86,7 +93,14 @@ pub fn backup(
             }
             total += t.data_length;
             for range in p.first..=p.last {
-                tasks.push((t.data_length / (p.last - p.first + 1) as u64, Task { db: di, table: ti, range }));
+                tasks.push((
+                    t.data_length / (p.last - p.first + 1) as u64,
+                    Task {
+                        db: di,
+                        table: ti,
+                        range,
+                    },
+                ));
             }
             plans.push((d.name.clone(), t.name.clone(), p));
         }
@@ -99,16 +113,14 @@ pub fn backup(
     }
     tracing::info!("{}", snap.consistency.describe());
     // Largest first: the last range to finish is a small one.
-    tasks.sort_by(|a, b| b.0.cmp(&a.0));
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.0));
     let queue: Mutex<VecDeque<Task>> = Mutex::new(tasks.into_iter().map(|(_, t)| t).collect());
     progress.set_total(total);
     let plan_of: HashMap<(usize, usize), Plan> = schema
         .databases
         .iter()
         .enumerate()
-        .flat_map(|(di, d)| {
-            d.tables.iter().enumerate().map(move |(ti, _)| (di, ti))
-        })
+        .flat_map(|(di, d)| d.tables.iter().enumerate().map(move |(ti, _)| (di, ti)))
         .zip(plans.iter().map(|(_, _, p)| *p))
         .collect();
 
@@ -120,31 +132,30 @@ pub fn backup(
     std::thread::scope(|sc| -> Result<()> {
         let (files_tx, files_rx) = bounded::<(Task, Receiver<Msg>)>(n);
         for mut s in sessions {
-            let (files_tx, queue, failure, plan_of) = (files_tx.clone(), &queue, &failure, &plan_of);
-            sc.spawn(move || {
-                loop {
-                    let Some(task) = queue.lock().unwrap().pop_front() else {
-                        return;
-                    };
-                    let (tx, rx) = bounded::<Msg>(256);
-                    if files_tx.send((task, rx)).is_err() {
-                        return;
+            let (files_tx, queue, failure, plan_of) =
+                (files_tx.clone(), &queue, &failure, &plan_of);
+            sc.spawn(move || loop {
+                let Some(task) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let (tx, rx) = bounded::<Msg>(256);
+                if files_tx.send((task, rx)).is_err() {
+                    return;
+                }
+                let d = &schema_ref.databases[task.db];
+                let t = &d.tables[task.table];
+                let plan = plan_of[&(task.db, task.table)];
+                let mut sink = |b: Vec<u8>| {
+                    tx.send(Msg::Block(b))
+                        .map_err(|_| arca_engine::Error::Unsupported("stopped".into()))
+                };
+                match my::read_range(&mut s, &d.name, t, &plan, task.range, &mut sink) {
+                    Ok(read) => {
+                        let _ = tx.send(Msg::Done(read));
                     }
-                    let d = &schema_ref.databases[task.db];
-                    let t = &d.tables[task.table];
-                    let plan = plan_of[&(task.db, task.table)];
-                    let mut sink = |b: Vec<u8>| {
-                        tx.send(Msg::Block(b))
-                            .map_err(|_| arca_engine::Error::Unsupported("stopped".into()))
-                    };
-                    match my::read_range(&mut s, &d.name, t, &plan, task.range, &mut sink) {
-                        Ok(read) => {
-                            let _ = tx.send(Msg::Done(read));
-                        }
-                        Err(e) => {
-                            failure.lock().unwrap().get_or_insert(e.into());
-                            return;
-                        }
+                    Err(e) => {
+                        failure.lock().unwrap().get_or_insert(e.into());
+                        return;
                     }
                 }
             });
@@ -156,13 +167,22 @@ pub fn backup(
             let path = file_path(&d.name, &t.name, task.range);
             let mut src = Blocks { rx, done: None };
             let meta = json!({"database": d.name, "table": t.name, "range": task.range});
-            let r = session.add_blocks(&path, &mut src, meta, base_files.get(path.as_str()).copied(), progress);
+            let r = session.add_blocks(
+                &path,
+                &mut src,
+                meta,
+                base_files.get(path.as_str()).copied(),
+                progress,
+            );
             if let Some(e) = failure.lock().unwrap().take() {
                 return Err(e);
             }
             r?;
             let Some(read) = src.done else {
-                return Err(Error::Unsupported(format!("reading {}.{} stopped early", d.name, t.name)));
+                return Err(Error::Unsupported(format!(
+                    "reading {}.{} stopped early",
+                    d.name, t.name
+                )));
             };
             rows.push((path, read.rows));
         }
@@ -207,10 +227,13 @@ impl BlockSource for Blocks {
                 }
                 Ok(Msg::Done(r)) => self.done = Some(r),
                 // The worker failed: its error is reported by the caller.
-                Err(_) => return Err(std::io::Error::other("the connection reading the table failed")),
+                Err(_) => {
+                    return Err(std::io::Error::other(
+                        "the connection reading the table failed",
+                    ))
+                }
             }
         }
         Ok(())
     }
 }
-

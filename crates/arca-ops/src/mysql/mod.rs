@@ -4,6 +4,7 @@
 
 mod backup;
 mod compare;
+mod instance;
 mod restore;
 
 pub use compare::{
@@ -44,6 +45,32 @@ impl Engine for Mysql {
         backup::backup(repo, opts, progress)
     }
 
+    fn describe(&self, m: &Manifest) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Ok(c) =
+            serde_json::from_value::<arca_engine::mysql::Consistency>(m.meta["consistency"].clone())
+        {
+            lines.push(format!("consistency:  {}", c.describe()));
+            if !c.not_at_point.is_empty() {
+                lines.push(format!("not at point: {}", c.not_at_point.join(", ")));
+            }
+        }
+        if let Ok(s) =
+            serde_json::from_value::<arca_engine::mysql::Schema>(m.meta["schema"].clone())
+        {
+            for d in &s.databases {
+                let rows: u64 = d.tables.iter().map(|t| t.rows_estimate).sum();
+                lines.push(format!(
+                    "database:     {} ({} tables, about {rows} rows, {} views/routines/triggers/events)",
+                    d.name,
+                    d.tables.len(),
+                    d.objects.len()
+                ));
+            }
+        }
+        lines
+    }
+
     fn restore(
         &self,
         repo: &Repository,
@@ -52,9 +79,18 @@ impl Engine for Mysql {
         req: &RestoreRequest,
         progress: &dyn Progress,
     ) -> Result<Restored> {
-        if req.wants_recovery() {
+        if req.target != crate::Target::Latest
+            || req.timeline.is_some()
+            || req.pause_at_target
+            || req.keep_archiving
+        {
             return Err(Error::Unsupported(
-                "MySQL backups are restored as they were taken: point-in-time targets, --start and --port need the binary log archive, which this arca does not keep yet".into(),
+                "MySQL backups are restored as they were taken: point-in-time targets need the binary log archive, which this arca does not keep yet".into(),
+            ));
+        }
+        if req.port.is_some() && !req.start {
+            return Err(Error::Unsupported(
+                "--port is the port of a new server: use it with --to-instance DIR".into(),
             ));
         }
         let m = match chosen {

@@ -19,36 +19,75 @@ pub fn restore(
     req: &RestoreRequest,
     progress: &dyn Progress,
 ) -> Result<Restored> {
-    let to = req.to.to_str().unwrap_or("");
-    if !(to.starts_with("mysql://") || to.starts_with("mariadb://")) {
-        return Err(Error::Unsupported(format!(
-            "backup {} is of a MySQL server: restore it into one with --to mysql://USER@HOST:PORT",
-            m.id.short()
-        )));
-    }
-    let target = MysqlSource::parse(to, req.password_file.as_deref())?;
     let schema: Schema = serde_json::from_value(m.meta["schema"].clone()).map_err(|e| {
         arca_repo::Error::corrupt(format!(
             "backup {}'s manifest has no readable schema ({e}): it is damaged; restore another backup",
             m.id.short()
         ))
     })?;
+    let dbs = select(&schema, req)?;
+    let renames = Renames::parse(&req.renames)?;
+    let to = req.to.to_str().unwrap_or("");
+    if req.start {
+        let port = match req.port {
+            Some(p) => p,
+            None => crate::target::free_port()?,
+        };
+        let instance = super::instance::create(&req.to, port, schema.lower_case_table_names)?;
+        let target = instance.target()?;
+        return match into(repo, m, req, progress, &schema, &dbs, &renames, &target) {
+            Ok(mut done) => {
+                done.lines.extend(instance.lines());
+                done.detail.insert("port".into(), port.into());
+                done.detail.insert(
+                    "socket".into(),
+                    instance.socket.display().to_string().into(),
+                );
+                Ok(done)
+            }
+            Err(e) => {
+                instance.stop();
+                Err(e)
+            }
+        };
+    }
+    if !(to.starts_with("mysql://") || to.starts_with("mariadb://")) {
+        return Err(Error::Unsupported(format!(
+            "backup {} is of a MySQL server: restore it into one with --to mysql://USER@HOST:PORT, or into a new one with --to-instance DIR",
+            m.id.short()
+        )));
+    }
+    let target = MysqlSource::parse(to, req.password_file.as_deref())?;
+    into(repo, m, req, progress, &schema, &dbs, &renames, &target)
+}
+
+/// Restores the selected databases `dbs` into the server `target`.
+#[allow(clippy::too_many_arguments)]
+fn into(
+    repo: &Repository,
+    m: &Manifest,
+    req: &RestoreRequest,
+    progress: &dyn Progress,
+    schema: &Schema,
+    dbs: &[Database],
+    renames: &Renames,
+    target: &MysqlSource,
+) -> Result<Restored> {
     let rows: HashMap<String, u64> =
         serde_json::from_value::<Vec<(String, u64)>>(m.meta["rows"].clone())
             .unwrap_or_default()
             .into_iter()
             .collect();
-    let dbs = select(&schema, req)?;
-    let renames = Renames::parse(&req.renames)?;
     let n = req.parallelism.clamp(1, 16);
-    let mut ctl = Session::open(&target)?;
+    let mut ctl = Session::open(target)?;
     ctl.exec(my::SESSION)?;
-    my::check_target(&mut ctl, &schema, &dbs, &renames, req.replace)?;
+    let refs: Vec<&Database> = dbs.iter().collect();
+    my::check_target(&mut ctl, schema, &refs, renames, req.replace)?;
     let _lock = repo.lock_for_reading("restore")?;
     let index = repo.load_index()?;
 
     // Databases, and what --replace replaces.
-    for d in &dbs {
+    for d in dbs {
         let new = renames.database(&d.name);
         my::create_database(&mut ctl, d, &new)?;
         if req.replace {
@@ -62,14 +101,17 @@ pub fn restore(
             }
             for q in &d.sequences {
                 let (nd, nt) = renames.table(&d.name, &q.name);
-                ctl.exec(&format!("DROP SEQUENCE IF EXISTS {}", my::qualified(&nd, &nt)))?;
+                ctl.exec(&format!(
+                    "DROP SEQUENCE IF EXISTS {}",
+                    my::qualified(&nd, &nt)
+                ))?;
             }
         }
     }
 
     let mut sessions = Vec::new();
     for _ in 0..n {
-        let mut s = Session::open(&target)?;
+        let mut s = Session::open(target)?;
         s.exec(my::SESSION)?;
         sessions.push(s);
     }
@@ -77,9 +119,9 @@ pub fn restore(
     // Tables, without the keys that can wait.
     let mut creates = Vec::new();
     let mut alters = Vec::new();
-    for d in &dbs {
+    for d in dbs {
         for t in &d.tables {
-            let (create, alter) = my::split_create(t, &d.name, &renames);
+            let (create, alter) = my::split_create(t, &d.name, renames);
             creates.push(create);
             alters.extend(alter);
         }
@@ -92,19 +134,25 @@ pub fn restore(
             creates.push(format!("CREATE SEQUENCE {}{body}", my::qualified(&nd, &nt)));
         }
     }
-    run_all(&mut sessions, creates, |s, sql| s.exec(&sql))?;
+    run_all(&mut sessions, creates, |s, sql| Ok(s.exec(&sql)?))?;
 
     // Rows.
     let mut loads: Vec<(&Database, &my::Table, &FileEntry)> = Vec::new();
-    for d in &dbs {
+    for d in dbs {
         for t in &d.tables {
-            let prefix = format!("{}/", super::file_path(&d.name, &t.name, 0).rsplit_once('/').expect("has a range").0);
+            let prefix = format!(
+                "{}/",
+                super::file_path(&d.name, &t.name, 0)
+                    .rsplit_once('/')
+                    .expect("has a range")
+                    .0
+            );
             for f in m.files.iter().filter(|f| f.path.starts_with(&prefix)) {
                 loads.push((d, t, f));
             }
         }
     }
-    loads.sort_by(|a, b| b.2.size.cmp(&a.2.size));
+    loads.sort_by_key(|l| std::cmp::Reverse(l.2.size));
     progress.set_total(loads.iter().map(|l| l.2.size).sum());
     let total_rows = std::sync::atomic::AtomicU64::new(0);
     let index = &index;
@@ -128,8 +176,8 @@ pub fn restore(
     })?;
 
     // Keys, then what comes after the rows.
-    run_all(&mut sessions, alters, |s, sql| s.exec(&sql))?;
-    for d in &dbs {
+    run_all(&mut sessions, alters, |s, sql| Ok(s.exec(&sql)?))?;
+    for d in dbs {
         let nd = renames.database(&d.name);
         for q in &d.sequences {
             let (nd, nt) = renames.table(&d.name, &q.name);
@@ -139,11 +187,13 @@ pub fn restore(
                 q.next.parse::<i128>().unwrap_or(1)
             ))?;
         }
-        create_objects(&mut ctl, d, &nd, &renames)?;
+        create_objects(&mut ctl, d, &nd, renames, req.replace)?;
     }
     if req.users {
         for u in &schema.users {
-            let create = u.create.replacen("CREATE USER ", "CREATE USER IF NOT EXISTS ", 1);
+            let create = u
+                .create
+                .replacen("CREATE USER ", "CREATE USER IF NOT EXISTS ", 1);
             ctl.exec(&create)?;
             for g in &u.grants {
                 ctl.exec(g)?;
@@ -153,7 +203,13 @@ pub fn restore(
     let tables: usize = dbs.iter().map(|d| d.tables.len()).sum();
     let rows = total_rows.load(std::sync::atomic::Ordering::Relaxed);
     let mut detail = serde_json::Map::new();
-    detail.insert("databases".into(), dbs.iter().map(|d| renames.database(&d.name)).collect::<Vec<_>>().into());
+    detail.insert(
+        "databases".into(),
+        dbs.iter()
+            .map(|d| renames.database(&d.name))
+            .collect::<Vec<_>>()
+            .into(),
+    );
     detail.insert("tables".into(), tables.into());
     detail.insert("rows".into(), rows.into());
     Ok(Restored {
@@ -192,17 +248,28 @@ fn select(schema: &Schema, req: &RestoreRequest) -> Result<Vec<Database>> {
     let mut out = Vec::new();
     for d in &schema.databases {
         let whole = (o.databases.is_empty() && tables.is_empty()) || o.databases.contains(&d.name);
-        let some: Vec<&str> = tables.iter().filter(|(x, _)| *x == d.name).map(|(_, t)| t.as_str()).collect();
+        let some: Vec<&str> = tables
+            .iter()
+            .filter(|(x, _)| *x == d.name)
+            .map(|(_, t)| t.as_str())
+            .collect();
         if !whole && some.is_empty() {
             continue;
         }
         let mut d = d.clone();
         let keep = |name: &str| {
-            (whole || some.contains(&name)) && !exclude.iter().any(|(x, t)| *x == d.name && t == name)
+            (whole || some.contains(&name))
+                && !exclude.iter().any(|(x, t)| *x == d.name && t == name)
         };
         let missing: Vec<&str> = some
             .iter()
-            .filter(|t| !d.tables.iter().any(|x| x.name == **t) && !d.objects.iter().any(|o| o.kind == ObjectKind::View && o.name == **t))
+            .filter(|t| {
+                !d.tables.iter().any(|x| x.name == **t)
+                    && !d
+                        .objects
+                        .iter()
+                        .any(|o| o.kind == ObjectKind::View && o.name == **t)
+            })
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -218,12 +285,20 @@ fn select(schema: &Schema, req: &RestoreRequest) -> Result<Vec<Database>> {
             .iter()
             .filter(|o| match o.kind {
                 ObjectKind::View => keep(&o.name),
-                ObjectKind::Trigger => o.table.as_deref().is_some_and(|t| tables.iter().any(|x| x.name == t)),
+                ObjectKind::Trigger => o
+                    .table
+                    .as_deref()
+                    .is_some_and(|t| tables.iter().any(|x| x.name == t)),
                 _ => whole,
             })
             .cloned()
             .collect();
-        let sequences = d.sequences.iter().filter(|q| keep(&q.name)).cloned().collect();
+        let sequences = d
+            .sequences
+            .iter()
+            .filter(|q| keep(&q.name))
+            .cloned()
+            .collect();
         d.tables = tables;
         d.objects = objects;
         d.sequences = sequences;
@@ -234,8 +309,18 @@ fn select(schema: &Schema, req: &RestoreRequest) -> Result<Vec<Database>> {
 
 /// Views (retried until those naming other views exist), then routines,
 /// triggers and events.
-fn create_objects(s: &mut Session, d: &Database, new_db: &str, renames: &Renames) -> Result<()> {
-    let mut views: Vec<_> = d.objects.iter().filter(|o| o.kind == ObjectKind::View).collect();
+fn create_objects(
+    s: &mut Session,
+    d: &Database,
+    new_db: &str,
+    renames: &Renames,
+    replace: bool,
+) -> Result<()> {
+    let mut views: Vec<_> = d
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::View)
+        .collect();
     while !views.is_empty() {
         let mut failed = Vec::new();
         let mut last = None;
@@ -251,6 +336,13 @@ fn create_objects(s: &mut Session, d: &Database, new_db: &str, renames: &Renames
         views = failed;
     }
     for o in d.objects.iter().filter(|o| o.kind != ObjectKind::View) {
+        if replace {
+            s.exec(&format!(
+                "DROP {} IF EXISTS {}",
+                o.kind.word(),
+                my::qualified(new_db, &o.name)
+            ))?;
+        }
         my::create_object(s, &d.name, new_db, o, renames)?;
     }
     Ok(())
@@ -303,16 +395,17 @@ fn load(
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let rx = std::sync::Arc::new(Mutex::new(rx));
     let handler_rx = rx.clone();
-    s.conn.set_local_infile_handler(Some(mysql::LocalInfileHandler::new(move |_, w| {
-        let rx = handler_rx.lock().unwrap();
-        for block in rx.iter() {
-            match block {
-                Ok(b) => std::io::Write::write_all(w, &b)?,
-                Err(e) => return Err(std::io::Error::other(e)),
+    s.conn
+        .set_local_infile_handler(Some(mysql::LocalInfileHandler::new(move |_, w| {
+            let rx = handler_rx.lock().unwrap();
+            for block in rx.iter() {
+                match block {
+                    Ok(b) => std::io::Write::write_all(w, &b)?,
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
             }
-        }
-        Ok(())
-    })));
+            Ok(())
+        })));
     let label = s.label.clone();
     let result = std::thread::scope(|sc| {
         let failure = &failure;

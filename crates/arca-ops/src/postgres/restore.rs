@@ -20,10 +20,11 @@ use super::wal::{last_record_in, last_xact_time, prefetch, SPOOL_DIR};
 const PREFETCH_SEGMENTS: usize = 64;
 const PREFETCH_PAST_STOP: u64 = 8;
 use super::commands::restore_command;
-use super::start::{free_port, start, user_of, Started};
+use super::start::{start, user_of, Started};
 use super::wal::{branches, Branch};
 use super::{stream, PgBackupMeta};
 use crate::engine::{RestoreRequest, Restored, Target};
+use crate::target::free_port;
 use crate::target::{create_dirs_under, create_new, Temp};
 use crate::{Error, Result};
 

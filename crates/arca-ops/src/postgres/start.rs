@@ -19,15 +19,6 @@ pub enum Started {
     Unchecked(String),
 }
 
-/// A free loopback port for the temporary instance.
-pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::Unsupported(format!("cannot find a free port: {e}")))?;
-    Ok(l.local_addr()
-        .map_err(|e| Error::Unsupported(format!("cannot find a free port: {e}")))?
-        .port())
-}
-
 /// The user a `postgres://USER@…` source connected as.
 pub fn user_of(source: &str) -> String {
     source

@@ -1,5 +1,6 @@
 //! Restore: block lists → frames grouped and read once → every block
-//! verified against its id → written at its offset.
+//! verified against its id → written at its offset. A file of blocks of
+//! varied size has no offsets: it is read as a stream ([`BlockStream`]).
 //!
 //! A planner thread takes the windows (one block list each) of all the
 //! files to restore, largest files first, and gathers the frames of
@@ -20,6 +21,7 @@
 
 mod plan;
 mod reads;
+mod stream;
 mod write;
 
 use std::collections::HashMap;
@@ -38,6 +40,7 @@ use crate::repository::Repository;
 use crate::Progress;
 use plan::{Budget, Planned, Planner};
 use reads::{Lists, Permits};
+pub use stream::{BlockReader, BlockStream};
 use write::{create_all, write_all};
 
 /// A frame: its pack's and its own number in the index.
@@ -82,6 +85,14 @@ pub fn restore_files(
     parallelism: usize,
     progress: &dyn Progress,
 ) -> Result<()> {
+    // Block `i` goes at `i × block_size`: blocks of varied size have no
+    // such place. Their engine loads them into its server instead.
+    if let Some(f) = files.iter().find(|f| f.block_size == 0) {
+        return Err(Error::Format(format!(
+            "cannot restore {} as a file: it is stored in blocks of varied size (block_size 0), which only its engine's restore reads back; restore the backup with the engine that made it",
+            f.path
+        )));
+    }
     let jobs: Vec<(usize, usize)> = files
         .iter()
         .enumerate()

@@ -1,0 +1,185 @@
+//! A new server to restore into (`restore --to-instance DIR`): TDSQL's
+//! rollback into a temporary instance, leaving the source untouched.
+
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arca_engine::mysql::{MysqlSource, Session};
+
+use crate::{Error, Result};
+
+/// A server this restore started.
+pub struct Instance {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub socket: PathBuf,
+}
+
+impl Instance {
+    /// The server as a restore target: root over its socket.
+    pub fn target(&self) -> Result<MysqlSource> {
+        Ok(MysqlSource::parse(
+            &format!("mysql://root@/?socket={}", self.socket.display()),
+            None,
+        )?)
+    }
+
+    /// How to reach and stop it, for a person.
+    pub fn lines(&self) -> Vec<String> {
+        let s = self.socket.display();
+        vec![
+            format!(
+                "started MariaDB in {} on 127.0.0.1:{}; it keeps running",
+                self.dir.display(),
+                self.port
+            ),
+            format!(
+                "connect: mariadb --socket={s} -uroot   (or -h 127.0.0.1 -P {} -uroot)",
+                self.port
+            ),
+            format!("stop:    mariadb-admin --socket={s} -uroot shutdown"),
+        ]
+    }
+
+    /// Stops it (a restore into it failed).
+    pub fn stop(&self) {
+        let _ = Command::new(find("mariadb-admin").unwrap_or_else(|_| "mariadb-admin".into()))
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-uroot", "shutdown"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn find(name: &str) -> Result<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/usr/local/mysql/bin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{name} not found (PATH, /usr/sbin): --to-instance needs MariaDB's server on this host (Debian: apt-get install mariadb-server)"
+            ))
+        })
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Initialises a server in `dir` (which must not exist, or be empty) and
+/// starts it on loopback at `port`, with `lower_case` as its
+/// lower_case_table_names (the backup's server's).
+pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
+    let install = find("mariadb-install-db")?;
+    let server = find("mariadbd")?;
+    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none());
+    match empty {
+        Ok(false) => {
+            return Err(Error::Unsupported(format!(
+            "{} is not empty: --to-instance initialises a new server in a new (or empty) directory",
+            dir.display()
+        )))
+        }
+        Ok(true) => {}
+        Err(_) => std::fs::create_dir_all(dir).map_err(|e| arca_repo::Error::io(dir, e))?,
+    }
+    let dir = std::path::absolute(dir).map_err(|e| arca_repo::Error::io(dir, e))?;
+    let socket = dir.join("mysqld.sock");
+    if socket.as_os_str().len() > 100 {
+        return Err(Error::Unsupported(format!(
+            "{} is too long a path for the server's socket (at most about 100 bytes): choose a shorter directory",
+            socket.display()
+        )));
+    }
+    if is_root() {
+        // The server refuses to run as root: it runs as mysql.
+        let out = Command::new("chown")
+            .args(["-R", "mysql:mysql"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| arca_repo::Error::io(&dir, e))?;
+        if !out.status.success() {
+            return Err(Error::Unsupported(format!(
+                "cannot give {} to the mysql user: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    let data = dir.join("data");
+    let mut cmd = Command::new(&install);
+    cmd.args([
+        "--no-defaults",
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+    ])
+    .arg(format!("--datadir={}", data.display()));
+    if is_root() {
+        cmd.arg("--user=mysql");
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| arca_repo::Error::io(&install, e))?;
+    if !out.status.success() {
+        return Err(Error::Unsupported(format!(
+            "mariadb-install-db could not initialise {}: {}",
+            data.display(),
+            last_lines(&String::from_utf8_lossy(&out.stderr))
+        )));
+    }
+    let log = dir.join("error.log");
+    let mut cmd = Command::new(&server);
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+        .arg(format!("--log-error={}", log.display()))
+        .arg(format!("--lower-case-table-names={lower_case}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C to arca does not stop it.
+        .process_group(0);
+    if is_root() {
+        cmd.arg("--user=mysql");
+    }
+    let mut child = cmd.spawn().map_err(|e| arca_repo::Error::io(&server, e))?;
+    let instance = Instance { dir, port, socket };
+    let target = instance.target()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if Session::open(&target).is_ok() {
+            return Ok(instance);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Unsupported(format!(
+                "the new server in {} exited ({status}): {}",
+                instance.dir.display(),
+                last_lines(&std::fs::read_to_string(&log).unwrap_or_default())
+            )));
+        }
+        if Instant::now() > deadline {
+            instance.stop();
+            return Err(Error::Unsupported(format!(
+                "the new server in {} did not accept connections within 120 s: {}",
+                instance.dir.display(),
+                last_lines(&std::fs::read_to_string(&log).unwrap_or_default())
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn last_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().rev().take(3).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+}
