@@ -61,6 +61,10 @@ pub enum Command {
     /// The way back from damage `check` names: `repair index`, then `repair backups`.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Compare the rows of two MySQL/MariaDB servers chunk by chunk: a
+    /// primary and its replica, or a database and a restored copy.
+    #[command(after_help = COMPARE_HELP)]
+    Compare(CompareArgs),
 }
 
 impl Command {
@@ -80,7 +84,7 @@ impl Command {
             Command::Snapshot(c) => Some(c.repo_args_mut()),
             Command::Repair(RepairCommand::Index(a)) => Some(&mut a.repo),
             Command::Repair(RepairCommand::Backups(a)) => Some(&mut a.repo),
-            Command::Demo(_) | Command::Repo(_) => None,
+            Command::Demo(_) | Command::Repo(_) | Command::Compare(_) => None,
         }
     }
 }
@@ -670,6 +674,66 @@ pub struct SnapshotRestoreArgs {
     pub port: Option<u16>,
     #[command(flatten)]
     pub par: Parallelism,
+}
+
+const COMPARE_HELP: &str = "\
+Both servers compute, per range of a table's primary key, a row count and a \
+sum of row hashes (NULL, empty strings and bytes all count); ranges that \
+differ are read row by row. When the target replicates from the source, it \
+is read once it has applied the source's position, and a range the source \
+changed meanwhile is compared again, so a primary that keeps writing shows \
+no false differences.
+
+Exit status: 0 identical; 3 the servers differ (tables, ranges and rows are \
+printed); 1 the comparison failed (one `error:` line on stderr says why). \
+It only reads, so Ctrl-C stops it at once.";
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The primary (or the original): mysql://USER@HOST:PORT (passwords
+    /// from --password-file or MYSQL_PWD rather than the URL, which `ps`
+    /// shows).
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// The replica (or the copy): mysql://USER@HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Only these databases (comma-separated) [default: all but the
+    /// servers' own, on either side].
+    #[arg(long, value_name = "DB,…", value_delimiter = ',')]
+    pub databases: Vec<String>,
+    /// Only these tables (comma-separated DB.TABLE).
+    #[arg(long, value_name = "DB.TABLE,…", value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Leave these tables out (comma-separated DB.TABLE).
+    #[arg(
+        long,
+        alias = "exclude-tables",
+        value_name = "DB.TABLE,…",
+        value_delimiter = ','
+    )]
+    pub ignore_tables: Vec<String>,
+    /// Tables compared at once, on as many connections to each server;
+    /// more than one holds commits for a moment to open them at one point,
+    /// which needs the RELOAD privilege.
+    #[arg(long, alias = "parallelism", value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// A file whose first line is the password of each server whose URL
+    /// has none.
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// Rows per range compared at once.
+    #[arg(long, value_name = "N", default_value_t = arca_ops::mysql::CompareRequest::DEFAULT_CHUNK_ROWS)]
+    pub chunk_rows: u64,
+    /// Rows that differ listed per table.
+    #[arg(long, value_name = "N", default_value_t = arca_ops::mysql::CompareRequest::DEFAULT_MAX_ROWS)]
+    pub max_rows: usize,
+    /// Seconds the replica may take to reach the primary's position.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

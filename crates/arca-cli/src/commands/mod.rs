@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod compare;
 mod delete;
 pub mod demo;
 mod init;
@@ -42,6 +43,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::WalStream(a) => wal_stream::run(a),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Repair(c) => repair::run(c),
+        Command::Compare(a) => compare::run(a),
     }
 }
 

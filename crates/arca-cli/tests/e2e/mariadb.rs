@@ -53,6 +53,9 @@ impl Maria {
             .unwrap();
         let dir = tmp.path().to_path_buf();
         let data = dir.join("data");
+        // A temp dir of its own: servers bootstrapping at once in the
+        // shared /tmp sometimes lose each other's temporary tables.
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         chown_mysql(&dir);
         let mut install = Command::new("mariadb-install-db");
         install
@@ -61,7 +64,8 @@ impl Maria {
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ])
-            .arg(format!("--datadir={}", data.display()));
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()));
         if is_root() {
             install.arg("--user=mysql");
         }
@@ -93,6 +97,7 @@ impl Maria {
         let mut c = Command::new("mariadbd");
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
@@ -185,6 +190,29 @@ impl Maria {
             .user(Some("arca"))
             .pass(Some(PASSWORD));
         mysql::Conn::new(opts).unwrap()
+    }
+
+    /// Makes this server a replica of `primary` (GTID, from the start of
+    /// its binary log) and waits until it has caught up.
+    pub fn replicate_from(&self, primary: &Maria) {
+        self.root(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='arca', \
+             MASTER_PASSWORD='{PASSWORD}', MASTER_USE_GTID=slave_pos; START SLAVE;",
+            primary.port
+        ));
+        self.caught_up(primary);
+    }
+
+    /// Waits until this replica has applied everything `primary` has logged.
+    pub fn caught_up(&self, primary: &Maria) {
+        let pos = primary.root("SELECT @@gtid_binlog_pos");
+        let r = self.root(&format!("SELECT MASTER_GTID_WAIT('{pos}', 60)"));
+        assert_eq!(
+            r,
+            "0",
+            "the replica did not reach {pos}: {}",
+            self.root("SHOW SLAVE STATUS\\G")
+        );
     }
 
     pub fn stop(&mut self) {

@@ -16,6 +16,7 @@ mod golden;
 mod integrity;
 mod kill;
 mod mysql;
+mod mysql_compare;
 mod object_storage;
 mod pg_archive;
 mod pg_bad_input;

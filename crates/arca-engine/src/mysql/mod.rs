@@ -1,6 +1,7 @@
 #![doc = include_str!("docs.md")]
 
 mod backend;
+mod compare;
 mod config;
 mod core;
 mod encode;
@@ -9,6 +10,10 @@ mod restore;
 mod schema;
 
 pub use backend::{open_snapshot, plan, read_range, Consistency, Plan, Read, Snapshot};
+pub use compare::{
+    compare, ChunkDifference, CompareOptions, Mode, Problem, Report, RowDifference, RowKind,
+    TableDifference,
+};
 pub use config::{MysqlSource, EXPECTED};
 pub use core::{literal, qualified, quote, sql_error, Flavor, Session};
 pub use rename::Renames;

@@ -3,8 +3,14 @@
 //! so no windows, no log expiry and no named points.
 
 mod backup;
+mod compare;
 mod instance;
 mod restore;
+
+pub use compare::{
+    compare, ChunkDifference, CompareRequest, Mode, Problem, Report, RowDifference, RowKind,
+    TableDifference,
+};
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
