@@ -202,6 +202,9 @@ pub struct Plan {
     /// Rows per block are about 2^cut_bits: a block ends after a row whose
     /// key hash has that many low zero bits.
     pub cut_bits: u32,
+    /// The table's size when the ranges were cut.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// Bytes a range aims at: big enough to keep connections busy, small
@@ -225,6 +228,7 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
         first: 0,
         last: 0,
         cut_bits,
+        bytes: t.data_length,
     };
     let Some(first_key) = t.key.first() else {
         return Ok(whole);
@@ -255,20 +259,31 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
     let (Some(lo), Some(hi)) = (parse(0), parse(1)) else {
         return Ok(whole);
     };
+    // The previous backup's ranges while the table is about as large:
+    // a block is stored as a delta against the same block of the same
+    // range, and new keys past either end join the open-ended end ranges.
+    if let Some(b) = base.filter(|b| {
+        b.stride > 0 && b.bytes / 4 <= t.data_length && t.data_length <= b.bytes.saturating_mul(4)
+    }) {
+        let st = b.stride as i128;
+        let span = b.last - b.first + 1;
+        return Ok(Plan {
+            first: (lo.div_euclid(st) as i64).clamp(b.first - span, b.first),
+            last: (hi.div_euclid(st) as i64).clamp(b.last, b.last + span),
+            cut_bits,
+            ..b
+        });
+    }
     let ranges = (t.data_length / range_bytes).max(1) as i128;
     let want = ((hi - lo + 1) / ranges).max(1);
-    let mut stride = (want as u128).next_power_of_two().min(1 << 62) as u64;
-    if let Some(b) = base.filter(|b| b.stride > 0) {
-        if b.stride / 4 <= stride && stride <= b.stride.saturating_mul(4) {
-            stride = b.stride;
-        }
-    }
+    let stride = (want as u128).next_power_of_two().min(1 << 62) as u64;
     let st = stride as i128;
     Ok(Plan {
         stride,
         first: lo.div_euclid(st) as i64,
         last: hi.div_euclid(st) as i64,
         cut_bits,
+        bytes: t.data_length,
     })
 }
 

@@ -114,13 +114,24 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
         }
     }
     let data = dir.join("data");
+    // Its own temporary directory: servers bootstrapping side by side in
+    // a shared /tmp trip over each other's temporary tables.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| arca_repo::Error::io(&tmp, e))?;
+    if is_root() {
+        let _ = Command::new("chown")
+            .args(["mysql:mysql"])
+            .arg(&tmp)
+            .output();
+    }
     let mut cmd = Command::new(&install);
     cmd.args([
         "--no-defaults",
         "--auth-root-authentication-method=normal",
         "--skip-test-db",
     ])
-    .arg(format!("--datadir={}", data.display()));
+    .arg(format!("--datadir={}", data.display()))
+    .arg(format!("--tmpdir={}", tmp.display()));
     if is_root() {
         cmd.arg("--user=mysql");
     }
@@ -144,6 +155,7 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
         .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
         .arg(format!("--log-error={}", log.display()))
         .arg(format!("--lower-case-table-names={lower_case}"))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
