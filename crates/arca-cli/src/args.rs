@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "arca",
     version,
-    about = "Backup and restore for SQLite and PostgreSQL (MySQL to come) into a deduplicated, compressed repository"
+    about = "Backup and restore for SQLite, PostgreSQL, MySQL and MariaDB into a deduplicated, compressed repository"
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug). ARCA_LOG overrides.
