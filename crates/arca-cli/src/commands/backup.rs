@@ -32,6 +32,13 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
         print_json(&backup_json(&snap, &repo.location().to_string()))?;
     } else {
         println!("{}", snap.id);
+        // What the engine says of it (a MySQL backup: which consistency it
+        // got); on stderr, so the id stays the only line of stdout.
+        if let Ok(engine) = arca_ops::engine::of(&snap) {
+            for line in engine.describe(&snap) {
+                eprintln!("{line}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
