@@ -134,10 +134,9 @@ pub fn split_create(t: &Table, db: &str, renames: &Renames) -> (String, Option<S
     let mut deferred = Vec::new();
     for line in create.lines() {
         let l = line.trim_start();
-        let key = l.starts_with("KEY ")
-            || l.starts_with("UNIQUE KEY ")
-            || l.starts_with("FULLTEXT KEY ")
-            || l.starts_with("SPATIAL KEY ");
+        // FULLTEXT keys stay: InnoDB adds only one per ALTER TABLE.
+        let key =
+            l.starts_with("KEY ") || l.starts_with("UNIQUE KEY ") || l.starts_with("SPATIAL KEY ");
         let holds_auto = auto.as_ref().is_some_and(|a| {
             l.split_once('(')
                 .is_some_and(|(_, cols)| cols.contains(a.as_str()))
