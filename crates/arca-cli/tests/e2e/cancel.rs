@@ -39,7 +39,7 @@ fn arca_bin() -> PathBuf {
 }
 
 #[allow(unsafe_code)]
-fn signal(child: &Child, sig: i32) {
+pub(super) fn signal(child: &Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 

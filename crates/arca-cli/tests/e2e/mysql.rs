@@ -42,6 +42,7 @@ CREATE TABLE every (
   d date, dt datetime(6), dt0 datetime, ts timestamp(6) NULL DEFAULT NULL,
   tm time(6), y year,
   c char(10), vc varchar(100), tx text, lat varchar(50) CHARACTER SET latin1,
+  u2 varchar(10) CHARACTER SET ucs2, cp varchar(10) CHARACTER SET cp1251,
   bin binary(4), vb varbinary(100), bl longblob,
   bt bit(64), b1 bit(1),
   en enum('a','b','c d'), st set('x','y','z'),
@@ -75,12 +76,13 @@ INSERT INTO every (id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, de, de0, fl, d
   NULL, NULL, NULL, NULL, '-00:00:00.000001', NULL,
   NULL, 'N', 'NULL', 'a\\Nb', NULL, x'', NULL, NULL, NULL, 'a', '', 'null', NULL, NULL);
 INSERT INTO every (id, bl) VALUES (5, REPEAT(x'00ff5c0a09', 3355443));
+UPDATE every SET lat = x'636166E95C', u2 = '日本語', cp = x'CFF0E8E2E5F2' WHERE id = 2;
 "#;
 
 fn rows(m: &Maria, db: &str) -> String {
     m.root(&format!(
         "SELECT id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, de, de0, HEX(fl), HEX(db), \
-         CAST(fl AS DOUBLE), db, d, dt, dt0, ts, tm, y, HEX(c), HEX(vc), HEX(tx), HEX(lat), HEX(bin), \
+         CAST(fl AS DOUBLE), db, d, dt, dt0, ts, tm, y, HEX(c), HEX(vc), HEX(tx), HEX(lat), HEX(u2), HEX(cp), lat, u2, HEX(bin), \
          HEX(vb), MD5(bl), LENGTH(bl), HEX(bt), HEX(b1), en, st, js, HEX(g), gen, gst, inv \
          FROM {db}.every ORDER BY id"
     ))
@@ -105,6 +107,8 @@ fn every_type_round_trips_exactly() {
     restore(&repo, id, &m.url(), &["--rename", "ty:ty2"]);
     let (a, c) = (rows(&m, "ty"), rows(&m, "ty2"));
     assert_eq!(a.lines().count(), 5, "{a}");
+    // Text in other character sets is stored as the server holds it.
+    assert!(a.contains("636166E95C\t65E5672C8A9E\tCFF0E8E2E5F2"), "{a}");
     assert_eq!(a, c);
     assert_eq!(checksum(&m, "ty.every"), checksum(&m, "ty2.every"));
     // Definitions as the server gives them, under the new name.
@@ -242,22 +246,44 @@ fn definitions_selection_renames_and_replace() {
     );
     assert_eq!(m.root("SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = 'shop2' AND TABLE_NAME = 'history' ORDER BY 1"), "p2020\t1\npmax\t1");
 
-    // One table under another name in another database.
+    // Tables and a view under other names in another database: the
+    // foreign key, the trigger and the view follow them.
     restore(
         &repo,
         id,
         &m.url(),
         &[
             "--tables",
-            "shop.customers",
+            "shop.customers,shop.orders,shop.big_orders",
             "--rename",
             "shop.customers:other.people",
+            "--rename",
+            "shop.orders:other.orders2",
+            "--rename",
+            "shop.big_orders:other.bo",
         ],
     );
     assert_eq!(m.root("SELECT COUNT(*) FROM other.people"), "300");
     assert_eq!(
         m.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'other'"),
-        "2"
+        "4"
+    );
+    let fk = m.root(
+        "SELECT UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'other'",
+    );
+    assert_eq!(fk, "other\tpeople");
+    assert_eq!(
+        m.root("SELECT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'other'"),
+        "orders2"
+    );
+    let v = m.root("SHOW CREATE VIEW other.bo");
+    assert!(
+        v.contains("`other`.`orders2`") && v.contains("`other`.`people`"),
+        "{v}"
+    );
+    assert_eq!(
+        m.root("SELECT COUNT(*) FROM other.bo"),
+        m.root("SELECT COUNT(*) FROM shop.big_orders")
     );
 
     // --replace puts back what was changed.
@@ -496,12 +522,13 @@ fn bad_input_is_one_clear_line() {
 
 use std::process::Command;
 
-/// Shuts a server down when dropped.
-struct Shutdown(String);
+/// Shuts a server down when dropped: its socket and root's password.
+struct Shutdown(String, String);
 
 impl Drop for Shutdown {
     fn drop(&mut self) {
         let _ = Command::new("mariadb-admin")
+            .env("MYSQL_PWD", &self.1)
             .arg(format!("--socket={}", self.0))
             .args(["-uroot", "shutdown"])
             .output();
@@ -534,9 +561,26 @@ fn restores_into_a_new_instance() {
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let socket = v["socket"].as_str().unwrap().to_string();
-    let _stop = Shutdown(socket.clone());
+    // Root has a password only the caller can read.
+    let pw_file = dir.join("root-password");
+    let password = std::fs::read_to_string(&pw_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let _stop = Shutdown(socket.clone(), password.clone());
+    assert_eq!(
+        std::fs::metadata(&pw_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(v["port"].as_u64().unwrap() > 0, "{v}");
+    let open = Command::new("mariadb")
+        .arg(format!("--socket={socket}"))
+        .args(["-uroot", "-N", "-B", "-e", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!open.status.success(), "root without a password got in");
     let copy = Command::new("mariadb")
+        .env("MYSQL_PWD", &password)
         .arg(format!("--socket={socket}"))
         .args([
             "-uroot",
@@ -708,4 +752,82 @@ fn large_tables_are_read_and_loaded_in_key_ranges() {
         &["--rename", "big:big3"],
     );
     assert_eq!(checksum(&m, "big.r"), checksum(&m, "big3.r"));
+}
+
+#[test]
+fn an_interrupted_parallel_backup_stops_at_once_and_records_nothing() {
+    let env = Env::new();
+    let repo = env.init_local("repo");
+    let m = Maria::start();
+    // Several ranges per table, so workers wait with ranges read ahead
+    // when the backup is interrupted.
+    m.root(
+        "CREATE DATABASE big; USE big;
+         CREATE TABLE a (id int PRIMARY KEY, pad blob);
+         CREATE TABLE b (id int PRIMARY KEY, pad blob);
+         INSERT INTO a SELECT seq, RANDOM_BYTES(1000) FROM seq_1_to_60000;
+         INSERT INTO b SELECT seq, RANDOM_BYTES(1000) FROM seq_1_to_60000;
+         ANALYZE TABLE a, b;",
+    );
+    let mut child = std::process::Command::new(super::postgres::arca_bin())
+        .env("ARCA_MYSQL_RANGE_MIB", "4")
+        .args([
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &format!("{}/big", m.url()),
+        ])
+        .args(["--parallelism", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = std::path::Path::new(&repo).join("data");
+    let packs = || walk(&data);
+    fn walk(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while packs() == 0 && child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "no pack in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backup ended before it could be interrupted"
+    );
+    super::cancel::signal(&child, libc::SIGINT);
+    let stopped = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(130));
+            break;
+        }
+        assert!(
+            stopped.elapsed().as_secs() < 30,
+            "the interrupted backup hangs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let listed = run_ok(arca(), &["list", "--repo", &repo, "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listed)
+            .unwrap()
+            .as_array()
+            .map(|a| a.len()),
+        Some(0),
+        "{listed}"
+    );
+    run_ok(arca(), &["check", "--repo", &repo, "--read-data"]);
 }

@@ -47,7 +47,7 @@ impl Consistency {
         let point = match (&self.binlog_file, self.binlog_position, &self.gtid) {
             (Some(f), Some(p), Some(g)) if !g.is_empty() => format!(" at {f}:{p} (GTID {g})"),
             (Some(f), Some(p), _) => format!(" at {f}:{p}"),
-            _ => " (binary log off: no log position)".to_string(),
+            _ => " (no binary log position recorded)".to_string(),
         };
         match self.method.as_str() {
             "one snapshot" => format!("consistent: one snapshot read by one connection{point}"),
@@ -111,6 +111,10 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
     for s in &mut sessions {
         s.exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
         s.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+        // Rolling back to it releases the metadata locks of what was read
+        // since (as mysqldump does): a DDL on a table already backed up
+        // does not wait for the whole backup.
+        s.exec("SAVEPOINT arca")?;
     }
     let mut c = Consistency {
         method: method.clone().unwrap_or_else(|| "one snapshot".into()),
@@ -172,6 +176,9 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
 }
 
 fn hold_commits(ctl: &mut Session) -> Result<String> {
+    // Waiting for long statements while holding writes would stall the
+    // server: give up after a while instead.
+    ctl.exec("SET SESSION lock_wait_timeout = 30")?;
     if ctl.flavor == Flavor::Mariadb {
         ctl.exec("BACKUP STAGE START")?;
         ctl.exec("BACKUP STAGE BLOCK_COMMIT")?;
@@ -243,7 +250,9 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&m| m > 0)
         .map_or(RANGE_BYTES, |m| m << 20);
-    if !integer || t.data_length < 2 * range_bytes {
+    // Tables without snapshots are read in one statement: rows moving
+    // between ranges read at different times would be read twice.
+    if !integer || !t.transactional() || t.data_length < 2 * range_bytes {
         return Ok(whole);
     }
     let k = quote(first_key);
@@ -278,6 +287,10 @@ pub fn plan(s: &mut Session, db: &str, t: &Table, base: Option<Plan>) -> Result<
     let want = ((hi - lo + 1) / ranges).max(1);
     let stride = (want as u128).next_power_of_two().min(1 << 62) as u64;
     let st = stride as i128;
+    let fits = |v: i128| i64::try_from(v.div_euclid(st)).is_ok();
+    if !fits(lo) || !fits(hi) {
+        return Ok(whole);
+    }
     Ok(Plan {
         stride,
         first: lo.div_euclid(st) as i64,
@@ -294,9 +307,15 @@ fn sample_row_bytes(s: &mut Session, db: &str, t: &Table) -> Result<u64> {
     if cols.is_empty() {
         return Ok(16);
     }
+    // Lengths summed, not one CONCAT: columns in several character sets
+    // cannot be concatenated.
+    let lengths: Vec<String> = cols
+        .iter()
+        .map(|c| format!("IFNULL(LENGTH({c}), 2)"))
+        .collect();
     let sql = format!(
-        "SELECT AVG(LENGTH(CONCAT_WS(',', {}))) + {} FROM (SELECT {} FROM {} LIMIT 1000) AS sample",
-        cols.join(", "),
+        "SELECT AVG({}) + {} FROM (SELECT {} FROM {} LIMIT 1000) AS sample",
+        lengths.join(" + "),
         cols.len(),
         cols.join(", "),
         qualified(db, &t.name)
@@ -372,6 +391,8 @@ pub fn read_range(
     let mask = (1u64 << plan.cut_bits) - 1;
     let label = s.label.clone();
     let what = format!("reading {db}.{}", t.name);
+    // Strings as stored, in their own character sets, not converted.
+    s.exec("SET SESSION character_set_results = NULL")?;
     let mut read = Read::default();
     let mut block: Vec<u8> = Vec::with_capacity(2 * BLOCK_BYTES as usize);
     let stmt = s
@@ -423,7 +444,15 @@ pub fn read_range(
         read.bytes += block.len() as u64;
         sink(block)?;
     }
+    release(s)?;
     Ok(read)
+}
+
+/// Ends what the session read since its snapshot opened: metadata locks
+/// go, the snapshot stays; names come back as UTF-8 again.
+pub fn release(s: &mut Session) -> Result<()> {
+    s.exec("ROLLBACK TO SAVEPOINT arca")?;
+    s.exec("SET SESSION character_set_results = utf8mb4")
 }
 
 /// A block ends at a cut row only once it holds this much: a run of cut

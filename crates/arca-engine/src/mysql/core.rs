@@ -52,10 +52,19 @@ impl Session {
             .ip_or_hostname(Some(&src.host))
             .tcp_port(src.port)
             .tcp_connect_timeout(Some(Duration::from_secs(10)))
+            // A server that vanishes (power, network) is noticed.
+            .tcp_keepalive_time_ms(Some(60_000))
             .prefer_socket(false)
             .stmt_cache_size(Some(64))
             .init(vec![
-                "SET time_zone = '+00:00', NAMES utf8mb4, SESSION net_write_timeout = 3600, SESSION net_read_timeout = 3600",
+                // A fixed sql_mode: SHOW CREATE output depends on it
+                // (ANSI_QUOTES). Long timeouts: a reader may wait while
+                // another range is archived, and a restore's LOAD DATA
+                // waits for AUTO_INCREMENT locks other ranges of its table
+                // hold.
+                "SET time_zone = '+00:00', NAMES utf8mb4, SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', \
+                 SESSION net_write_timeout = 31536000, SESSION net_read_timeout = 31536000, \
+                 SESSION innodb_lock_wait_timeout = 31536000",
             ]);
         if let Some(s) = &src.socket {
             opts = opts.socket(Some(s.to_string_lossy()));

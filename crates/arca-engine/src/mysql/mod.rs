@@ -9,7 +9,7 @@ mod rename;
 mod restore;
 mod schema;
 
-pub use backend::{open_snapshot, plan, read_range, Consistency, Plan, Read, Snapshot};
+pub use backend::{open_snapshot, plan, read_range, release, Consistency, Plan, Read, Snapshot};
 pub use compare::{
     compare, ChunkDifference, CompareOptions, Mode, Problem, Report, RowDifference, RowKind,
     TableDifference,

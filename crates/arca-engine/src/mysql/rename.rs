@@ -110,6 +110,13 @@ impl Renames {
                         i = end2;
                         continue;
                     }
+                    // `db`.* in a GRANT.
+                    if b.get(end) == Some(&b'.') && self.databases.iter().any(|(a, _)| *a == first)
+                    {
+                        out.push_str(&super::core::quote(&self.database(&first)));
+                        i = end;
+                        continue;
+                    }
                     out.push_str(&sql[i..end]);
                     i = end;
                 }
@@ -190,6 +197,10 @@ mod tests {
         assert_eq!(
             r.rewrite(body),
             "BEGIN INSERT INTO `shop2`.audit SELECT * FROM `shop2`.`t2`, other.x; SET @v = 1.5; END"
+        );
+        assert_eq!(
+            r.rewrite("GRANT SELECT ON `shop`.* TO `u`@`%`"),
+            "GRANT SELECT ON `shop2`.* TO `u`@`%`"
         );
         let v = "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` VIEW `v` AS select `shop`.`t`.`id` AS `id`, 'x `shop`.`t`' AS `s` from `shop`.`t` join `shop`.`u`";
         assert_eq!(

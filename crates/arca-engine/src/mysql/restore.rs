@@ -59,10 +59,40 @@ pub fn check_target(
             missing.join(", ")
         )));
     }
+    if s.one("SELECT @@local_infile")?.as_deref() == Some("0") {
+        return Err(s.error(
+            "the target refuses LOAD DATA LOCAL INFILE (local_infile = OFF), which a restore streams rows with: SET GLOBAL local_infile = 1 on it for the restore",
+        ));
+    }
     if replace {
         return Ok(());
     }
     let mut exist = Vec::new();
+    for d in dbs {
+        let nd = renames.database(&d.name);
+        for o in &d.objects {
+            let (table, column, schema) = match o.kind {
+                ObjectKind::Procedure | ObjectKind::Function => {
+                    ("ROUTINES", "ROUTINE_NAME", "ROUTINE_SCHEMA")
+                }
+                ObjectKind::Event => ("EVENTS", "EVENT_NAME", "EVENT_SCHEMA"),
+                ObjectKind::Trigger => ("TRIGGERS", "TRIGGER_NAME", "TRIGGER_SCHEMA"),
+                ObjectKind::View => continue,
+            };
+            let db = match (o.kind, &o.table) {
+                (ObjectKind::Trigger, Some(t)) => renames.table(&d.name, t).0,
+                _ => nd.clone(),
+            };
+            let n = s.one(&format!(
+                "SELECT COUNT(*) FROM information_schema.{table} WHERE {schema} = {} AND {column} = {}",
+                literal(&db),
+                literal(&o.name)
+            ))?;
+            if n.as_deref() != Some("0") {
+                exist.push(format!("{} {db}.{}", o.kind.word().to_lowercase(), o.name));
+            }
+        }
+    }
     for d in dbs {
         let mut names: Vec<(String, String)> = d
             .tables
@@ -120,7 +150,16 @@ pub fn split_create(t: &Table, db: &str, renames: &Renames) -> (String, Option<S
     let (new_db, new_name) = renames.table(db, &t.name);
     let header = format!("CREATE TABLE {}", quote(&t.name));
     let body = t.create.strip_prefix(&header).unwrap_or(&t.create);
-    let body = renames.rewrite(body);
+    let mut body = renames.rewrite(body);
+    // A foreign key to a table of the same database names it bare.
+    for ((d, old), (nd, nt)) in &renames.tables {
+        if d == db {
+            body = body.replace(
+                &format!("REFERENCES {} (", quote(old)),
+                &format!("REFERENCES {} (", qualified(nd, nt)),
+            );
+        }
+    }
     let create = format!("CREATE TABLE {}{body}", qualified(&new_db, &new_name));
     let has_fk = create.contains("FOREIGN KEY");
     let auto: Option<String> = create
@@ -198,31 +237,60 @@ pub fn create_object(
     if let Some(m) = &o.sql_mode {
         set.push(format!("sql_mode = {}", literal(m)));
     }
-    if let Some(c) = &o.character_set_client {
-        set.push(format!("character_set_client = {}", literal(c)));
-    }
+    // The definition was read as UTF-8: it is sent as UTF-8, and its
+    // literals take the connection collation it was defined with.
+    set.push("character_set_client = utf8mb4".to_string());
     if let Some(c) = &o.collation_connection {
         set.push(format!("collation_connection = {}", literal(c)));
     }
-    s.exec(&format!("USE {}", quote(db)))?;
-    if !set.is_empty() {
-        s.exec(&format!("SET SESSION {}", set.join(", ")))?;
+    if let Some(z) = &o.time_zone {
+        set.push(format!("time_zone = {}", literal(z)));
     }
     let mut create = renames.rewrite(&o.create);
-    if o.kind == ObjectKind::Trigger {
-        if let Some(t) = &o.table {
-            let (_, new_t) = renames.table(old_db, t);
+    let mut db = db.to_string();
+    match (o.kind, &o.table) {
+        (ObjectKind::Trigger, Some(t)) => {
+            // A trigger lives in its table's database, under the table's
+            // new name; its ON clause is as the user typed it.
+            let (nd, nt) = renames.table(old_db, t);
+            db = nd;
+            create = replace_on(&create, t, &nt);
+        }
+        (ObjectKind::View, _) => {
+            let (nd, nv) = renames.table(old_db, &o.name);
+            db = nd;
             create = create.replacen(
-                &format!(" ON {} ", quote(t)),
-                &format!(" ON {} ", quote(&new_t)),
+                &format!(" VIEW {} AS ", quote(&o.name)),
+                &format!(" VIEW {} AS ", quote(&nv)),
                 1,
             );
         }
+        _ => {}
     }
+    s.exec(&format!("USE {}", quote(&db)))?;
+    s.exec(&format!("SET SESSION {}", set.join(", ")))?;
     let r = s.exec(&create);
     s.exec(SESSION)?;
     s.exec("SET NAMES utf8mb4")?;
     r
+}
+
+/// `create` with its first ` ON <table> ` (quoted or bare, any case of
+/// `ON`) naming `new` instead.
+fn replace_on(create: &str, table: &str, new: &str) -> String {
+    let lower = create.to_ascii_lowercase();
+    for name in [quote(table), table.to_string()] {
+        let pat = format!(" on {} ", name.to_ascii_lowercase());
+        if let Some(i) = lower.find(&pat) {
+            return format!(
+                "{} ON {} {}",
+                &create[..i],
+                quote(new),
+                &create[i + pat.len()..]
+            );
+        }
+    }
+    create.to_string()
 }
 
 /// `DROP` for what `--replace` replaces.

@@ -95,6 +95,9 @@ pub struct Object {
     /// For a trigger, its table.
     #[serde(default)]
     pub table: Option<String>,
+    /// For an event, the time zone its times are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +332,7 @@ fn read_database(
                     character_set_client: row.get(2).cloned().flatten(),
                     collation_connection: row.get(3).cloned().flatten(),
                     table: None,
+                    time_zone: None,
                 });
             }
             "SEQUENCE" => {
@@ -391,6 +395,7 @@ fn read_database(
             character_set_client: row.get(3).cloned().flatten(),
             collation_connection: row.get(4).cloned().flatten(),
             table: Some(table),
+            time_zone: None,
         });
     }
     if whole {
@@ -423,6 +428,7 @@ fn read_database(
                 character_set_client: row.get(3).cloned().flatten(),
                 collation_connection: row.get(4).cloned().flatten(),
                 table: None,
+                time_zone: None,
             });
         }
         for r in s.texts(&format!(
@@ -442,6 +448,7 @@ fn read_database(
                 character_set_client: row.get(4).cloned().flatten(),
                 collation_connection: row.get(5).cloned().flatten(),
                 table: None,
+                time_zone: row.get(2).cloned().flatten(),
             });
         }
     }

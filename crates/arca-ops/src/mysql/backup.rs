@@ -2,6 +2,7 @@
 //! connections at one point and stored as blocks of whole rows.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use arca_engine::mysql::{self as my, MysqlSource, Plan, Selection};
@@ -105,6 +106,9 @@ pub fn backup(
             plans.push((d.name.clone(), t.name.clone(), p));
         }
     }
+    // The definitions and plans were read in the first worker's snapshot:
+    // let go of the tables' metadata locks before the rows are read.
+    my::release(&mut snap.sessions[0])?;
     if !snap.consistency.not_at_point.is_empty() {
         tracing::warn!(
             "tables without snapshots are read, but not at the backup's point: {}",
@@ -129,22 +133,28 @@ pub fn backup(
     let mut rows: Vec<(String, u64)> = Vec::new();
     let sessions = std::mem::take(&mut snap.sessions);
     let schema_ref = &schema;
+    let stop = AtomicBool::new(false);
     std::thread::scope(|sc| -> Result<()> {
         let (files_tx, files_rx) = bounded::<(Task, Receiver<Msg>)>(n);
         for mut s in sessions {
-            let (files_tx, queue, failure, plan_of) =
-                (files_tx.clone(), &queue, &failure, &plan_of);
+            let (files_tx, queue, failure, plan_of, stop) =
+                (files_tx.clone(), &queue, &failure, &plan_of, &stop);
             sc.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Some(task) = queue.lock().unwrap().pop_front() else {
                     return;
                 };
-                let (tx, rx) = bounded::<Msg>(256);
-                if files_tx.send((task, rx)).is_err() {
-                    return;
-                }
                 let d = &schema_ref.databases[task.db];
                 let t = &d.tables[task.table];
                 let plan = plan_of[&(task.db, task.table)];
+                // About 2 MiB of blocks read ahead; blocks of single large
+                // rows (BLOBs) can be MiBs each: fewer of them.
+                let (tx, rx) = bounded::<Msg>(if plan.cut_bits == 0 { 4 } else { 256 });
+                if files_tx.send((task, rx)).is_err() {
+                    return;
+                }
                 let mut sink = |b: Vec<u8>| {
                     tx.send(Msg::Block(b))
                         .map_err(|_| arca_engine::Error::Unsupported("stopped".into()))
@@ -155,37 +165,51 @@ pub fn backup(
                     }
                     Err(e) => {
                         failure.lock().unwrap().get_or_insert(e.into());
+                        stop.store(true, Ordering::SeqCst);
                         return;
                     }
                 }
             });
         }
         drop(files_tx);
-        for (task, rx) in files_rx.iter() {
-            let d = &schema.databases[task.db];
-            let t = &d.tables[task.table];
-            let path = file_path(&d.name, &t.name, task.range);
-            let mut src = Blocks { rx, done: None };
-            let meta = json!({"database": d.name, "table": t.name, "range": task.range});
-            let r = session.add_blocks(
-                &path,
-                &mut src,
-                meta,
-                base_files.get(path.as_str()).copied(),
-                progress,
-            );
-            if let Some(e) = failure.lock().unwrap().take() {
-                return Err(e);
+        let mut archive = || -> Result<()> {
+            for (task, rx) in files_rx.iter() {
+                let d = &schema.databases[task.db];
+                let t = &d.tables[task.table];
+                let path = file_path(&d.name, &t.name, task.range);
+                let mut src = Blocks { rx, done: None };
+                let meta = json!({"database": d.name, "table": t.name, "range": task.range});
+                let r = session.add_blocks(
+                    &path,
+                    &mut src,
+                    meta,
+                    base_files.get(path.as_str()).copied(),
+                    progress,
+                );
+                if let Some(e) = failure.lock().unwrap().take() {
+                    return Err(e);
+                }
+                r?;
+                let Some(read) = src.done else {
+                    return Err(Error::Unsupported(format!(
+                        "reading {}.{} stopped early",
+                        d.name, t.name
+                    )));
+                };
+                rows.push((path, read.rows));
             }
-            r?;
-            let Some(read) = src.done else {
-                return Err(Error::Unsupported(format!(
-                    "reading {}.{} stopped early",
-                    d.name, t.name
-                )));
-            };
-            rows.push((path, read.rows));
+            Ok(())
+        };
+        let result = archive();
+        if result.is_err() {
+            // Workers blocked handing over blocks stop once nobody takes
+            // them: drop every range they announced until all are gone.
+            stop.store(true, Ordering::SeqCst);
+            for (_, rx) in files_rx.iter() {
+                drop(rx);
+            }
         }
+        result?;
         if let Some(e) = failure.lock().unwrap().take() {
             return Err(e);
         }

@@ -16,6 +16,8 @@ pub struct Instance {
     pub dir: PathBuf,
     pub port: u16,
     pub socket: PathBuf,
+    /// The file holding root's password (once it is set).
+    password_file: Option<PathBuf>,
 }
 
 impl Instance {
@@ -23,31 +25,78 @@ impl Instance {
     pub fn target(&self) -> Result<MysqlSource> {
         Ok(MysqlSource::parse(
             &format!("mysql://root@/?socket={}", self.socket.display()),
-            None,
+            self.password_file.as_deref(),
         )?)
+    }
+
+    /// Gives every root account a random password, kept in a file only
+    /// the caller can read: the copy of production data is not open to
+    /// every local user.
+    fn lock_root(&mut self) -> Result<()> {
+        let mut bytes = [0u8; 18];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .map_err(|e| arca_repo::Error::io(Path::new("/dev/urandom"), e))?;
+        let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let file = self.dir.join("root-password");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(|e| arca_repo::Error::io(&file, e))?;
+            writeln!(f, "{password}").map_err(|e| arca_repo::Error::io(&file, e))?;
+        }
+        let mut s = Session::open(&self.target()?)?;
+        for row in s.texts("SELECT Host FROM mysql.user WHERE User = 'root'")? {
+            let host = row.into_iter().next().flatten().unwrap_or_default();
+            s.exec(&format!(
+                "ALTER USER 'root'@{} IDENTIFIED BY '{password}'",
+                arca_engine::mysql::literal(&host)
+            ))?;
+        }
+        self.password_file = Some(file);
+        Ok(())
     }
 
     /// How to reach and stop it, for a person.
     pub fn lines(&self) -> Vec<String> {
         let s = self.socket.display();
+        let pw = self.password_file.as_ref().map_or(String::new(), |f| {
+            format!("MYSQL_PWD=\"$(cat {})\" ", f.display())
+        });
         vec![
             format!(
-                "started MariaDB in {} on 127.0.0.1:{}; it keeps running",
+                "started MariaDB in {} on 127.0.0.1:{}; it keeps running; root's password is in {}/root-password",
                 self.dir.display(),
-                self.port
+                self.port,
+                self.dir.display()
             ),
             format!(
-                "connect: mariadb --socket={s} -uroot   (or -h 127.0.0.1 -P {} -uroot)",
+                "connect: {pw}mariadb --socket={s} -uroot   (or -h 127.0.0.1 -P {} -uroot)",
                 self.port
             ),
-            format!("stop:    mariadb-admin --socket={s} -uroot shutdown"),
+            format!("stop:    {pw}mariadb-admin --socket={s} -uroot shutdown"),
         ]
     }
 
     /// Stops it (a restore into it failed).
     pub fn stop(&self) {
-        let _ = Command::new(find("mariadb-admin").unwrap_or_else(|_| "mariadb-admin".into()))
-            .arg(format!("--socket={}", self.socket.display()))
+        let mut cmd =
+            Command::new(find("mariadb-admin").unwrap_or_else(|_| "mariadb-admin".into()));
+        cmd.arg(format!("--socket={}", self.socket.display()));
+        if let Some(pw) = self
+            .password_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+        {
+            // Through the environment, not the command line `ps` shows.
+            cmd.env("MYSQL_PWD", pw.trim());
+        }
+        let _ = cmd
             .args(["-uroot", "shutdown"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -165,11 +214,20 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
         cmd.arg("--user=mysql");
     }
     let mut child = cmd.spawn().map_err(|e| arca_repo::Error::io(&server, e))?;
-    let instance = Instance { dir, port, socket };
+    let mut instance = Instance {
+        dir,
+        port,
+        socket,
+        password_file: None,
+    };
     let target = instance.target()?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if Session::open(&target).is_ok() {
+            if let Err(e) = instance.lock_root() {
+                instance.stop();
+                return Err(e);
+            }
             return Ok(instance);
         }
         if let Ok(Some(status)) = child.try_wait() {

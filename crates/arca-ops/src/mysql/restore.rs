@@ -175,8 +175,20 @@ fn into(
         Ok(())
     })?;
 
-    // Keys, then what comes after the rows.
+    // Keys, then what comes after the rows: users first (definers name
+    // them), then sequences, routines, views, triggers, events.
     run_all(&mut sessions, alters, |s, sql| Ok(s.exec(&sql)?))?;
+    if req.users {
+        for u in &schema.users {
+            let create = u
+                .create
+                .replacen("CREATE USER ", "CREATE USER IF NOT EXISTS ", 1);
+            ctl.exec(&create)?;
+            for g in &u.grants {
+                ctl.exec(&renames.rewrite(g))?;
+            }
+        }
+    }
     for d in dbs {
         let nd = renames.database(&d.name);
         for q in &d.sequences {
@@ -188,17 +200,6 @@ fn into(
             ))?;
         }
         create_objects(&mut ctl, d, &nd, renames, req.replace)?;
-    }
-    if req.users {
-        for u in &schema.users {
-            let create = u
-                .create
-                .replacen("CREATE USER ", "CREATE USER IF NOT EXISTS ", 1);
-            ctl.exec(&create)?;
-            for g in &u.grants {
-                ctl.exec(g)?;
-            }
-        }
     }
     let tables: usize = dbs.iter().map(|d| d.tables.len()).sum();
     let rows = total_rows.load(std::sync::atomic::Ordering::Relaxed);
@@ -316,11 +317,28 @@ fn create_objects(
     renames: &Renames,
     replace: bool,
 ) -> Result<()> {
-    let mut views: Vec<_> = d
-        .objects
-        .iter()
-        .filter(|o| o.kind == ObjectKind::View)
-        .collect();
+    let of = |k: ObjectKind| d.objects.iter().filter(move |o| o.kind == k);
+    let routines = of(ObjectKind::Procedure).chain(of(ObjectKind::Function));
+    let create = |s: &mut Session, o: &my::Object| -> Result<()> {
+        if replace {
+            let db = match (o.kind, &o.table) {
+                (ObjectKind::Trigger, Some(t)) => renames.table(&d.name, t).0,
+                _ => new_db.to_string(),
+            };
+            s.exec(&format!(
+                "DROP {} IF EXISTS {}",
+                o.kind.word(),
+                my::qualified(&db, &o.name)
+            ))?;
+        }
+        Ok(my::create_object(s, &d.name, new_db, o, renames)?)
+    };
+    // Routines first: a view may call a function.
+    for o in routines {
+        create(s, o)?;
+    }
+    // Views may name views: retried until none is left or none succeeds.
+    let mut views: Vec<_> = of(ObjectKind::View).collect();
     while !views.is_empty() {
         let mut failed = Vec::new();
         let mut last = None;
@@ -335,15 +353,8 @@ fn create_objects(
         }
         views = failed;
     }
-    for o in d.objects.iter().filter(|o| o.kind != ObjectKind::View) {
-        if replace {
-            s.exec(&format!(
-                "DROP {} IF EXISTS {}",
-                o.kind.word(),
-                my::qualified(new_db, &o.name)
-            ))?;
-        }
-        my::create_object(s, &d.name, new_db, o, renames)?;
+    for o in of(ObjectKind::Trigger).chain(of(ObjectKind::Event)) {
+        create(s, o)?;
     }
     Ok(())
 }
