@@ -132,6 +132,7 @@ pub fn backup(
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let mut rows: Vec<(String, u64)> = Vec::new();
     let sessions = std::mem::take(&mut snap.sessions);
+    let ids: Vec<u32> = sessions.iter().map(|s| s.conn.connection_id()).collect();
     let schema_ref = &schema;
     let stop = AtomicBool::new(false);
     std::thread::scope(|sc| -> Result<()> {
@@ -204,7 +205,10 @@ pub fn backup(
         if result.is_err() {
             // Workers blocked handing over blocks stop once nobody takes
             // them: drop every range they announced until all are gone.
+            // A stopped reader would otherwise read the rest of its range
+            // (the client drains a result it drops): its query is killed.
             stop.store(true, Ordering::SeqCst);
+            interrupt(&src, &ids);
             for (_, rx) in files_rx.iter() {
                 drop(rx);
             }
@@ -233,6 +237,15 @@ pub fn backup(
         meta,
     })?;
     Ok(m)
+}
+
+/// Ends the statements the readers' connections are running.
+fn interrupt(src: &MysqlSource, ids: &[u32]) {
+    if let Ok(mut s) = my::Session::open(src) {
+        for id in ids {
+            let _ = s.exec(&format!("KILL QUERY {id}"));
+        }
+    }
 }
 
 /// A range's blocks as the worker reading it sends them.
