@@ -228,6 +228,19 @@ impl Error {
     }
 }
 
+/// `input` with the password of its `scheme://user:password@host…` form
+/// replaced, for messages; anything else as it is.
+pub(crate) fn redact_url(input: &str) -> String {
+    if let Some((scheme, rest)) = input.split_once("://") {
+        if let Some((auth, host)) = rest.rsplit_once('@') {
+            if let Some((user, _)) = auth.split_once(':') {
+                return format!("{scheme}://{user}:[SECRET]@{host}");
+            }
+        }
+    }
+    input.to_string()
+}
+
 /// What a file is, in words for an error message ("a FIFO").
 pub fn file_kind(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

@@ -156,6 +156,13 @@ pub fn prune(repo: &Repository) -> Result<Pruned> {
     Ok(Pruned { packs, logs })
 }
 
+/// What the engine that wrote backup `m` says of it, a line each (a MySQL
+/// backup: its consistency point); nothing for an engine this arca does
+/// not know.
+pub fn describe(m: &Manifest) -> Vec<String> {
+    engine::of(m).map_or_else(|_| Vec::new(), |e| e.describe(m))
+}
+
 /// Every source's recoverable window, by engine.
 pub fn windows(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Window>> {
     let mut out = Vec::new();

@@ -178,6 +178,26 @@ pub fn free_port() -> crate::Result<u16> {
         .port())
 }
 
+/// Whether this process runs as root (servers refuse to: they are run
+/// as their own user).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The first `name` that is a file in `first`, then in PATH's
+/// directories, then in `then`.
+pub fn find_program(name: &str, first: &[&Path], then: &[&Path]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH");
+    first
+        .iter()
+        .map(|d| d.to_path_buf())
+        .chain(path.iter().flat_map(std::env::split_paths))
+        .chain(then.iter().map(|d| d.to_path_buf()))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,10 +34,8 @@ pub fn run(a: BackupArgs) -> Result<ExitCode> {
         println!("{}", snap.id);
         // What the engine says of it (a MySQL backup: which consistency it
         // got); on stderr, so the id stays the only line of stdout.
-        if let Ok(engine) = arca_ops::engine::of(&snap) {
-            for line in engine.describe(&snap) {
-                eprintln!("{line}");
-            }
+        for line in arca_ops::describe(&snap) {
+            eprintln!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -96,10 +96,8 @@ pub fn run(a: ListArgs) -> Result<ExitCode> {
         if !snap.tags.is_empty() {
             out(format_args!("tags:         {}", snap.tags.join(", ")))?;
         }
-        if let Ok(engine) = arca_ops::engine::of(&snap) {
-            for line in engine.describe(&snap) {
-                out(line)?;
-            }
+        for line in arca_ops::describe(&snap) {
+            out(line)?;
         }
         for f in &snap.files {
             let blocks = match f.block_size {

@@ -28,7 +28,7 @@ impl MysqlSource {
     /// `password_file` (its first line), then `MYSQL_PWD`.
     pub fn parse(input: &str, password_file: Option<&Path>) -> Result<MysqlSource, Error> {
         let invalid = |reason: String| Error::InvalidSource {
-            input: redact(input),
+            input: crate::redact_url(input),
             reason,
             expected: EXPECTED,
         };
@@ -142,33 +142,11 @@ impl fmt::Debug for MysqlSource {
     }
 }
 
-/// `input` with the password in its URL replaced.
-pub(crate) fn redact(input: &str) -> String {
-    if let Some((scheme, rest)) = input.split_once("://") {
-        if let Some((auth, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = auth.split_once(':') {
-                return format!("{scheme}://{user}:[SECRET]@{host}");
-            }
-        }
-    }
-    input.to_string()
-}
-
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|d| d.into_owned())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! written, tables created with their secondary keys held back until the
 //! rows are in, and the objects that come after the rows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::core::{literal, qualified, quote, Result, Session};
 use super::encode;
@@ -67,28 +67,46 @@ pub fn check_target(
     if replace {
         return Ok(());
     }
+    // What each target database has, read once per catalog and database;
+    // compared without regard to case, as information_schema compares.
+    let mut known: HashMap<(&str, String), HashSet<String>> = HashMap::new();
+    let mut has = |s: &mut Session, catalog: &'static str, db: &str, name: &str| -> Result<bool> {
+        let key = (catalog, db.to_string());
+        if !known.contains_key(&key) {
+            let (column, schema) = match catalog {
+                "ROUTINES" => ("ROUTINE_NAME", "ROUTINE_SCHEMA"),
+                "EVENTS" => ("EVENT_NAME", "EVENT_SCHEMA"),
+                "TRIGGERS" => ("TRIGGER_NAME", "TRIGGER_SCHEMA"),
+                _ => ("TABLE_NAME", "TABLE_SCHEMA"),
+            };
+            let names = s
+                .texts(&format!(
+                    "SELECT {column} FROM information_schema.{catalog} WHERE {schema} = {}",
+                    literal(db)
+                ))?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .map(|n| n.to_lowercase())
+                .collect();
+            known.insert(key.clone(), names);
+        }
+        Ok(known[&key].contains(&name.to_lowercase()))
+    };
     let mut exist = Vec::new();
     for d in dbs {
         let nd = renames.database(&d.name);
         for o in &d.objects {
-            let (table, column, schema) = match o.kind {
-                ObjectKind::Procedure | ObjectKind::Function => {
-                    ("ROUTINES", "ROUTINE_NAME", "ROUTINE_SCHEMA")
-                }
-                ObjectKind::Event => ("EVENTS", "EVENT_NAME", "EVENT_SCHEMA"),
-                ObjectKind::Trigger => ("TRIGGERS", "TRIGGER_NAME", "TRIGGER_SCHEMA"),
+            let catalog = match o.kind {
+                ObjectKind::Procedure | ObjectKind::Function => "ROUTINES",
+                ObjectKind::Event => "EVENTS",
+                ObjectKind::Trigger => "TRIGGERS",
                 ObjectKind::View => continue,
             };
             let db = match (o.kind, &o.table) {
                 (ObjectKind::Trigger, Some(t)) => renames.table(&d.name, t).0,
                 _ => nd.clone(),
             };
-            let n = s.one(&format!(
-                "SELECT COUNT(*) FROM information_schema.{table} WHERE {schema} = {} AND {column} = {}",
-                literal(&db),
-                literal(&o.name)
-            ))?;
-            if n.as_deref() != Some("0") {
+            if has(s, catalog, &db, &o.name)? {
                 exist.push(format!("{} {db}.{}", o.kind.word().to_lowercase(), o.name));
             }
         }
@@ -107,12 +125,7 @@ pub fn check_target(
         );
         names.extend(d.sequences.iter().map(|q| renames.table(&d.name, &q.name)));
         for (db, t) in names {
-            let n = s.one(&format!(
-                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
-                literal(&db),
-                literal(&t)
-            ))?;
-            if n.as_deref() != Some("0") {
+            if has(s, "TABLES", &db, &t)? {
                 exist.push(format!("{db}.{t}"));
             }
         }

@@ -2,7 +2,7 @@
 //! gives them (`SHOW CREATE …`), with what loading rows back needs to know
 //! of each table's columns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -280,34 +280,28 @@ fn read_database(
         only.is_none_or(|o| o.iter().any(|t| t == name))
             && !sel.exclude.iter().any(|(d, t)| d == db && t == name)
     };
-    let mut columns: Vec<(String, Column)> = s
-        .texts(&format!(
-            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = {lit} ORDER BY TABLE_NAME, ORDINAL_POSITION"
-        ))?
-        .into_iter()
-        .map(|r| {
-            let extra = col(&r, 3).to_ascii_uppercase();
-            (
-                col(&r, 0),
-                Column {
-                    name: col(&r, 1),
-                    data_type: col(&r, 2).to_ascii_lowercase(),
-                    generated: extra.contains("VIRTUAL GENERATED")
-                        || extra.contains("STORED GENERATED")
-                        || extra.contains("PERSISTENT"),
-                },
-            )
-        })
-        .collect();
-    let keys: Vec<(String, String)> = s
-        .texts(&format!(
-            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
-             WHERE TABLE_SCHEMA = {lit} AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX"
-        ))?
-        .into_iter()
-        .map(|r| (col(&r, 0), col(&r, 1)))
-        .collect();
+    // Columns and primary keys of every table, grouped by table once.
+    let mut columns: HashMap<String, Vec<Column>> = HashMap::new();
+    for r in s.texts(&format!(
+        "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = {lit} ORDER BY TABLE_NAME, ORDINAL_POSITION"
+    ))? {
+        let extra = col(&r, 3).to_ascii_uppercase();
+        columns.entry(col(&r, 0)).or_default().push(Column {
+            name: col(&r, 1),
+            data_type: col(&r, 2).to_ascii_lowercase(),
+            generated: extra.contains("VIRTUAL GENERATED")
+                || extra.contains("STORED GENERATED")
+                || extra.contains("PERSISTENT"),
+        });
+    }
+    let mut keys: HashMap<String, Vec<String>> = HashMap::new();
+    for r in s.texts(&format!(
+        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = {lit} AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX"
+    ))? {
+        keys.entry(col(&r, 0)).or_default().push(col(&r, 1));
+    }
     let mut tables = Vec::new();
     let mut objects = Vec::new();
     let mut sequences = Vec::new();
@@ -348,16 +342,8 @@ fn read_database(
             }
             _ => {
                 let row = show(s, &format!("SHOW CREATE TABLE {q}"), "SELECT")?;
-                let cols: Vec<Column> = columns
-                    .iter_mut()
-                    .filter(|(t, _)| *t == name)
-                    .map(|(_, c)| c.clone())
-                    .collect();
-                let key = keys
-                    .iter()
-                    .filter(|(t, _)| *t == name)
-                    .map(|(_, c)| c.clone())
-                    .collect();
+                let cols = columns.remove(&name).unwrap_or_default();
+                let key = keys.remove(&name).unwrap_or_default();
                 let num = |i: usize| col(&r, i).parse().unwrap_or(0);
                 tables.push(Table {
                     name,

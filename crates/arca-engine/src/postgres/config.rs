@@ -141,13 +141,8 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
 
 /// Drops a password from a source string before it goes into a message.
 pub(crate) fn redact(input: &str) -> String {
-    if let Some((scheme, rest)) = input.split_once("://") {
-        if let Some((auth, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = auth.split_once(':') {
-                return format!("{scheme}://{user}:[SECRET]@{host}");
-            }
-        }
-        return input.to_string();
+    if input.contains("://") {
+        return crate::redact_url(input);
     }
     // key=value form
     input

@@ -20,6 +20,7 @@ struct Task {
     db: usize,
     table: usize,
     range: i64,
+    plan: Plan,
 }
 
 enum Msg {
@@ -100,6 +101,7 @@ pub fn backup(
                         db: di,
                         table: ti,
                         range,
+                        plan: p,
                     },
                 ));
             }
@@ -120,13 +122,6 @@ pub fn backup(
     tasks.sort_by_key(|t| std::cmp::Reverse(t.0));
     let queue: Mutex<VecDeque<Task>> = Mutex::new(tasks.into_iter().map(|(_, t)| t).collect());
     progress.set_total(total);
-    let plan_of: HashMap<(usize, usize), Plan> = schema
-        .databases
-        .iter()
-        .enumerate()
-        .flat_map(|(di, d)| d.tables.iter().enumerate().map(move |(ti, _)| (di, ti)))
-        .zip(plans.iter().map(|(_, _, p)| *p))
-        .collect();
 
     let mut session = BackupSession::start(repo, n)?;
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -138,8 +133,7 @@ pub fn backup(
     std::thread::scope(|sc| -> Result<()> {
         let (files_tx, files_rx) = bounded::<(Task, Receiver<Msg>)>(n);
         for mut s in sessions {
-            let (files_tx, queue, failure, plan_of, stop) =
-                (files_tx.clone(), &queue, &failure, &plan_of, &stop);
+            let (files_tx, queue, failure, stop) = (files_tx.clone(), &queue, &failure, &stop);
             sc.spawn(move || loop {
                 if stop.load(Ordering::SeqCst) {
                     return;
@@ -149,7 +143,7 @@ pub fn backup(
                 };
                 let d = &schema_ref.databases[task.db];
                 let t = &d.tables[task.table];
-                let plan = plan_of[&(task.db, task.table)];
+                let plan = task.plan;
                 // About 2 MiB of blocks read ahead; blocks of single large
                 // rows (BLOBs) can be MiBs each: fewer of them.
                 let (tx, rx) = bounded::<Msg>(if plan.cut_bits == 0 { 4 } else { 256 });

@@ -1,13 +1,14 @@
 //! A new server to restore into (`restore --to-instance DIR`): TDSQL's
 //! rollback into a temporary instance, leaving the source untouched.
 
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arca_engine::mysql::{MysqlSource, Session};
+
+use crate::target::running_as_root;
 
 use crate::{Error, Result};
 
@@ -105,21 +106,16 @@ impl Instance {
 }
 
 fn find(name: &str) -> Result<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/usr/local/mysql/bin".into()])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
+    let then = [
+        Path::new("/usr/sbin"),
+        Path::new("/usr/bin"),
+        Path::new("/usr/local/mysql/bin"),
+    ];
+    crate::target::find_program(name, &[], &then).ok_or_else(|| {
             Error::Unsupported(format!(
                 "{name} not found (PATH, /usr/sbin): --to-instance needs MariaDB's server on this host (Debian: apt-get install mariadb-server)"
             ))
         })
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Initialises a server in `dir` (which must not exist, or be empty) and
@@ -147,7 +143,7 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
             socket.display()
         )));
     }
-    if is_root() {
+    if running_as_root() {
         // The server refuses to run as root: it runs as mysql.
         let out = Command::new("chown")
             .args(["-R", "mysql:mysql"])
@@ -167,7 +163,7 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
     // a shared /tmp trip over each other's temporary tables.
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| arca_repo::Error::io(&tmp, e))?;
-    if is_root() {
+    if running_as_root() {
         let _ = Command::new("chown")
             .args(["mysql:mysql"])
             .arg(&tmp)
@@ -181,7 +177,7 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
     ])
     .arg(format!("--datadir={}", data.display()))
     .arg(format!("--tmpdir={}", tmp.display()));
-    if is_root() {
+    if running_as_root() {
         cmd.arg("--user=mysql");
     }
     let out = cmd
@@ -210,7 +206,7 @@ pub fn create(dir: &Path, port: u16, lower_case: u32) -> Result<Instance> {
         .stderr(Stdio::null())
         // Its own process group: a Ctrl-C to arca does not stop it.
         .process_group(0);
-    if is_root() {
+    if running_as_root() {
         cmd.arg("--user=mysql");
     }
     let mut child = cmd.spawn().map_err(|e| arca_repo::Error::io(&server, e))?;

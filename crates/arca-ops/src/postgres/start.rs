@@ -40,10 +40,7 @@ pub fn start(dir: &Path, version_num: u32, port: u16, user: &str) -> Result<Star
         .arg(&log)
         .args(["-w", "-t", "600", "start", "-o"])
         .arg(format!("-p {port}"));
-    let me = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX);
-    if me == 0 && owner.uid() != 0 {
+    if crate::target::running_as_root() && owner.uid() != 0 {
         cmd.uid(owner.uid()).gid(owner.gid());
     }
     let out = cmd.output().map_err(|e| RepoError::io(&pg_ctl, e))?;
@@ -144,14 +141,7 @@ fn log_tail(log: &Path) -> String {
 
 fn find_pg_ctl(version_num: u32) -> Result<PathBuf> {
     let major = version_num / 10000;
-    let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_ctl"));
-    if debian.is_file() {
-        return Ok(debian);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("pg_ctl"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Unsupported(format!("pg_ctl for PostgreSQL {major} not found (looked in {} and PATH): install the server package, or start the restored cluster yourself", debian.display())))
+    let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+    crate::target::find_program("pg_ctl", &[&debian], &[])
+        .ok_or_else(|| Error::Unsupported(format!("pg_ctl for PostgreSQL {major} not found (looked in {} and PATH): install the server package, or start the restored cluster yourself", debian.join("pg_ctl").display())))
 }
