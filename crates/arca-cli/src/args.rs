@@ -253,9 +253,15 @@ pub struct InitArgs {
     /// Block size in bytes; 0 uses each database's own page size.
     #[arg(long, default_value_t = 0)]
     pub block_size: u32,
-    /// zstd level: negative is faster, higher is smaller.
-    #[arg(long, default_value_t = arca_repo::config::DEFAULT_COMPRESSION_LEVEL, allow_hyphen_values = true)]
-    pub compression_level: i32,
+    /// zstd level of files and pages: negative is faster, higher is
+    /// smaller [default: 3]. Also the rows' level unless
+    /// --rows-compression-level is given.
+    #[arg(long, allow_hyphen_values = true)]
+    pub compression_level: Option<i32>,
+    /// zstd level of a logical backup's rows (MySQL) [default: 1, or
+    /// --compression-level when that is given].
+    #[arg(long, allow_hyphen_values = true)]
+    pub rows_compression_level: Option<i32>,
     /// Raw bytes of new blocks compressed together.
     #[arg(long, default_value_t = arca_repo::config::DEFAULT_FRAME_SIZE)]
     pub frame_size: u32,
@@ -684,8 +690,9 @@ is read once it has applied the source's position, and a range the source \
 changed meanwhile is compared again, so a primary that keeps writing shows \
 no false differences.
 
-Exit status: 0 identical; 3 the servers differ (tables, ranges and rows are \
-printed); 1 the comparison failed (one `error:` line on stderr says why). \
+Exit status, as diff's: 0 identical; 1 the servers differ (tables, ranges \
+and rows are printed); 2 the comparison failed (one `error:` line on stderr \
+says why). \
 It only reads, so Ctrl-C stops it at once.";
 
 #[derive(Debug, Args)]

@@ -195,7 +195,7 @@ impl<'r> BackupSession<'r> {
         };
         // Buffers that grew past this (a very large block) are not kept.
         let keep_at_most = 2 * (frame_size + slack);
-        let level = cfg.compression.level;
+        let level = cfg.compression.level_for(block_size == 0);
         let n = self.parallelism;
         let hasher = &self.repo.hasher;
         let env = &self.repo.env;

@@ -109,7 +109,8 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The config's checksum: BLAKE3 of its fields in this order, as compact
-/// JSON, without `checksum` (and without `features` where it has none).
+/// JSON, without `checksum` (and without `features` or
+/// `compression.rows_level` where it has none).
 fn config_checksum(c: &serde_json::Value) -> String {
     let mut canon = format!("{{\"version\":{}", c["version"]);
     if let Some(f) = c.get("features") {
@@ -117,7 +118,7 @@ fn config_checksum(c: &serde_json::Value) -> String {
     }
     let (ch, co) = (&c["chunker"], &c["compression"]);
     canon += &format!(
-        ",\"id\":{},\"created\":{},\"chunker\":{{\"block_size\":{},\"frame_size\":{},\"pack_size\":{}}},\"compression\":{{\"algorithm\":{},\"level\":{}}},\"encryption\":{{\"algorithm\":{}}},\"blob_key\":{}}}",
+        ",\"id\":{},\"created\":{},\"chunker\":{{\"block_size\":{},\"frame_size\":{},\"pack_size\":{}}},\"compression\":{{\"algorithm\":{},\"level\":{}{}}},\"encryption\":{{\"algorithm\":{}}},\"blob_key\":{}}}",
         c["id"],
         c["created"],
         ch["block_size"],
@@ -125,6 +126,9 @@ fn config_checksum(c: &serde_json::Value) -> String {
         ch["pack_size"],
         co["algorithm"],
         co["level"],
+        co.get("rows_level")
+            .map(|l| format!(",\"rows_level\":{l}"))
+            .unwrap_or_default(),
         c["encryption"]["algorithm"],
         c["blob_key"]
     );

@@ -8,9 +8,10 @@ use arca_ops::Objects;
 use crate::args::CompareArgs;
 use crate::output::{out, print_json};
 
-/// The exit status when the servers differ: 1 is an error's, so a script
-/// tells "they differ" from "the comparison failed".
-const DIFFERENT: u8 = 3;
+/// Exit statuses as diff and cmp have them: 0 identical, 1 different, 2
+/// the comparison failed, so a script tells a difference from a failure.
+const DIFFERENT: u8 = 1;
+const FAILED: u8 = 2;
 
 pub fn run(a: CompareArgs) -> Result<ExitCode> {
     let req = CompareRequest {
@@ -28,7 +29,13 @@ pub fn run(a: CompareArgs) -> Result<ExitCode> {
         wait: Duration::from_secs(a.wait),
     };
     // It only reads: a signal may end it at once, so no token is needed.
-    let report = arca_ops::mysql::compare(&req, None)?;
+    let report = match arca_ops::mysql::compare(&req, None) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            return Ok(ExitCode::from(FAILED));
+        }
+    };
     if a.json {
         let mut v = serde_json::to_value(&report)?;
         v["identical"] = serde_json::Value::Bool(report.identical());

@@ -12,7 +12,13 @@ pub fn run(a: InitArgs) -> Result<ExitCode> {
         block_size: a.block_size,
         frame_size: a.frame_size,
         pack_size: a.pack_size,
-        compression_level: a.compression_level,
+        compression_level: a
+            .compression_level
+            .unwrap_or(arca_repo::config::DEFAULT_COMPRESSION_LEVEL),
+        rows_compression_level: a
+            .rows_compression_level
+            .or(a.compression_level)
+            .unwrap_or(arca_repo::config::DEFAULT_ROWS_COMPRESSION_LEVEL),
     };
     let repo = Repository::init(&loc, &opts)?;
     if a.json {
