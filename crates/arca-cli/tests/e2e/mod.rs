@@ -1,5 +1,6 @@
 mod common;
 mod mariadb;
+mod persona;
 mod postgres;
 mod proxy;
 mod seaweed;
@@ -17,6 +18,7 @@ mod integrity;
 mod kill;
 mod mysql;
 mod mysql_compare;
+mod mysql_personas;
 mod object_storage;
 mod pg_archive;
 mod pg_bad_input;

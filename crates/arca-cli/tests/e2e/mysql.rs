@@ -11,19 +11,19 @@ use super::common::{error_line, run_ok, Env};
 use super::mariadb::{Maria, PASSWORD};
 use super::postgres::arca;
 
-fn backup(repo: &str, source: &str, extra: &[&str]) -> serde_json::Value {
+pub(super) fn backup(repo: &str, source: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["backup", "--repo", repo, "--source", source, "--json"];
     args.extend_from_slice(extra);
     serde_json::from_str(&run_ok(arca(), &args)).unwrap()
 }
 
-fn restore(repo: &str, id: &str, to: &str, extra: &[&str]) -> String {
+pub(super) fn restore(repo: &str, id: &str, to: &str, extra: &[&str]) -> String {
     let mut args = vec!["restore", id, "--repo", repo, "--to", to];
     args.extend_from_slice(extra);
     run_ok(arca(), &args)
 }
 
-fn fails(args: &[&str]) -> String {
+pub(super) fn fails(args: &[&str]) -> String {
     let out = arca().args(args).output().unwrap();
     assert!(!out.status.success(), "{out:?}");
     error_line(&out)

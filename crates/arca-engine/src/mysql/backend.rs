@@ -52,7 +52,7 @@ impl Consistency {
         match self.method.as_str() {
             "one snapshot" => format!("consistent: one snapshot read by one connection{point}"),
             "none" => {
-                "not consistent: the server offers no snapshot; tables were read one after another"
+                "not consistent: the server offers no snapshot; each table was read at its own moment"
                     .to_string()
             }
             m => format!(
@@ -108,16 +108,30 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
             Err(e) => return Err(e),
         }
     };
+    let mut snapshots = true;
     for s in &mut sessions {
-        s.exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
-        s.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
-        // Rolling back to it releases the metadata locks of what was read
-        // since (as mysqldump does): a DDL on a table already backed up
-        // does not wait for the whole backup.
-        s.exec("SAVEPOINT arca")?;
+        match open_transaction(s) {
+            Ok(()) => {}
+            Err(e) if flavor == Flavor::Other => {
+                tracing::warn!("{e}: reading table after table, without a snapshot");
+                snapshots = false;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !snapshots {
+        for s in sessions.iter_mut().filter(|s| s.snapshot) {
+            s.exec("ROLLBACK")?;
+            s.snapshot = false;
+        }
     }
     let mut c = Consistency {
-        method: method.clone().unwrap_or_else(|| "one snapshot".into()),
+        method: match &method {
+            _ if !snapshots => "none".into(),
+            Some(m) => m.clone(),
+            None => "one snapshot".into(),
+        },
         connections: sessions.len(),
         lock_ms: 0,
         binlog_file: None,
@@ -125,7 +139,7 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
         gtid: None,
         not_at_point: Vec::new(),
     };
-    if log_bin {
+    if log_bin && snapshots {
         if flavor == Flavor::Mariadb {
             // The position matching the first session's snapshot; the
             // others share its point while commits are held.
@@ -173,6 +187,17 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
         sessions,
         consistency: c,
     })
+}
+
+fn open_transaction(s: &mut Session) -> Result<()> {
+    s.exec("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+    s.exec("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+    // Rolling back to it releases the metadata locks of what was read
+    // since (as mysqldump does): a DDL on a table already backed up does
+    // not wait for the whole backup.
+    s.exec("SAVEPOINT arca")?;
+    s.snapshot = true;
+    Ok(())
 }
 
 fn hold_commits(ctl: &mut Session) -> Result<String> {
@@ -451,7 +476,9 @@ pub fn read_range(
 /// Ends what the session read since its snapshot opened: metadata locks
 /// go, the snapshot stays; names come back as UTF-8 again.
 pub fn release(s: &mut Session) -> Result<()> {
-    s.exec("ROLLBACK TO SAVEPOINT arca")?;
+    if s.snapshot {
+        s.exec("ROLLBACK TO SAVEPOINT arca")?;
+    }
     s.exec("SET SESSION character_set_results = utf8mb4")
 }
 

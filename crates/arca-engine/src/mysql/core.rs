@@ -23,6 +23,36 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// Tells the servers apart by `@@version` and `@@version_comment`.
+    /// Databases that only speak the protocol name themselves in the
+    /// version (`8.0.11-TiDB-v7.5.0`, `5.7.25-OceanBase-v4.2.1`) and often
+    /// say "MySQL 8.0 compatible" in the comment; MySQL's own suffixes
+    /// (`-log`, `-0ubuntu0.22.04.1`, Percona's `-27`) are never capitalised.
+    pub fn of(version: &str, comment: &str) -> Flavor {
+        let product = version
+            .split('-')
+            .skip(1)
+            .find(|p| p.starts_with(|c: char| c.is_ascii_uppercase()));
+        if version.contains("MariaDB") || comment.contains("MariaDB") {
+            Flavor::Mariadb
+        } else if product.is_some() {
+            Flavor::Other
+        } else if [
+            "MySQL",
+            "Percona",
+            "Source distribution",
+            "(Ubuntu)",
+            "(Debian)",
+        ]
+        .iter()
+        .any(|w| comment.contains(w))
+        {
+            Flavor::Mysql
+        } else {
+            Flavor::Other
+        }
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Flavor::Mariadb => "MariaDB",
@@ -39,6 +69,8 @@ pub struct Session {
     pub label: String,
     pub flavor: Flavor,
     pub version: String,
+    /// Whether the session reads in a snapshot with the savepoint `arca`.
+    pub snapshot: bool,
 }
 
 impl Session {
@@ -75,18 +107,13 @@ impl Session {
             .query_first("SELECT @@version, @@version_comment")
             .map_err(|e| sql_error(&label, "reading the server's version", e))?
             .unwrap_or_default();
-        let flavor = if version.contains("MariaDB") || comment.contains("MariaDB") {
-            Flavor::Mariadb
-        } else if comment.contains("MySQL") || comment.contains("Percona") {
-            Flavor::Mysql
-        } else {
-            Flavor::Other
-        };
+        let flavor = Flavor::of(&version, &comment);
         Ok(Session {
             conn,
             label: format!("{} at {}", flavor.title(), src.server()),
             flavor,
             version,
+            snapshot: false,
         })
     }
 
@@ -250,4 +277,47 @@ pub fn literal(s: &str) -> String {
     }
     out.push('\'');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flavor;
+
+    #[test]
+    fn servers_are_told_apart_by_version_and_comment() {
+        for (version, comment, want) in [
+            (
+                "10.11.14-MariaDB-0+deb12u2-log",
+                "Debian 12",
+                Flavor::Mariadb,
+            ),
+            ("5.5.5-10.6.16-MariaDB", "MariaDB Server", Flavor::Mariadb),
+            ("8.0.36", "MySQL Community Server - GPL", Flavor::Mysql),
+            (
+                "8.4.3-commercial",
+                "MySQL Enterprise Server - Commercial",
+                Flavor::Mysql,
+            ),
+            ("8.0.36-0ubuntu0.22.04.1", "(Ubuntu)", Flavor::Mysql),
+            (
+                "8.0.35-27",
+                "Percona Server (GPL), Release 27, Revision 2f8eeab2",
+                Flavor::Mysql,
+            ),
+            (
+                "8.0.11-TiDB-v7.5.0",
+                "TiDB Server (Apache License 2.0) Community Edition, MySQL 8.0 compatible",
+                Flavor::Other,
+            ),
+            (
+                "5.7.25-OceanBase-v4.2.1.0",
+                "OceanBase 4.2.1.0 (r100000) (Built Oct 2023)",
+                Flavor::Other,
+            ),
+            ("8.0.30-MatrixOne-v1.1.0", "MatrixOne", Flavor::Other),
+            ("5.1.0", "StarRocks version 3.2.1", Flavor::Other),
+        ] {
+            assert_eq!(Flavor::of(version, comment), want, "{version} / {comment}");
+        }
+    }
 }

@@ -47,6 +47,12 @@ impl Engine for Mysql {
 
     fn describe(&self, m: &Manifest) -> Vec<String> {
         let mut lines = Vec::new();
+        if let (Ok(f), Some(v)) = (
+            serde_json::from_value::<arca_engine::mysql::Flavor>(m.meta["flavor"].clone()),
+            m.meta["version"].as_str(),
+        ) {
+            lines.push(format!("server:       {} {v}", f.title()));
+        }
         if let Ok(c) =
             serde_json::from_value::<arca_engine::mysql::Consistency>(m.meta["consistency"].clone())
         {
