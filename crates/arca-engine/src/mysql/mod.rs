@@ -1,6 +1,7 @@
 #![doc = include_str!("docs.md")]
 
 mod backend;
+pub mod binlog;
 mod compare;
 mod config;
 mod core;
