@@ -52,6 +52,11 @@ pub enum Command {
     /// (SIGINT/SIGTERM), so the archive is seconds behind the server.
     #[command(name = "wal-stream")]
     WalStream(WalStreamArgs),
+    /// Archive a MySQL/MariaDB server's binary log as a replica reads it,
+    /// until stopped (SIGINT/SIGTERM) or, with --until-now, up to the
+    /// server's current position.
+    #[command(name = "binlog-stream")]
+    BinlogStream(BinlogStreamArgs),
     /// Named points in time (PostgreSQL restore points): create, show, drop, restore.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -81,6 +86,7 @@ impl Command {
             Command::WalPush(a) => Some(&mut a.repo),
             Command::WalFetch(a) => Some(&mut a.repo),
             Command::WalStream(a) => Some(&mut a.repo),
+            Command::BinlogStream(a) => Some(&mut a.repo),
             Command::Snapshot(c) => Some(c.repo_args_mut()),
             Command::Repair(RepairCommand::Index(a)) => Some(&mut a.repo),
             Command::Repair(RepairCommand::Backups(a)) => Some(&mut a.repo),
@@ -597,6 +603,36 @@ pub struct WalStreamArgs {
     /// arriving, the growing segment is stored at least this often.
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub status_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BinlogStreamArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The server: mysql://USER@HOST:PORT, as a user with REPLICATION SLAVE
+    /// and REPLICATION CLIENT (MariaDB: BINLOG MONITOR); the password from
+    /// --password-file or MYSQL_PWD rather than the URL, which `ps` shows.
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// A file whose first line is the password.
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// Archive up to the server's position now, then exit (for cron).
+    #[arg(long)]
+    pub until_now: bool,
+    /// Start at the server's current position, not where the archive
+    /// ends: after the server purged a log that was never archived.
+    #[arg(long)]
+    pub from_now: bool,
+    /// The longest, in seconds, a committed transaction waits to be stored.
+    #[arg(long, value_name = "SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seal_interval: u64,
+    /// The server id announced to the server, unique among its replicas.
+    #[arg(long, value_name = "N", default_value_t = 1_095_910_209)]
+    pub replica_server_id: u32,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 mod backup;
+mod binlog_stream;
 mod check;
 mod compare;
 mod delete;
@@ -41,6 +42,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::WalPush(a) => wal::push(a),
         Command::WalFetch(a) => wal::fetch(a),
         Command::WalStream(a) => wal_stream::run(a),
+        Command::BinlogStream(a) => binlog_stream::run(a),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Repair(c) => repair::run(c),
         Command::Compare(a) => compare::run(a),

@@ -18,6 +18,8 @@ pub struct Maria {
     pub port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
+    server_id: u32,
+    extra: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
@@ -82,6 +84,8 @@ impl Maria {
             port: free_port(),
             dir,
             child: None,
+            server_id,
+            extra: extra.iter().map(|e| e.to_string()).collect(),
             _tmp: tmp,
         };
         m.launch(server_id, extra);
@@ -213,6 +217,14 @@ impl Maria {
             "the replica did not reach {pos}: {}",
             self.root("SHOW SLAVE STATUS\\G")
         );
+    }
+
+    /// Shuts the server down cleanly and starts it again on its port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let extra = self.extra.clone();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.launch(self.server_id, &extra);
     }
 
     pub fn stop(&mut self) {

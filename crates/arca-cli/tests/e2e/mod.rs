@@ -17,6 +17,7 @@ mod golden;
 mod integrity;
 mod kill;
 mod mysql;
+mod mysql_binlog;
 mod mysql_compare;
 mod mysql_personas;
 mod object_storage;

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::core::Session;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"ARCABLG1";
@@ -35,6 +36,52 @@ pub mod kind {
     pub const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
     pub const MARIADB_GTID: u8 = 162;
     pub const MARIADB_GTID_LIST: u8 = 163;
+}
+
+/// The name a server's archive is kept under: MySQL's `server_uuid`, or
+/// MariaDB's host name and server id (it has no UUID), so that a second
+/// server, or a new primary after a failover, never writes into another's.
+pub fn server_identity(s: &mut Session) -> Result<String, Error> {
+    let id = s.one("SELECT @@server_id")?.unwrap_or_default();
+    let name = match s.one("SELECT @@server_uuid") {
+        Ok(Some(uuid)) if !uuid.is_empty() => uuid,
+        _ => {
+            let host = s.one("SELECT @@hostname")?.unwrap_or_default();
+            format!("{host}-{id}")
+        }
+    };
+    Ok(name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect())
+}
+
+/// Refuses a server whose binary log cannot be replayed row by row.
+pub fn check_settings(s: &mut Session) -> Result<(), Error> {
+    if s.one("SELECT @@log_bin")?.as_deref() != Some("1") {
+        return Err(s.error(
+            "it writes no binary log: start it with log_bin (and binlog_format = ROW) to archive its log",
+        ));
+    }
+    let format = s.one("SELECT @@binlog_format")?.unwrap_or_default();
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(s.error(format!(
+            "binlog_format is {format}: replaying a log exactly needs ROW; SET GLOBAL binlog_format = 'ROW' (and in the server's configuration)"
+        )));
+    }
+    let image = s.one("SELECT @@binlog_row_image")?.unwrap_or_default();
+    if !image.eq_ignore_ascii_case("FULL") {
+        return Err(s.error(format!(
+            "binlog_row_image is {image}: replaying a log exactly needs FULL; SET GLOBAL binlog_row_image = 'FULL' (and in the server's configuration)"
+        )));
+    }
+    Ok(())
 }
 
 /// What a segment covers, stored ahead of its events.
@@ -67,18 +114,30 @@ impl SegmentInfo {
     }
 }
 
-/// The object name of a segment starting at `start` of `file`: the file,
-/// then the position in 20 digits.
-pub fn segment_name(file: &str, start: u64) -> String {
-    format!("{file}.{start:020}")
+/// The object name of a segment: the file, then the position where it
+/// ends in 20 digits, then `-next` if the file ends with it. Names are
+/// unique: a segment ends past the one before it, or (an empty one that
+/// only says that the file ended) carries the suffix the one before lacks.
+pub fn segment_name(file: &str, end: u64, ends_file: bool) -> String {
+    format!("{file}.{end:020}{}", if ends_file { "-next" } else { "" })
 }
 
 /// Orders segment names as the log runs: by the file's number, then by
-/// position (names sort wrongly as text once a file number grows a digit).
-pub fn segment_order(name: &str) -> Option<(String, u64, u64)> {
+/// position, the file's end last (names sort wrongly as text once a file
+/// number grows a digit).
+pub fn segment_order(name: &str) -> Option<(String, u64, u64, bool)> {
+    let (name, ends_file) = match name.strip_suffix("-next") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
     let (file, pos) = name.rsplit_once('.')?;
     let (base, number) = file.rsplit_once('.')?;
-    Some((base.to_string(), number.parse().ok()?, pos.parse().ok()?))
+    Some((
+        base.to_string(),
+        number.parse().ok()?,
+        pos.parse().ok()?,
+        ends_file,
+    ))
 }
 
 /// A segment's bytes: magic, the header's length and JSON, the format
@@ -412,12 +471,18 @@ mod tests {
             assert!(decode_segment("x", &bytes[..cut]).is_err(), "{cut}");
         }
         assert_eq!(
-            segment_order(&segment_name("mysql-bin.1000000", 4)),
-            Some(("mysql-bin".into(), 1_000_000, 4))
+            segment_order(&segment_name("mysql-bin.1000000", 4, false)),
+            Some(("mysql-bin".into(), 1_000_000, 4, false))
+        );
+        let order = |n: &str| segment_order(n).unwrap();
+        // File numbers grow a digit; a file's end comes after its last data.
+        assert!(
+            order(&segment_name("binlog.999999", 900, true))
+                < order(&segment_name("binlog.1000000", 4, false))
         );
         assert!(
-            segment_order("binlog.000009.00000000000000000004")
-                < segment_order("binlog.000010.00000000000000000004")
+            order(&segment_name("binlog.000009", 900, false))
+                < order(&segment_name("binlog.000009", 900, true))
         );
     }
 }

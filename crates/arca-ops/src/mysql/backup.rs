@@ -49,6 +49,7 @@ pub fn backup(
     let mut snap = my::open_snapshot(&src, n)?;
     let (flavor, version) = (snap.sessions[0].flavor, snap.sessions[0].version.clone());
     let first = &mut snap.sessions[0];
+    let server = my::binlog::server_identity(first)?;
     let schema = my::read_schema(first, &sel, opts.users)?;
     let source_name = src.url();
     let base = repo
@@ -216,6 +217,7 @@ pub fn backup(
     let meta = json!({
         "flavor": flavor,
         "version": version,
+        "server": server,
         "consistency": snap.consistency,
         "schema": schema,
         "plans": plans,

@@ -3,10 +3,14 @@
 //! so no windows, no log expiry and no named points.
 
 mod backup;
+mod binlog;
 mod compare;
 mod instance;
 mod restore;
 
+pub use binlog::{
+    binlog_stream, last_segment, stream_name, BinlogEvent, BinlogOptions, BinlogReport,
+};
 pub use compare::{
     compare, ChunkDifference, CompareRequest, Mode, Problem, Report, RowDifference, RowKind,
     TableDifference,
