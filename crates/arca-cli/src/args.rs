@@ -517,10 +517,15 @@ impl Parallelism {
 /// start the restored cluster.
 #[derive(Debug, Args, Clone, Default)]
 pub struct PitrArgs {
-    /// PostgreSQL: recover to this time, "YYYY-MM-DD HH:MM:SS[.ffffff][+TZ]"
-    /// (without a zone: this machine's).
+    /// Recover to this time, "YYYY-MM-DD HH:MM:SS[.ffffff][+TZ]" (without a
+    /// zone: this machine's). MySQL: the last transaction committed in or
+    /// before that second (the binary log's times are whole seconds).
     #[arg(long, value_name = "TIME")]
     pub target_time: Option<String>,
+    /// MySQL: replay the binary log up to and including this transaction
+    /// (MariaDB's DOMAIN-SERVER-SEQUENCE, MySQL's UUID:N).
+    #[arg(long, value_name = "GTID")]
+    pub target_gtid: Option<String>,
     /// PostgreSQL: recover to this WAL position (e.g. 0/16B3748).
     #[arg(long, value_name = "LSN")]
     pub target_lsn: Option<String>,

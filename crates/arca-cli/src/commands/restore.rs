@@ -26,12 +26,18 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     };
     let repo = super::open(&a.repo)?;
     let p = &a.pitr;
-    let target = match (&p.target_time, &p.target_lsn, &p.target_snapshot) {
+    let position = match (&p.target_lsn, &p.target_gtid) {
+        (Some(_), Some(_)) => {
+            bail!("--target-lsn is PostgreSQL's, --target-gtid MySQL's: give one")
+        }
+        (l, g) => l.clone().or(g.clone()),
+    };
+    let target = match (&p.target_time, position, &p.target_snapshot) {
         (None, None, None) => Target::Latest,
         (Some(t), None, None) => Target::Time(super::parse_time(t)?),
-        (None, Some(l), None) => Target::Position(l.clone()),
+        (None, Some(l), None) => Target::Position(l),
         (None, None, Some(n)) => Target::Named(n.clone()),
-        _ => bail!("give one of --target-time, --target-lsn and --target-snapshot"),
+        _ => bail!("give one of --target-time, --target-lsn (--target-gtid) and --target-snapshot"),
     };
     let req = RestoreRequest {
         id: a.id.clone(),

@@ -29,6 +29,7 @@ pub mod kind {
     pub const ROTATE: u8 = 4;
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
+    pub const TABLE_MAP: u8 = 19;
     pub const HEARTBEAT: u8 = 27;
     pub const MYSQL_GTID: u8 = 33;
     pub const MYSQL_ANONYMOUS_GTID: u8 = 34;

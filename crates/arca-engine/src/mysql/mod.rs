@@ -7,6 +7,7 @@ mod config;
 mod core;
 mod encode;
 mod rename;
+pub mod replay;
 mod restore;
 mod schema;
 

@@ -6,6 +6,7 @@ mod backup;
 mod binlog;
 mod compare;
 mod instance;
+mod pitr;
 mod restore;
 
 pub use binlog::{
@@ -89,13 +90,9 @@ impl Engine for Mysql {
         req: &RestoreRequest,
         progress: &dyn Progress,
     ) -> Result<Restored> {
-        if req.target != crate::Target::Latest
-            || req.timeline.is_some()
-            || req.pause_at_target
-            || req.keep_archiving
-        {
+        if req.timeline.is_some() || req.pause_at_target || req.keep_archiving {
             return Err(Error::Unsupported(
-                "MySQL backups are restored as they were taken: point-in-time targets need the binary log archive, which this arca does not keep yet".into(),
+                "--target-timeline, --target-action and --keep-archiving are PostgreSQL's: a MySQL restore replays the binary log to its target and ends".into(),
             ));
         }
         if req.port.is_some() && !req.start {
@@ -105,10 +102,7 @@ impl Engine for Mysql {
         }
         let m = match chosen {
             Some(m) => m,
-            None => manifests
-                .last()
-                .cloned()
-                .ok_or(arca_repo::Error::NoBackups)?,
+            None => pitr::pick(manifests, &req.target)?,
         };
         restore::restore(repo, &m, req, progress)
     }

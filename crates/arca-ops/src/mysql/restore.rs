@@ -27,6 +27,8 @@ pub fn restore(
     })?;
     let dbs = select(&schema, req)?;
     let renames = Renames::parse(&req.renames)?;
+    let plan = super::pitr::plan(repo, m, req)?;
+    let plan = plan.as_ref();
     let to = req.to.to_str().unwrap_or("");
     if req.start {
         let port = match req.port {
@@ -35,7 +37,9 @@ pub fn restore(
         };
         let instance = super::instance::create(&req.to, port, schema.lower_case_table_names)?;
         let target = instance.target()?;
-        return match into(repo, m, req, progress, &schema, &dbs, &renames, &target) {
+        return match into(
+            repo, m, req, progress, &schema, &dbs, &renames, &target, plan,
+        ) {
             Ok(mut done) => {
                 done.lines.extend(instance.lines());
                 done.detail.insert("port".into(), port.into());
@@ -58,7 +62,9 @@ pub fn restore(
         )));
     }
     let target = MysqlSource::parse(to, req.password_file.as_deref())?;
-    into(repo, m, req, progress, &schema, &dbs, &renames, &target)
+    into(
+        repo, m, req, progress, &schema, &dbs, &renames, &target, plan,
+    )
 }
 
 /// Restores the selected databases `dbs` into the server `target`.
@@ -72,6 +78,7 @@ fn into(
     dbs: &[Database],
     renames: &Renames,
     target: &MysqlSource,
+    plan: Option<&super::pitr::Plan>,
 ) -> Result<Restored> {
     let rows: HashMap<String, u64> =
         serde_json::from_value::<Vec<(String, u64)>>(m.meta["rows"].clone())
@@ -213,17 +220,49 @@ fn into(
     );
     detail.insert("tables".into(), tables.into());
     detail.insert("rows".into(), rows.into());
+    let mut lines = vec![format!(
+        "restored backup {} into {}: {} database(s), {tables} table(s), {rows} rows",
+        m.id.short(),
+        ctl.label,
+        dbs.len()
+    )];
+    if let Some(plan) = plan {
+        let done = super::pitr::replay(repo, plan, req, dbs, renames, target)?;
+        let when = |t: Option<i64>| {
+            t.and_then(|t| jiff::Timestamp::from_second(t).ok())
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        lines.push(match &done.last_gtid {
+            Some(g) => format!(
+                "replayed the binary log after it: {} transaction(s), up to GTID {g} committed {}",
+                done.transactions,
+                when(done.last_time)
+            ),
+            None => format!(
+                "replayed the binary log after it: {} transaction(s)",
+                done.transactions
+            ),
+        });
+        if let (crate::Target::Time(t), Some(last)) = (&req.target, &plan.last) {
+            if last.last_time.is_some_and(|l| (l as i64) < t.as_second()) {
+                lines.push(format!(
+                    "the archive's newest transaction was committed {}: the target is later, so anything committed after it and not yet archived is missing",
+                    when(last.last_time.map(i64::from))
+                ));
+            }
+        }
+        detail.insert(
+            "replayed".into(),
+            serde_json::to_value(&done).unwrap_or_default(),
+        );
+    }
     Ok(Restored {
         backup: m.id.to_hex(),
         files: Vec::new(),
         bytes: m.files.iter().map(|f| f.size).sum(),
         detail,
-        lines: vec![format!(
-            "restored backup {} into {}: {} database(s), {tables} table(s), {rows} rows",
-            m.id.short(),
-            ctl.label,
-            dbs.len()
-        )],
+        lines,
     })
 }
 

@@ -1,0 +1,239 @@
+//! Point-in-time restore: after a backup is restored, the archived binary
+//! log of its server is replayed from the backup's exact position to the
+//! target (a time, a GTID, or the end of the archive).
+
+use arca_engine::mysql::binlog::{self, SegmentInfo};
+use arca_engine::mysql::replay::{Filter, Replayed, Replayer, Stop};
+use arca_engine::mysql::{Database, MysqlSource, Renames, Session};
+use arca_repo::{Manifest, Repository};
+
+use super::binlog::stream_name;
+use crate::engine::{RestoreRequest, Target};
+use crate::{Error, Result};
+
+/// The segments a replay reads, checked to form one chain from the
+/// backup's point.
+pub struct Plan {
+    stream: String,
+    /// The backup's binary log position.
+    file: String,
+    pos: u64,
+    segments: Vec<String>,
+    stop: Stop,
+    /// The newest archived transaction.
+    pub last: Option<SegmentInfo>,
+}
+
+/// The backup a point-in-time restore starts from when none is named:
+/// the newest taken before the target.
+pub fn pick(manifests: &[Manifest], target: &Target) -> Result<Manifest> {
+    let newest = |ok: &dyn Fn(&Manifest) -> bool| manifests.iter().rev().find(|m| ok(m)).cloned();
+    let found = match target {
+        Target::Time(t) => newest(&|m| m.start_time <= *t),
+        Target::Position(g) => match gtid_parts(g) {
+            Some((domain, seq)) => newest(&|m| {
+                m.meta["consistency"]["gtid"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(gtid_parts)
+                    .any(|(d, s)| d == domain && s < seq)
+            }),
+            None => newest(&|_| true),
+        },
+        _ => newest(&|_| true),
+    };
+    found.ok_or_else(|| match (target, manifests.first()) {
+        (_, None) => Error::Repo(arca_repo::Error::NoBackups),
+        (Target::Time(t), Some(first)) => Error::Unsupported(format!(
+            "no backup was taken at or before {t}: the oldest is from {}; choose a later target",
+            first.start_time
+        )),
+        (_, Some(_)) => Error::Unsupported(
+            "no backup was taken before that GTID: choose a later one, or name the backup".into(),
+        ),
+    })
+}
+
+/// MariaDB's GTID as (domain, sequence).
+fn gtid_parts(g: &str) -> Option<(u64, u64)> {
+    let mut p = g.trim().split('-');
+    let d = p.next()?.parse().ok()?;
+    let _server: u64 = p.next()?.parse().ok()?;
+    let s = p.next()?.parse().ok()?;
+    p.next().is_none().then_some((d, s))
+}
+
+/// What to replay after restoring `m`, or None when nothing is to be
+/// replayed (no target, and no archive). Everything is checked before the
+/// restore writes anything.
+pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Option<Plan>> {
+    let stop = match &req.target {
+        Target::Latest => Stop::End,
+        Target::Time(t) => Stop::Time(t.as_second()),
+        Target::Position(g) => Stop::Gtid(g.trim().to_string()),
+        Target::Named(_) => {
+            return Err(Error::Unsupported(
+                "named snapshots of MySQL servers are not built yet: restore to --target-time or --target-gtid".into(),
+            ))
+        }
+    };
+    let explicit = stop != Stop::End;
+    let refuse = |why: String| -> Result<Option<Plan>> {
+        if explicit {
+            Err(Error::Unsupported(why))
+        } else {
+            Ok(None)
+        }
+    };
+    let Some(server) = m.meta["server"].as_str() else {
+        return refuse(format!(
+            "backup {} does not name its server (it is older than binary log archiving): restore it without a target",
+            m.id.short()
+        ));
+    };
+    let c = &m.meta["consistency"];
+    let (Some(file), Some(pos)) = (c["binlog_file"].as_str(), c["binlog_position"].as_u64()) else {
+        return refuse(format!(
+            "backup {} has no binary log position (the server logged none, or the backup could not read it): it can only be restored as it was taken",
+            m.id.short()
+        ));
+    };
+    let stream = stream_name(server);
+    let mut names: Vec<((String, u64, u64, bool), String)> = repo
+        .list_logs(&stream)?
+        .into_iter()
+        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name)))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return refuse(format!(
+            "the repository has no binary log of {server}: archive it with `arca binlog-stream` to restore to a point after a backup"
+        ));
+    }
+    // The segments that end after the backup's point, in order.
+    let point =
+        binlog::segment_order(&binlog::segment_name(file, pos, false)).expect("a position orders");
+    let after: Vec<String> = names
+        .into_iter()
+        .filter(|(o, _)| (o.1, o.2) > (point.1, point.2) || (o.1, o.2) == (point.1, point.2) && o.3)
+        .map(|(_, n)| n)
+        .collect();
+    let mut infos = Vec::new();
+    let mut expect = (file.to_string(), pos);
+    for name in &after {
+        let bytes = repo.get_log(&stream, name)?.ok_or_else(|| {
+            Error::Unsupported(format!("binlog segment {stream}/{name} vanished"))
+        })?;
+        let info = binlog::decode_segment(name, &bytes)?.info;
+        let starts_before = info.file == expect.0 && info.start <= expect.1;
+        if !starts_before {
+            if explicit || infos.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "the binary log archive of {server} has a gap: it lacks {}:{} to {}:{} (the server purged it before it was archived, or archiving was off); restore to a point before the gap, or from a backup taken after it",
+                    expect.0, expect.1, info.file, info.start
+                )));
+            }
+            // Without a target, the end is the last point before a gap.
+            break;
+        }
+        expect = info.resume_at();
+        infos.push((name.clone(), info));
+    }
+    if let Target::Time(t) = &req.target {
+        if m.start_time > *t {
+            return Err(Error::Unsupported(format!(
+                "backup {} was taken at {}, after the target {t}: name an earlier backup, or none (the newest before the target is chosen)",
+                m.id.short(),
+                m.start_time
+            )));
+        }
+    }
+    if let Stop::Gtid(g) = &stop {
+        // The archive must hold it: found before anything is restored.
+        let held = match gtid_parts(g) {
+            Some((domain, seq)) => infos.iter().any(|(_, i)| {
+                match (
+                    i.first_gtid.as_deref().and_then(gtid_parts),
+                    i.last_gtid.as_deref().and_then(gtid_parts),
+                ) {
+                    (Some(a), Some(b)) => a.0 == domain && a.1 <= seq && seq <= b.1,
+                    _ => false,
+                }
+            }),
+            None => true,
+        };
+        if !held {
+            return Err(Error::Unsupported(format!(
+                "the binary log archive of {server} has no transaction {g} after backup {}'s point: name a GTID it holds (after {})",
+                m.id.short(),
+                c["gtid"].as_str().unwrap_or("the backup's point")
+            )));
+        }
+    }
+    let last = infos
+        .iter()
+        .rev()
+        .find(|(_, i)| i.transactions > 0)
+        .map(|(_, i)| i.clone());
+    Ok(Some(Plan {
+        stream,
+        file: file.to_string(),
+        pos,
+        segments: infos.into_iter().map(|(n, _)| n).collect(),
+        stop,
+        last,
+    }))
+}
+
+/// Replays `plan` into `target`: the tables of `dbs` (or the chosen ones),
+/// under `renames`.
+pub fn replay(
+    repo: &Repository,
+    plan: &Plan,
+    req: &RestoreRequest,
+    dbs: &[Database],
+    renames: &Renames,
+    target: &MysqlSource,
+) -> Result<Replayed> {
+    let table_level = !req.objects.tables.is_empty() || !req.objects.exclude_tables.is_empty();
+    let filter = Filter {
+        databases: dbs.iter().map(|d| d.name.clone()).collect(),
+        tables: if table_level {
+            dbs.iter()
+                .flat_map(|d| d.tables.iter().map(|t| (d.name.clone(), t.name.clone())))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        renames,
+    };
+    let mut s = Session::open(target)?;
+    s.exec(arca_engine::mysql::SESSION)?;
+    let mut r = Replayer::new(&mut s, filter, plan.stop.clone());
+    for name in &plan.segments {
+        let bytes = repo.get_log(&plan.stream, name)?.ok_or_else(|| {
+            Error::Unsupported(format!("binlog segment {}/{name} vanished", plan.stream))
+        })?;
+        let seg = binlog::decode_segment(name, &bytes)?;
+        let after = if seg.info.file == plan.file {
+            plan.pos
+        } else {
+            0
+        };
+        if !r.segment(name, &seg, after)? {
+            break;
+        }
+    }
+    let mut done = r.done.clone();
+    if let (Stop::Gtid(g), false) = (&plan.stop, done.reached) {
+        return Err(Error::Unsupported(format!(
+            "the archive has no transaction {g} after the backup's point: the tables are restored up to {}; name a GTID the archive holds",
+            done.last_gtid.as_deref().unwrap_or("the backup's point")
+        )));
+    }
+    if plan.stop == Stop::End {
+        done.reached = true;
+    }
+    Ok(done)
+}
