@@ -20,6 +20,7 @@ mod mysql;
 mod mysql_binlog;
 mod mysql_compare;
 mod mysql_personas;
+mod mysql_pitr;
 mod object_storage;
 mod pg_archive;
 mod pg_bad_input;

@@ -152,7 +152,7 @@ fn streaming(repo: &str, m: &Maria) -> Child {
 }
 
 /// Waits until the archive holds GTID `0-1-n`.
-fn archived(repo: &str, n: u64) {
+pub(super) fn archived(repo: &str, n: u64) {
     let want = format!("0-1-{n}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
