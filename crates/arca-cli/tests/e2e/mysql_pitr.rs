@@ -74,7 +74,7 @@ fn write(m: &Maria, run: Duration, seed: u64) -> Vec<Committed> {
         let before = now_us(&mut c);
         match k {
             // A multi-statement transaction.
-            _ if k % 25 == 0 => {
+            _ if k.is_multiple_of(25) => {
                 c.query_drop("BEGIN").unwrap();
                 c.query_drop(format!("UPDATE ledger SET v = v + 1 WHERE trx = {}", k - 1))
                     .unwrap();
@@ -253,7 +253,7 @@ fn restores_to_random_times_and_gtids_hold_exactly_the_transactions_before_them(
             continue;
         }
         tried += 1;
-        let upto = done.iter().filter(|c| c.after / 1_000_000 <= t).last();
+        let upto = done.iter().rfind(|c| c.after / 1_000_000 <= t);
         let want = upto.map(|c| c.digest.clone()).unwrap_or_default();
         n += 1;
         let db = format!("t{n}");
@@ -276,7 +276,7 @@ fn restores_to_random_times_and_gtids_hold_exactly_the_transactions_before_them(
 
     // One table under a new name, to a point before the DDL; past it, a
     // clear refusal naming the statement.
-    let before_ddl = done.iter().filter(|c| !c.after_ddl).last().unwrap();
+    let before_ddl = done.iter().rfind(|c| !c.after_ddl).unwrap();
     restore(
         &repo,
         &m,
