@@ -597,3 +597,125 @@ fn reached(file: &str, pos: u64, target_file: &str, target_pos: u64) -> bool {
         _ => file == target_file && pos >= target_pos,
     }
 }
+
+/// The servers whose binary log the repository holds (their identities).
+fn archived_servers(repo: &Repository) -> Result<Vec<String>> {
+    Ok(repo
+        .log_streams()?
+        .into_iter()
+        .filter_map(|s| s.strip_prefix("mysql/").map(str::to_string))
+        .collect())
+}
+
+/// The segments of `stream` in log order.
+fn sorted_segments(repo: &Repository, stream: &str) -> Result<Vec<(String, u64)>> {
+    let mut v: Vec<((String, u64, u64, bool), String, u64)> = repo
+        .list_logs(stream)?
+        .into_iter()
+        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name, l.stored_bytes)))
+        .collect();
+    v.sort();
+    Ok(v.into_iter().map(|(_, n, b)| (n, b)).collect())
+}
+
+/// One server's recoverable window: from its oldest backup's point to the
+/// newest archived transaction.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerWindow {
+    pub server: String,
+    pub from: Option<jiff::Timestamp>,
+    pub to: Option<jiff::Timestamp>,
+    pub last_gtid: Option<String>,
+    /// Where the archive ends: `file:position`.
+    pub archived_up_to: Option<String>,
+    /// How old the newest archived transaction is, in seconds.
+    pub lag_seconds: Option<i64>,
+    pub segments: usize,
+}
+
+pub fn windows(repo: &Repository, manifests: &[arca_repo::Manifest]) -> Result<Vec<ServerWindow>> {
+    let mut out = Vec::new();
+    for server in archived_servers(repo)? {
+        let stream = stream_name(&server);
+        let segs = sorted_segments(repo, &stream)?;
+        let mut last = None;
+        // The newest segment with a transaction names the window's end.
+        for (name, _) in segs.iter().rev() {
+            let Some(bytes) = repo.get_log(&stream, name)? else {
+                continue;
+            };
+            let info = binlog::decode_segment(name, &bytes)?.info;
+            let ends = info.resume_at();
+            if info.transactions > 0 {
+                last = Some((info, ends));
+                break;
+            }
+            if last.is_none() {
+                last = Some((info, ends));
+            }
+        }
+        let from = manifests
+            .iter()
+            .filter(|m| m.meta["server"].as_str() == Some(server.as_str()))
+            .map(|m| m.start_time)
+            .min();
+        let to = last
+            .as_ref()
+            .and_then(|(i, _)| i.last_time)
+            .and_then(|t| jiff::Timestamp::from_second(t as i64).ok());
+        out.push(ServerWindow {
+            server: server.clone(),
+            from,
+            to,
+            last_gtid: last.as_ref().and_then(|(i, _)| i.last_gtid.clone()),
+            archived_up_to: last.as_ref().map(|(_, (f, p))| format!("{f}:{p}")),
+            lag_seconds: to.map(|t| jiff::Timestamp::now().as_second() - t.as_second()),
+            segments: segs.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes the segments no remaining backup of their server needs: those
+/// that end at or before the oldest kept backup's point. A server without
+/// a kept backup keeps its archive, and the newest segment always stays
+/// (the next `binlog-stream` resumes from it).
+pub fn expire(repo: &Repository, manifests: &[arca_repo::Manifest]) -> Result<(usize, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for server in archived_servers(repo)? {
+        let oldest = manifests
+            .iter()
+            .filter(|m| m.meta["server"].as_str() == Some(server.as_str()))
+            .filter_map(|m| {
+                let c = &m.meta["consistency"];
+                let name = binlog::segment_name(
+                    c["binlog_file"].as_str()?,
+                    c["binlog_position"].as_u64()?,
+                    false,
+                );
+                binlog::segment_order(&name)
+            })
+            .min();
+        let Some(oldest) = oldest else {
+            continue;
+        };
+        let stream = stream_name(&server);
+        let segs = sorted_segments(repo, &stream)?;
+        let keep_last = segs.len().saturating_sub(1);
+        for (name, stored) in segs.into_iter().take(keep_last) {
+            let Some(o) = binlog::segment_order(&name) else {
+                continue;
+            };
+            // A segment ending at the point is not needed, unless it says
+            // the file ended there: a replay's chain starts with it.
+            let before =
+                (o.1, o.2) < (oldest.1, oldest.2) || (o.1, o.2) == (oldest.1, oldest.2) && !o.3;
+            if o.0 == oldest.0 && before {
+                repo.delete_log(&stream, &name)?;
+                files += 1;
+                bytes += stored;
+            }
+        }
+    }
+    Ok((files, bytes))
+}

@@ -1,6 +1,7 @@
 //! MySQL and MariaDB: a logical backup of a server's databases at one
-//! consistent point, restored into a server. No log in the repository yet,
-//! so no windows, no log expiry and no named points.
+//! consistent point, restored into a server, and the binary log archived
+//! beside it (`binlog-stream`) for point-in-time restores. No named points
+//! yet.
 
 mod backup;
 mod binlog;
@@ -19,7 +20,7 @@ pub use compare::{
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
-use crate::engine::{BackupOptions, Engine, RestoreRequest, Restored};
+use crate::engine::{BackupOptions, Engine, Expired, RestoreRequest, Restored, Window};
 use crate::{Error, Result};
 
 pub struct Mysql;
@@ -48,6 +49,57 @@ impl Engine for Mysql {
         progress: &dyn Progress,
     ) -> Result<Manifest> {
         backup::backup(repo, opts, progress)
+    }
+
+    fn expire_logs(&self, repo: &Repository, manifests: &[Manifest]) -> Result<Expired> {
+        let (files, bytes) = binlog::expire(repo, manifests)?;
+        Ok(Expired {
+            files,
+            bytes,
+            what: "binary log segments",
+        })
+    }
+
+    fn windows(&self, repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Window>> {
+        let mut out = Vec::new();
+        for w in binlog::windows(repo, manifests)? {
+            let json = serde_json::to_value(&w).expect("a window encodes");
+            let mut window = Window::new(
+                EngineName::Mysql,
+                w.server.clone(),
+                |m, key| m.meta["server"].as_str() == Some(key),
+                json,
+            );
+            window.from = w.from;
+            window.to = w.to;
+            window.lag_seconds = w.lag_seconds;
+            let at = |t: &Option<jiff::Timestamp>| {
+                t.map(|t| {
+                    t.to_zoned(jiff::tz::TimeZone::system())
+                        .strftime("%Y-%m-%d %H:%M:%S %Z")
+                        .to_string()
+                })
+            };
+            window.lines.push(match (at(&w.from), at(&w.to)) {
+                (Some(f), Some(t)) => format!(
+                    "MySQL server {}: recoverable from {f} to {t} (GTID {}); newest archived transaction {} s old",
+                    w.server,
+                    w.last_gtid.as_deref().unwrap_or("-"),
+                    w.lag_seconds.unwrap_or_default()
+                ),
+                (None, _) => format!(
+                    "MySQL server {}: binary log archived up to {}, but no backup of it to start from",
+                    w.server,
+                    w.archived_up_to.as_deref().unwrap_or("-")
+                ),
+                (Some(f), None) => format!(
+                    "MySQL server {}: recoverable at {f} (its backups); no transaction archived since",
+                    w.server
+                ),
+            });
+            out.push(window);
+        }
+        Ok(out)
     }
 
     fn describe(&self, m: &Manifest) -> Vec<String> {
