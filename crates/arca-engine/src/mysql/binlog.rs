@@ -123,10 +123,14 @@ pub fn segment_name(file: &str, end: u64, ends_file: bool) -> String {
     format!("{file}.{end:020}{}", if ends_file { "-next" } else { "" })
 }
 
+/// A segment's place in the log: the file's base name and number, the end
+/// position, and whether the file ends there.
+pub type Order = (String, u64, u64, bool);
+
 /// Orders segment names as the log runs: by the file's number, then by
 /// position, the file's end last (names sort wrongly as text once a file
 /// number grows a digit).
-pub fn segment_order(name: &str) -> Option<(String, u64, u64, bool)> {
+pub fn segment_order(name: &str) -> Option<Order> {
     let (name, ends_file) = match name.strip_suffix("-next") {
         Some(n) => (n, true),
         None => (name, false),

@@ -609,7 +609,7 @@ fn archived_servers(repo: &Repository) -> Result<Vec<String>> {
 
 /// The segments of `stream` in log order.
 fn sorted_segments(repo: &Repository, stream: &str) -> Result<Vec<(String, u64)>> {
-    let mut v: Vec<((String, u64, u64, bool), String, u64)> = repo
+    let mut v: Vec<(binlog::Order, String, u64)> = repo
         .list_logs(stream)?
         .into_iter()
         .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name, l.stored_bytes)))

@@ -100,7 +100,7 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         ));
     };
     let stream = stream_name(server);
-    let mut names: Vec<((String, u64, u64, bool), String)> = repo
+    let mut names: Vec<(binlog::Order, String)> = repo
         .list_logs(&stream)?
         .into_iter()
         .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name)))
