@@ -219,6 +219,14 @@ impl Maria {
         );
     }
 
+    /// Kills the server at once (SIGKILL), as a power cut would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Shuts the server down cleanly and starts it again on its port.
     pub fn restart(&mut self) {
         self.stop();
