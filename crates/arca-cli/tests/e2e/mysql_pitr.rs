@@ -307,6 +307,8 @@ fn restores_to_random_times_and_gtids_hold_exactly_the_transactions_before_them(
             && line.contains("pick a target time before it"),
         "{line}"
     );
+    // Refused before anything was written.
+    assert_eq!(m.root("SHOW TABLES FROM shop LIKE 'ledger_late'"), "");
     // A GTID the archive never saw: refused before anything is written.
     let line = fails(&[
         "restore",

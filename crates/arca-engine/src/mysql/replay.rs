@@ -62,7 +62,8 @@ pub struct Replayed {
 
 /// One replay session.
 pub struct Replayer<'a> {
-    s: &'a mut Session,
+    /// None: a dry run, which only finds what would stop the replay.
+    s: Option<&'a mut Session>,
     filter: Filter<'a>,
     stop: Stop,
     /// The format description last given to the server.
@@ -74,6 +75,16 @@ pub struct Replayer<'a> {
 
 impl<'a> Replayer<'a> {
     pub fn new(s: &'a mut Session, filter: Filter<'a>, stop: Stop) -> Replayer<'a> {
+        Replayer::with(Some(s), filter, stop)
+    }
+
+    /// A replay that writes nothing: it fails where the real one would
+    /// refuse a statement, so a restore can refuse before it writes.
+    pub fn dry(filter: Filter<'a>, stop: Stop) -> Replayer<'a> {
+        Replayer::with(None, filter, stop)
+    }
+
+    fn with(s: Option<&'a mut Session>, filter: Filter<'a>, stop: Stop) -> Replayer<'a> {
         Replayer {
             s,
             filter,
@@ -279,15 +290,17 @@ impl<'a> Replayer<'a> {
         for sql in &set {
             self.exec(sql)?;
         }
-        self.s.conn.query_drop(text).map_err(|e| {
-            self.s.sql_error(
-                &format!(
-                    "replaying the statement logged at {when} ({})",
-                    first_line(text)
-                ),
-                e,
-            )
-        })?;
+        if let Some(s) = self.s.as_deref_mut() {
+            s.conn.query_drop(text).map_err(|e| {
+                s.sql_error(
+                    &format!(
+                        "replaying the statement logged at {when} ({})",
+                        first_line(text)
+                    ),
+                    e,
+                )
+            })?;
+        }
         // Back to the session's own settings for the row events.
         self.exec("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', NAMES utf8mb4, time_zone = '+00:00', TIMESTAMP = DEFAULT")
     }
@@ -306,19 +319,28 @@ impl<'a> Replayer<'a> {
 
     /// Applies raw events with a `BINLOG` statement.
     fn binlog(&mut self, events: &[&[u8]], _crc: bool) -> Result<(), Error> {
+        if self.s.is_none() {
+            return Ok(());
+        }
         let raw: Vec<u8> = events.concat();
         let sql = format!(
             "BINLOG '{}'",
             base64::engine::general_purpose::STANDARD.encode(raw)
         );
-        self.s
-            .conn
-            .query_drop(&sql)
-            .map_err(|e| self.s.sql_error("replaying row events (BINLOG)", e))
+        match self.s.as_deref_mut() {
+            Some(s) => s
+                .conn
+                .query_drop(&sql)
+                .map_err(|e| s.sql_error("replaying row events (BINLOG)", e)),
+            None => Ok(()),
+        }
     }
 
     fn exec(&mut self, sql: &str) -> Result<(), Error> {
-        self.s.exec(sql)
+        match self.s.as_deref_mut() {
+            Some(s) => s.exec(sql),
+            None => Ok(()),
+        }
     }
 }
 

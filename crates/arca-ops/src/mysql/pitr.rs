@@ -196,6 +196,36 @@ pub fn replay(
     renames: &Renames,
     target: &MysqlSource,
 ) -> Result<Replayed> {
+    let mut s = Session::open(target)?;
+    s.exec(arca_engine::mysql::SESSION)?;
+    run(repo, plan, req, dbs, renames, Some(&mut s))
+}
+
+/// Runs the replay without a server: fails where the replay would refuse a
+/// statement (a DDL on a chosen or renamed table), before the restore has
+/// written anything. Only a replay that can refuse needs it.
+pub fn check(
+    repo: &Repository,
+    plan: &Plan,
+    req: &RestoreRequest,
+    dbs: &[Database],
+    renames: &Renames,
+) -> Result<()> {
+    let table_level = !req.objects.tables.is_empty() || !req.objects.exclude_tables.is_empty();
+    if table_level || !renames.tables.is_empty() {
+        run(repo, plan, req, dbs, renames, None)?;
+    }
+    Ok(())
+}
+
+fn run(
+    repo: &Repository,
+    plan: &Plan,
+    req: &RestoreRequest,
+    dbs: &[Database],
+    renames: &Renames,
+    session: Option<&mut Session>,
+) -> Result<Replayed> {
     let table_level = !req.objects.tables.is_empty() || !req.objects.exclude_tables.is_empty();
     let filter = Filter {
         databases: dbs.iter().map(|d| d.name.clone()).collect(),
@@ -208,9 +238,11 @@ pub fn replay(
         },
         renames,
     };
-    let mut s = Session::open(target)?;
-    s.exec(arca_engine::mysql::SESSION)?;
-    let mut r = Replayer::new(&mut s, filter, plan.stop.clone());
+    let dry = session.is_none();
+    let mut r = match session {
+        Some(s) => Replayer::new(s, filter, plan.stop.clone()),
+        None => Replayer::dry(filter, plan.stop.clone()),
+    };
     for name in &plan.segments {
         let bytes = repo.get_log(&plan.stream, name)?.ok_or_else(|| {
             Error::Unsupported(format!("binlog segment {}/{name} vanished", plan.stream))
@@ -226,7 +258,7 @@ pub fn replay(
         }
     }
     let mut done = r.done.clone();
-    if let (Stop::Gtid(g), false) = (&plan.stop, done.reached) {
+    if let (Stop::Gtid(g), false, false) = (&plan.stop, done.reached, dry) {
         return Err(Error::Unsupported(format!(
             "the archive has no transaction {g} after the backup's point: the tables are restored up to {}; name a GTID the archive holds",
             done.last_gtid.as_deref().unwrap_or("the backup's point")

@@ -29,6 +29,9 @@ pub fn restore(
     let renames = Renames::parse(&req.renames)?;
     let plan = super::pitr::plan(repo, m, req)?;
     let plan = plan.as_ref();
+    if let Some(p) = plan {
+        super::pitr::check(repo, p, req, &dbs, &renames)?;
+    }
     let to = req.to.to_str().unwrap_or("");
     if req.start {
         let port = match req.port {
