@@ -76,6 +76,15 @@ pub fn check_settings(s: &mut Session) -> Result<(), Error> {
             "binlog_format is {format}: replaying a log exactly needs ROW; SET GLOBAL binlog_format = 'ROW' (and in the server's configuration)"
         )));
     }
+    // MySQL 8's compressed transactions hide their events in one payload
+    // event, which this archive does not unpack.
+    if let Ok(Some(v)) = s.one("SELECT @@binlog_transaction_compression") {
+        if v == "1" || v.eq_ignore_ascii_case("ON") {
+            return Err(s.error(
+                "binlog_transaction_compression is ON: arca archives uncompressed transactions only; SET GLOBAL binlog_transaction_compression = OFF",
+            ));
+        }
+    }
     let image = s.one("SELECT @@binlog_row_image")?.unwrap_or_default();
     if !image.eq_ignore_ascii_case("FULL") {
         return Err(s.error(format!(
