@@ -247,11 +247,24 @@ fn a_log_that_cannot_be_replayed_or_was_purged_is_refused_with_the_way_out() {
     assert!(line.contains("binlog_row_image is MINIMAL"), "{line}");
     m.root("SET GLOBAL binlog_row_image = 'FULL'");
 
-    // Archived up to a point, then the server purges past it.
+    // A backup, archived up to a point, then the server purges past it.
+    m.root("CREATE DATABASE keep; CREATE TABLE keep.t (id int PRIMARY KEY); INSERT INTO keep.t VALUES (1);");
+    run_ok(
+        arca(),
+        &[
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &url,
+            "--databases",
+            "keep",
+        ],
+    );
     until_now(&repo, &m);
     let file = m.root("SHOW MASTER STATUS");
     let file = file.split('\t').next().unwrap().to_string();
-    m.root("CREATE DATABASE shop; FLUSH BINARY LOGS;");
+    m.root("CREATE DATABASE shop; INSERT INTO keep.t VALUES (2); FLUSH BINARY LOGS;");
     let current = m.root("SHOW MASTER STATUS");
     let current = current.split('\t').next().unwrap().to_string();
     // A file a replica connection still reads is not purged: the last
@@ -287,6 +300,44 @@ fn a_log_that_cannot_be_replayed_or_was_purged_is_refused_with_the_way_out() {
     assert!(out.status.success(), "{out:?}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["start"].as_str().unwrap().starts_with(&current), "{r}");
+
+    // The backup before the gap restores as it was taken, and says why.
+    m.root("INSERT INTO keep.t VALUES (3)");
+    until_now(&repo, &m);
+    let out = run_ok(
+        arca(),
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            &url,
+            "--rename",
+            "keep:back",
+        ],
+    );
+    assert!(
+        out.contains("has a gap") && out.contains("restored as it was taken"),
+        "{out}"
+    );
+    assert_eq!(m.root("SELECT GROUP_CONCAT(id) FROM back.t"), "1");
+    // A target past the gap is refused before anything is written.
+    let now = m.root("SELECT UTC_TIMESTAMP()");
+    let line = fails(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &url,
+        "--rename",
+        "keep:never",
+        "--target-time",
+        &format!("{now}+00:00"),
+    ]);
+    assert!(line.contains("has a gap"), "{line}");
+    assert_eq!(m.root("SHOW DATABASES LIKE 'never'"), "");
 }
 
 #[test]
@@ -342,6 +393,22 @@ fn list_shows_the_window_and_prune_keeps_the_log_a_kept_backup_needs() {
     let v: serde_json::Value =
         serde_json::from_str(&run_ok(arca(), &["list", "--repo", &repo, "--json"])).unwrap();
     assert_eq!(v[0]["cluster_window"]["last_gtid"], gtid.as_str(), "{v}");
+
+    // A time after everything archived, and after the archive was last
+    // written, is refused: nothing says what came between.
+    let line = fails(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &m.url(),
+        "--rename",
+        "shop:later",
+        "--target-time",
+        "2999-01-01 00:00:00+00:00",
+    ]);
+    assert!(line.contains("last written before the target"), "{line}");
 
     // Without the first backup, the log before the second one goes; the
     // second still restores to the end of the archive.

@@ -238,9 +238,11 @@ fn restores_to_random_times_and_gtids_hold_exactly_the_transactions_before_them(
         );
     }
     // Random seconds inside the window, where no commit straddles the
-    // second's end (the log's commit times are whole seconds).
+    // second's end (the log's commit times are whole seconds), from the
+    // second after the first commit: the backup's point, just before it,
+    // may be in the same second, and no backup precedes that second.
     let (lo, hi) = (
-        done[0].after / 1_000_000,
+        done[0].after / 1_000_000 + 1,
         done[done.len() - 1].before / 1_000_000,
     );
     let mut tried = 0;

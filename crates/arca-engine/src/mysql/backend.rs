@@ -39,6 +39,10 @@ pub struct Consistency {
     /// Tables of engines without snapshots: read, but not at the point.
     #[serde(default)]
     pub not_at_point: Vec<String>,
+    /// The server's clock at the point (a point-in-time restore picks
+    /// backups by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_time: Option<jiff::Timestamp>,
 }
 
 impl Consistency {
@@ -138,7 +142,14 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
         binlog_position: None,
         gtid: None,
         not_at_point: Vec::new(),
+        point_time: None,
     };
+    // Read while commits are still held: no commit lies between the
+    // snapshots and this time.
+    c.point_time = sessions[0]
+        .one("SELECT UNIX_TIMESTAMP(NOW(6))")?
+        .and_then(|t| t.parse::<f64>().ok())
+        .and_then(|t| jiff::Timestamp::from_microsecond((t * 1e6) as i64).ok());
     if log_bin && snapshots {
         if flavor == Flavor::Mariadb {
             // The position matching the first session's snapshot; the

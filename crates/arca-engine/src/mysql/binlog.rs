@@ -30,6 +30,7 @@ pub mod kind {
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
     pub const TABLE_MAP: u8 = 19;
+    pub const XA_PREPARE: u8 = 38;
     pub const HEARTBEAT: u8 = 27;
     pub const MYSQL_GTID: u8 = 33;
     pub const MYSQL_ANONYMOUS_GTID: u8 = 34;
@@ -303,6 +304,26 @@ pub enum Step {
     /// Not part of any transaction (rotations, heartbeats, GTID lists):
     /// not archived.
     Outside,
+    /// An event the archive cannot store faithfully: why, and what to do.
+    Refuse(&'static str),
+}
+
+/// Event types whose transactions this archive cannot store faithfully,
+/// with the setting that makes the server write them.
+fn refused(k: u8) -> Option<&'static str> {
+    match k {
+        39 => Some("the server writes partial JSON updates (binlog_row_value_options = PARTIAL_JSON): SET GLOBAL binlog_row_value_options = ''"),
+        40 => Some("the server compresses transactions (binlog_transaction_compression = ON): SET GLOBAL binlog_transaction_compression = OFF"),
+        42 => Some("the server writes tagged GTIDs (MySQL 8.4), which arca does not archive yet"),
+        165..=171 => Some("the server compresses its binary log (log_bin_compress = ON): SET GLOBAL log_bin_compress = OFF"),
+        _ => None,
+    }
+}
+
+/// A query event's statement, trimmed, in capitals.
+fn upper_query(ev: &[u8], checksum: bool) -> String {
+    let text = query_text(ev, checksum).unwrap_or_default();
+    String::from_utf8_lossy(text).trim().to_ascii_uppercase()
 }
 
 /// MariaDB's GTID event flag for a group of one statement (a DDL).
@@ -310,7 +331,13 @@ const FL_STANDALONE: u8 = 1;
 
 impl Transactions {
     pub fn step(&mut self, h: &Header, ev: &[u8], checksum: bool) -> Step {
+        if let Some(why) = refused(h.kind) {
+            return Step::Refuse(why);
+        }
         match h.kind {
+            kind::MARIADB_GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID if self.open => {
+                Step::Refuse("a transaction began before the one before it ended")
+            }
             kind::MARIADB_GTID => {
                 let flags = ev.get(HEADER_LEN + 12).copied().unwrap_or(0);
                 self.open = true;
@@ -323,17 +350,29 @@ impl Transactions {
                 self.begun = false;
                 Step::Inside
             }
+            kind::QUERY if !self.open => {
+                // A server without GTIDs: BEGIN starts the group.
+                if upper_query(ev, checksum) == "BEGIN" {
+                    self.open = true;
+                    self.begun = true;
+                    return Step::Inside;
+                }
+                Step::Outside
+            }
             _ if !self.open => Step::Outside,
-            kind::XID => {
+            kind::XID | kind::XA_PREPARE => {
                 self.open = false;
                 Step::End
             }
             kind::QUERY => {
-                let text = query_text(ev, checksum).unwrap_or_default();
-                let text = String::from_utf8_lossy(text);
-                let text = text.trim().to_ascii_uppercase();
+                let text = upper_query(ev, checksum);
                 if !self.begun {
-                    if text == "BEGIN" || text.starts_with("XA START") {
+                    // MySQL 8.0.21+ logs CREATE TABLE … SELECT as one
+                    // transaction: the statement, then its rows.
+                    if text == "BEGIN"
+                        || text.starts_with("XA START")
+                        || text.ends_with("START TRANSACTION")
+                    {
                         self.begun = true;
                         return Step::Inside;
                     }

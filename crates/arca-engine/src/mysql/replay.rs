@@ -39,12 +39,16 @@ pub struct Filter<'a> {
     /// (database, table) pairs chosen with `--tables`; empty: every table
     /// of `databases`.
     pub tables: Vec<(String, String)>,
+    /// Tables whose rows the backup read after its point (engines without
+    /// snapshots): their logged changes may be in the backup already.
+    pub skip: Vec<(String, String)>,
     pub renames: &'a Renames,
 }
 
 impl Filter<'_> {
     fn selects(&self, db: &str, table: &str) -> bool {
-        self.databases.iter().any(|d| d == db)
+        !self.skip.iter().any(|(d, t)| d == db && t == table)
+            && self.databases.iter().any(|d| d == db)
             && (self.tables.is_empty() || self.tables.iter().any(|(d, t)| d == db && t == table))
     }
 }
@@ -105,6 +109,11 @@ impl<'a> Replayer<'a> {
         for (h, ev) in binlog::events(seg.events) {
             match trx.step(&h, ev, crc) {
                 Step::Outside => continue,
+                Step::Refuse(why) => {
+                    return Err(Error::Unsupported(format!(
+                        "binlog segment {name} holds an event arca cannot replay: {why}"
+                    )))
+                }
                 Step::Inside => events.push((h, ev)),
                 Step::End => {
                     events.push((h, ev));
@@ -158,6 +167,7 @@ impl<'a> Replayer<'a> {
         }
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut began = false;
+        let mut rolled_back = false;
         for (h, ev) in events {
             match h.kind {
                 kind::TABLE_MAP => {
@@ -174,6 +184,12 @@ impl<'a> Replayer<'a> {
                             began = true;
                         }
                         batch.push(ev.to_vec());
+                        // A statement's rows end with this flag: the server
+                        // forgets its table maps there, so each statement is
+                        // one BINLOG statement, of a statement's size.
+                        if ev.get(HEADER_LEN + 6).is_some_and(|f| f & STMT_END_F != 0) {
+                            self.flush(&mut batch, crc)?;
+                        }
                     }
                 }
                 kind::QUERY => {
@@ -183,7 +199,11 @@ impl<'a> Replayer<'a> {
                     if word == "BEGIN" {
                         continue;
                     }
-                    if word == "COMMIT" || word == "ROLLBACK" {
+                    if word == "COMMIT" {
+                        break;
+                    }
+                    if word == "ROLLBACK" {
+                        rolled_back = true;
                         break;
                     }
                     self.flush(&mut batch, crc)?;
@@ -192,9 +212,16 @@ impl<'a> Replayer<'a> {
                 _ => {}
             }
         }
-        self.flush(&mut batch, crc)?;
-        if began {
-            self.exec("COMMIT")?;
+        if rolled_back {
+            batch.clear();
+            if began {
+                self.exec("ROLLBACK")?;
+            }
+        } else {
+            self.flush(&mut batch, crc)?;
+            if began {
+                self.exec("COMMIT")?;
+            }
         }
         // Table ids are per transaction group in practice; a new map
         // replaces an old one of the same id.
@@ -238,6 +265,32 @@ impl<'a> Replayer<'a> {
             .map(|t| t.to_string())
             .unwrap_or_default();
         let f = &self.filter;
+        let upper = text.to_ascii_uppercase();
+        let words: Vec<&str> = upper.split_whitespace().take(2).collect();
+        match words.as_slice() {
+            // Accounts are the server's, not the databases': a restore
+            // brings them back only with --users, from the backup.
+            ["GRANT" | "REVOKE", ..]
+            | ["SET", "PASSWORD"]
+            | ["CREATE" | "DROP" | "ALTER" | "RENAME", "USER"]
+            | ["CREATE" | "DROP", "ROLE"] => {
+                tracing::warn!("not replayed: an account statement logged at {when}");
+                return Ok(());
+            }
+            // A whole database: replayed only into the database itself.
+            ["CREATE" | "DROP" | "ALTER", "DATABASE" | "SCHEMA"] => {
+                if !f.databases.iter().any(|d| mentions(text, d)) {
+                    return Ok(());
+                }
+                if !f.renames.is_empty() || !f.tables.is_empty() {
+                    return Err(Error::Unsupported(format!(
+                        "the log changes a restored database as a whole at {when} ({}): a point-in-time restore under new names cannot replay it; pick a target time before it",
+                        first_line(text)
+                    )));
+                }
+            }
+            _ => {}
+        }
         let concerned = f.databases.iter().any(|d| *d == db || mentions(text, d));
         if !concerned {
             // Another database's: it was not restored.
@@ -344,6 +397,9 @@ impl<'a> Replayer<'a> {
     }
 }
 
+/// A row event's flag on the last event of a statement.
+const STMT_END_F: u8 = 1;
+
 /// Whether events after this format description end in a CRC32.
 fn checksummed(fde: &[u8]) -> bool {
     // The format description's own last 5 bytes: the algorithm (1 = CRC32)
@@ -352,9 +408,8 @@ fn checksummed(fde: &[u8]) -> bool {
 }
 
 fn is_rows(k: u8) -> bool {
-    // v1 (MariaDB) and v2 (MySQL) write, update, delete; MariaDB's
-    // compressed ones.
-    matches!(k, 23..=25 | 30..=32 | 166..=171)
+    // v1 (MariaDB) and v2 (MySQL) write, update, delete.
+    matches!(k, 23..=25 | 30..=32)
 }
 
 /// The table id of a table map or row event (6 bytes after the header).

@@ -76,6 +76,8 @@ pub enum BinlogEvent<'a> {
 
 /// How long to wait before connecting again after losing the server.
 const RETRY: Duration = Duration::from_secs(5);
+/// The largest transaction archived (held whole in memory meanwhile).
+const MAX_TRANSACTION: usize = 2 << 30;
 /// A segment is sealed at a transaction's end once it holds this much.
 const SEGMENT_BYTES: usize = 16 << 20;
 
@@ -118,6 +120,16 @@ pub fn binlog_stream(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The name of the newest segment of `stream`, if any.
+fn newest_name(repo: &Repository, stream: &str) -> Result<Option<String>> {
+    Ok(repo
+        .list_logs(stream)?
+        .into_iter()
+        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name)))
+        .max()
+        .map(|(_, n)| n))
 }
 
 /// The last segment of `stream`, if any.
@@ -266,7 +278,21 @@ fn read_events_engine(
         .map_err(|e| arca_engine::mysql::sql_error(&label, "starting the binary log stream", e))?;
     let (tx, rx) = sync_channel(4096);
     std::thread::spawn(move || {
-        for ev in stream {
+        let mut stream = stream;
+        loop {
+            // The protocol library panics on some malformed events: one is
+            // an error here, not a stream that ended.
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stream.next()));
+            let ev = match next {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return,
+                Err(_) => {
+                    let _ = tx.send(Err(Error::Unsupported(format!(
+                        "{label}: the server sent a malformed binary log event"
+                    ))));
+                    return;
+                }
+            };
             let item = ev
                 .map_err(|e| {
                     Error::Engine(arca_engine::mysql::sql_error(
@@ -331,6 +357,8 @@ struct Archive<'r> {
     transactions: u64,
     last_gtid: Option<String>,
     last_time: Option<u32>,
+    /// The newest segment in the repository, as this stream last saw it.
+    prev: Option<String>,
     /// Whether the archive has a segment ending where this one starts: a
     /// first run stores one even without transactions, so the next run
     /// resumes from its start rather than from wherever the server is.
@@ -364,6 +392,16 @@ impl Archive<'_> {
             return Ok(());
         }
         self.anchored = true;
+        // Two streams of one server would write overlapping segments: the
+        // newest segment must still be the one this stream knows.
+        let newest = newest_name(self.repo, &self.stream)?;
+        if newest != self.prev {
+            return Err(Error::Unsupported(format!(
+                "another binlog-stream is archiving {} into this repository (segment {} appeared): run one per server",
+                self.stream,
+                newest.unwrap_or_default()
+            )));
+        }
         let fresh = self.fresh_info();
         let mut info = std::mem::replace(&mut self.info, fresh);
         info.end = self.end;
@@ -371,6 +409,7 @@ impl Archive<'_> {
         let name = binlog::segment_name(&info.file, info.end, info.next_file.is_some());
         let bytes = binlog::encode_segment(&info, &self.fde, &self.pending);
         self.repo.put_log(&self.stream, &name, &bytes, false)?;
+        self.prev = Some(name.clone());
         self.segments += 1;
         on_event(BinlogEvent::SegmentStored {
             name: &name,
@@ -415,6 +454,19 @@ impl Archive<'_> {
                 }
                 let body = &raw[binlog::HEADER_LEN..raw.len() - if crc { 4 } else { 0 }];
                 let name = String::from_utf8_lossy(body.get(8..).unwrap_or_default()).into_owned();
+                // The name becomes part of object names: only what binary
+                // log names are made of.
+                let valid = name.len() <= 200
+                    && binlog::segment_order(&binlog::segment_name(&name, 4, false)).is_some()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if !valid {
+                    return Err(Error::Unsupported(format!(
+                        "{}: the server rotated to a binary log named {name:?}, which arca does not take as a file name",
+                        self.stream
+                    )));
+                }
                 if name != self.file && !name.is_empty() {
                     // What was open cannot continue into another file.
                     self.open.clear();
@@ -432,10 +484,22 @@ impl Archive<'_> {
             }
             kind::HEARTBEAT | kind::STOP => Ok(false),
             _ => match self.trx.step(&h, raw, crc) {
+                Step::Refuse(why) => Err(Error::Unsupported(format!(
+                    "{}: the binary log event ending at {}:{}: {why}",
+                    self.stream, self.file, h.log_pos
+                ))),
                 Step::Outside => Ok(false),
                 Step::Inside => {
                     if self.open.is_empty() {
                         self.open_gtid = binlog::gtid(&h, raw);
+                    }
+                    if self.open.len() + raw.len() > MAX_TRANSACTION {
+                        return Err(Error::Unsupported(format!(
+                            "{}: a transaction starting in {} is larger than {} GiB: arca holds a transaction in memory while it archives it",
+                            self.stream,
+                            self.file,
+                            MAX_TRANSACTION >> 30
+                        )));
                     }
                     self.open.extend_from_slice(raw);
                     Ok(false)
@@ -522,6 +586,7 @@ fn session(
         last_gtid: last.as_ref().and_then(|l| l.last_gtid.clone()),
         last_time: None,
         anchored: resumed,
+        prev: newest_name(repo, &stream)?,
     };
     a.info = a.fresh_info();
     let report = |a: &Archive<'_>| BinlogReport {

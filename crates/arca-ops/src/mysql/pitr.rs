@@ -22,6 +22,8 @@ pub struct Plan {
     stop: Stop,
     /// The newest archived transaction.
     pub last: Option<SegmentInfo>,
+    /// What a person should know (a gap that ends the replay early).
+    pub notes: Vec<String>,
 }
 
 /// The backup a point-in-time restore starts from when none is named:
@@ -29,7 +31,7 @@ pub struct Plan {
 pub fn pick(manifests: &[Manifest], target: &Target) -> Result<Manifest> {
     let newest = |ok: &dyn Fn(&Manifest) -> bool| manifests.iter().rev().find(|m| ok(m)).cloned();
     let found = match target {
-        Target::Time(t) => newest(&|m| m.start_time <= *t),
+        Target::Time(t) => newest(&|m| point_time(m) <= *t),
         Target::Position(g) => match gtid_parts(g) {
             Some((domain, seq)) => newest(&|m| {
                 m.meta["consistency"]["gtid"]
@@ -53,6 +55,28 @@ pub fn pick(manifests: &[Manifest], target: &Target) -> Result<Manifest> {
             "no backup was taken before that GTID: choose a later one, or name the backup".into(),
         ),
     })
+}
+
+/// The restored tables whose engine has no snapshots (MyISAM, Aria,
+/// MEMORY): read after the point, so their logged changes are not replayed.
+pub fn not_at_point(dbs: &[Database]) -> Vec<(String, String)> {
+    dbs.iter()
+        .flat_map(|d| {
+            d.tables
+                .iter()
+                .filter(|t| !t.transactional())
+                .map(|t| (d.name.clone(), t.name.clone()))
+        })
+        .collect()
+}
+
+/// When backup `m`'s consistent point was: recorded under the lock, or
+/// (backups from before that) its start.
+pub fn point_time(m: &Manifest) -> jiff::Timestamp {
+    m.meta["consistency"]["point_time"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(m.start_time)
 }
 
 /// MariaDB's GTID as (domain, sequence).
@@ -100,8 +124,9 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         ));
     };
     let stream = stream_name(server);
-    let mut names: Vec<(binlog::Order, String)> = repo
-        .list_logs(&stream)?
+    let listed = repo.list_logs_with_times(&stream)?;
+    let newest_write = listed.iter().filter_map(|l| l.modified).max();
+    let mut names: Vec<(binlog::Order, String)> = listed
         .into_iter()
         .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name)))
         .collect();
@@ -111,53 +136,100 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
             "the repository has no binary log of {server}: archive it with `arca binlog-stream` to restore to a point after a backup"
         ));
     }
+    let mut notes = Vec::new();
+    let point_time = point_time(m);
+    if let Target::Time(t) = &req.target {
+        if point_time > *t {
+            return Err(Error::Unsupported(format!(
+                "backup {} is at {point_time}, after the target {t}: name an earlier backup, or none (the newest before the target is chosen)",
+                m.id.short(),
+            )));
+        }
+    }
     // The segments that end after the backup's point, in order.
     let point =
-        binlog::segment_order(&binlog::segment_name(file, pos, false)).expect("a position orders");
+        binlog::segment_order(&binlog::segment_name(file, pos, false)).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "backup {} names binary log {file}, which has no number: its manifest is damaged",
+                m.id.short()
+            ))
+        })?;
     let after: Vec<String> = names
         .into_iter()
         .filter(|(o, _)| (o.1, o.2) > (point.1, point.2) || (o.1, o.2) == (point.1, point.2) && o.3)
         .map(|(_, n)| n)
         .collect();
-    let mut infos = Vec::new();
+    let target_gtid = match &stop {
+        Stop::Gtid(g) => gtid_parts(g),
+        _ => None,
+    };
+    let mut infos: Vec<(String, SegmentInfo)> = Vec::new();
     let mut expect = (file.to_string(), pos);
+    // Whether the segments so far reach the target.
+    let mut reached = false;
     for name in &after {
         let bytes = repo.get_log(&stream, name)?.ok_or_else(|| {
             Error::Unsupported(format!("binlog segment {stream}/{name} vanished"))
         })?;
         let info = binlog::decode_segment(name, &bytes)?.info;
-        let starts_before = info.file == expect.0 && info.start <= expect.1;
-        if !starts_before {
-            if explicit || infos.is_empty() {
+        let first = infos.is_empty();
+        if !first && info.file == expect.0 && info.start < expect.1 {
+            return Err(Error::Unsupported(format!(
+                "the binary log archive of {server} has overlapping segments at {}:{} ({name}): two binlog-stream processes archived it at once; restore to a point before {}:{}",
+                info.file, info.start, expect.0, expect.1
+            )));
+        }
+        let connects = info.file == expect.0
+            && if first {
+                info.start <= expect.1
+            } else {
+                info.start == expect.1
+            };
+        if !connects {
+            let gap = format!(
+                "the binary log archive of {server} has a gap: it lacks {}:{} to {}:{} (the server purged it before it was archived, or archiving was off)",
+                expect.0, expect.1, info.file, info.start
+            );
+            if reached {
+                break;
+            }
+            if explicit {
                 return Err(Error::Unsupported(format!(
-                    "the binary log archive of {server} has a gap: it lacks {}:{} to {}:{} (the server purged it before it was archived, or archiving was off); restore to a point before the gap, or from a backup taken after it",
-                    expect.0, expect.1, info.file, info.start
+                    "{gap}; restore to a point before the gap, or from a backup taken after it"
                 )));
             }
-            // Without a target, the end is the last point before a gap.
+            notes.push(if first {
+                format!("{gap}: backup {} is restored as it was taken", m.id.short())
+            } else {
+                format!("{gap}: replayed up to the gap")
+            });
             break;
         }
         expect = info.resume_at();
+        reached |= match (&stop, target_gtid) {
+            (Stop::Time(t), _) => info.last_time.is_some_and(|l| l as i64 > *t),
+            (Stop::Gtid(_), Some((domain, seq))) => info
+                .last_gtid
+                .as_deref()
+                .and_then(gtid_parts)
+                .is_some_and(|(d, s)| d == domain && s >= seq),
+            _ => false,
+        };
         infos.push((name.clone(), info));
-    }
-    if let Target::Time(t) = &req.target {
-        if m.start_time > *t {
-            return Err(Error::Unsupported(format!(
-                "backup {} was taken at {}, after the target {t}: name an earlier backup, or none (the newest before the target is chosen)",
-                m.id.short(),
-                m.start_time
-            )));
-        }
     }
     if let Stop::Gtid(g) = &stop {
         // The archive must hold it: found before anything is restored.
-        let held = match gtid_parts(g) {
+        let held = match target_gtid {
             Some((domain, seq)) => infos.iter().any(|(_, i)| {
                 match (
                     i.first_gtid.as_deref().and_then(gtid_parts),
                     i.last_gtid.as_deref().and_then(gtid_parts),
                 ) {
-                    (Some(a), Some(b)) => a.0 == domain && a.1 <= seq && seq <= b.1,
+                    (Some(a), Some(b)) if a.0 == domain && b.0 == domain => {
+                        a.1 <= seq && seq <= b.1
+                    }
+                    // Several domains in one segment: the replay tells.
+                    (Some(a), Some(b)) => a.0 != b.0,
                     _ => false,
                 }
             }),
@@ -176,6 +248,22 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         .rev()
         .find(|(_, i)| i.transactions > 0)
         .map(|(_, i)| i.clone());
+    if let (Stop::Time(t), false) = (&stop, reached) {
+        // Past the newest archived commit the archive is complete only if
+        // it was still being written after the target.
+        let complete = newest_write.is_some_and(|w| w.as_second() > *t);
+        if !complete {
+            let newest = last
+                .as_ref()
+                .and_then(|i| i.last_time)
+                .and_then(|t| jiff::Timestamp::from_second(t as i64).ok())
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "before the backup".into());
+            return Err(Error::Unsupported(format!(
+                "the binary log archive of {server} ends with a transaction committed {newest} and was last written before the target: what came later is not archived; run `arca binlog-stream` (--until-now) first, or choose an earlier time"
+            )));
+        }
+    }
     Ok(Some(Plan {
         stream,
         file: file.to_string(),
@@ -183,6 +271,7 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         segments: infos.into_iter().map(|(n, _)| n).collect(),
         stop,
         last,
+        notes,
     }))
 }
 
@@ -236,6 +325,7 @@ fn run(
         } else {
             Vec::new()
         },
+        skip: not_at_point(dbs),
         renames,
     };
     let dry = session.is_none();

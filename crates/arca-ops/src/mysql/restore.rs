@@ -255,6 +255,18 @@ fn into(
                 ));
             }
         }
+        lines.extend(plan.notes.iter().cloned());
+        let skipped = super::pitr::not_at_point(dbs);
+        if !skipped.is_empty() {
+            lines.push(format!(
+                "not rolled forward (read after the backup's point, engines without snapshots): {}",
+                skipped
+                    .iter()
+                    .map(|(d, t)| format!("{d}.{t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         detail.insert(
             "replayed".into(),
             serde_json::to_value(&done).unwrap_or_default(),
