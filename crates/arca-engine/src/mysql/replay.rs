@@ -184,10 +184,12 @@ impl<'a> Replayer<'a> {
                             began = true;
                         }
                         batch.push(ev.to_vec());
-                        // A statement's rows end with this flag: the server
-                        // forgets its table maps there, so each statement is
-                        // one BINLOG statement, of a statement's size.
-                        if ev.get(HEADER_LEN + 6).is_some_and(|f| f & STMT_END_F != 0) {
+                        // A statement's rows end with this flag, and the
+                        // server forgets its table maps there: a large
+                        // transaction goes in several BINLOG statements, cut
+                        // there, each far below max_allowed_packet.
+                        let end = ev.get(HEADER_LEN + 6).is_some_and(|f| f & STMT_END_F != 0);
+                        if end && batch.iter().map(Vec::len).sum::<usize>() >= BATCH_BYTES {
                             self.flush(&mut batch, crc)?;
                         }
                     }
@@ -396,6 +398,10 @@ impl<'a> Replayer<'a> {
         }
     }
 }
+
+/// Row events sent in one BINLOG statement, at most about (base64 makes
+/// it a third larger).
+const BATCH_BYTES: usize = 4 << 20;
 
 /// A row event's flag on the last event of a statement.
 const STMT_END_F: u8 = 1;

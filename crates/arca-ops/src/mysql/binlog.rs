@@ -166,6 +166,17 @@ fn start_point(
         .collect();
     if from_now {
         let (f, p) = ctl_status(ctl)?;
+        // A log that starts over (RESET MASTER, a rebuilt server with the
+        // same name) would mix with the archive's old segments of the same
+        // names: refused.
+        if let Some(newest) = newest_name(repo, stream)? {
+            let at = binlog::segment_order(&binlog::segment_name(&f, p, false));
+            if at <= binlog::segment_order(&newest) {
+                return Err(Error::Engine(ctl.error(format!(
+                    "its binary log ({f}:{p}) is behind the archive's newest segment {newest}: the log started over (RESET MASTER, or a rebuilt server under the same name); archive it into a new repository"
+                ))));
+            }
+        }
         return Ok((
             f,
             p,
