@@ -72,7 +72,7 @@ pub trait Engine: Sync {
     }
 
     /// Names the source's current point in its log (a named snapshot).
-    fn create_point(&self, _repo: &Repository, _source: &str, _name: &str) -> Result<crate::Point> {
+    fn create_point(&self, _repo: &Repository, _source: &str, _name: &str) -> Result<NamedPoint> {
         Err(Error::Unsupported(format!(
             "{} keeps no log in the repository, so a point in time cannot be named: take a backup (arca backup --name NAME) instead",
             self.title()
@@ -245,6 +245,17 @@ pub struct Restored {
     /// What happened and what to do next, a line each, for a person.
     #[serde(skip)]
     pub lines: Vec<String>,
+}
+
+/// A named point as `snapshot create` reports it, whatever the engine.
+#[derive(Debug, Clone)]
+pub struct NamedPoint {
+    pub name: String,
+    pub time: jiff::Timestamp,
+    /// Where it is, for a person: "WAL 0/3000060, cluster 7312…".
+    pub position: String,
+    /// The engine's own record of it, for `--json`.
+    pub json: serde_json::Value,
 }
 
 /// Log objects deleted by [`Engine::expire_logs`].

@@ -173,7 +173,7 @@ pub fn windows(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Window>>
 }
 
 /// Names the current point of `source`'s log.
-pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<Point> {
+pub fn create_point(repo: &Repository, source: &str, name: &str) -> Result<engine::NamedPoint> {
     engine::for_source(source)?.create_point(repo, source, name)
 }
 

@@ -15,12 +15,9 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
             let repo = super::open(&a.repo)?;
             let p = create_point(&repo, &a.source, &a.sname)?;
             if a.json {
-                print_json(&p)?;
+                print_json(&p.json)?;
             } else {
-                println!(
-                    "snapshot {} at {} (WAL {}, cluster {})",
-                    p.name, p.time, p.lsn, p.system_identifier
-                );
+                println!("snapshot {} at {} ({})", p.name, p.time, p.position);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -35,17 +32,33 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
                 .filter(|p| begin.is_none_or(|b| p.time >= b))
                 .filter(|p| end.is_none_or(|e| p.time <= e))
                 .collect();
+            let mysql: Vec<_> = arca_ops::mysql::points_in(&snaps)
+                .into_iter()
+                .filter(|p| a.sname.as_ref().is_none_or(|n| &p.name == n))
+                .filter(|p| begin.is_none_or(|b| p.time >= b))
+                .filter(|p| end.is_none_or(|e| p.time <= e))
+                .collect();
             if let Some(n) = &a.sname {
-                if shown.is_empty() {
+                if shown.is_empty() && mysql.is_empty() {
                     bail!("no snapshot named {n}: `arca snapshot show` lists them");
                 }
             }
             // A point records no base: whether one is left is worked out here.
             let problems: Vec<Option<String>> =
                 shown.iter().map(|p| unrestorable(p, &snaps)).collect();
+            let mysql_problems: Vec<Option<String>> = mysql
+                .iter()
+                .map(|p| arca_ops::mysql::unrestorable(p, &snaps))
+                .collect();
             if a.json {
                 let mut v = Vec::with_capacity(shown.len());
                 for (p, problem) in shown.iter().zip(&problems) {
+                    let mut j = serde_json::to_value(p)?;
+                    j["restorable"] = problem.is_none().into();
+                    j["problem"] = problem.clone().into();
+                    v.push(j);
+                }
+                for (p, problem) in mysql.iter().zip(&mysql_problems) {
                     let mut j = serde_json::to_value(p)?;
                     j["restorable"] = problem.is_none().into();
                     j["problem"] = problem.clone().into();
@@ -79,12 +92,32 @@ pub fn run(c: SnapshotCommand) -> Result<ExitCode> {
                         },
                     ]);
                 }
+                for (p, problem) in mysql.iter().zip(&mysql_problems) {
+                    t.add_row([
+                        p.name.clone(),
+                        p.time
+                            .to_zoned(jiff::tz::TimeZone::system())
+                            .strftime("%Y-%m-%d %H:%M:%S %Z")
+                            .to_string(),
+                        p.position(),
+                        "-".to_string(),
+                        p.server.clone(),
+                        match problem {
+                            None => "yes".to_string(),
+                            Some(why) => format!("no: {why}"),
+                        },
+                    ]);
+                }
                 println!("{t}");
             }
             Ok(ExitCode::SUCCESS)
         }
         SnapshotCommand::Drop(a) => {
             let repo = super::open(&a.repo)?;
+            if let Some(p) = arca_ops::mysql::drop_point(&repo, &a.sname)? {
+                println!("dropped snapshot {} ({})", p.name, p.position());
+                return Ok(ExitCode::SUCCESS);
+            }
             let p = drop_point(&repo, &a.sname)?;
             println!("dropped snapshot {} ({})", p.name, p.lsn);
             Ok(ExitCode::SUCCESS)

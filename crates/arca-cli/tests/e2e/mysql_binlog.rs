@@ -439,3 +439,98 @@ fn list_shows_the_window_and_prune_keeps_the_log_a_kept_backup_needs() {
         "0,1,2,3,4,5,6,7"
     );
 }
+
+#[test]
+fn a_named_snapshot_restores_to_its_position() {
+    let env = Env::new();
+    let repo = env.init_local("r");
+    let m = Maria::start();
+    let url = m.url();
+    m.root("CREATE DATABASE shop; CREATE TABLE shop.t (id int PRIMARY KEY);");
+    run_ok(
+        arca(),
+        &[
+            "backup",
+            "--repo",
+            &repo,
+            "--source",
+            &url,
+            "--databases",
+            "shop",
+        ],
+    );
+    until_now(&repo, &m);
+    m.root("INSERT INTO shop.t VALUES (1), (2); INSERT INTO shop.t VALUES (3);");
+    let made = run_ok(
+        arca(),
+        &[
+            "snapshot",
+            "create",
+            "--repo",
+            &repo,
+            "--source",
+            &url,
+            "--sname",
+            "before-purge",
+        ],
+    );
+    assert!(
+        made.contains("snapshot before-purge at") && made.contains("binary log binlog."),
+        "{made}"
+    );
+    m.root("DELETE FROM shop.t; INSERT INTO shop.t VALUES (9);");
+    until_now(&repo, &m);
+    let shown = run_ok(arca(), &["snapshot", "show", "--repo", &repo]);
+    assert!(
+        shown.contains("before-purge") && shown.contains("yes"),
+        "{shown}"
+    );
+    let out = run_ok(
+        arca(),
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            &url,
+            "--rename",
+            "shop:snap",
+            "--target-snapshot",
+            "before-purge",
+        ],
+    );
+    assert!(out.contains("replayed the binary log"), "{out}");
+    assert_eq!(
+        m.root("SELECT GROUP_CONCAT(id ORDER BY id) FROM snap.t"),
+        "1,2,3"
+    );
+    let dropped = run_ok(
+        arca(),
+        &[
+            "snapshot",
+            "drop",
+            "--repo",
+            &repo,
+            "--sname",
+            "before-purge",
+        ],
+    );
+    assert!(
+        dropped.contains("dropped snapshot before-purge"),
+        "{dropped}"
+    );
+    let line = fails(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        &url,
+        "--rename",
+        "shop:gone",
+        "--target-snapshot",
+        "before-purge",
+    ]);
+    assert!(line.contains("no snapshot named before-purge"), "{line}");
+}

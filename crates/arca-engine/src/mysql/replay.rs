@@ -29,6 +29,9 @@ pub enum Stop {
     Time(i64),
     /// After the transaction with this GTID.
     Gtid(String),
+    /// After the last transaction that ends at or before this binary log
+    /// position (a named snapshot's): the file and position.
+    Position(String, u64),
 }
 
 /// Which tables are replayed: those of the restored databases, or the
@@ -120,6 +123,17 @@ impl<'a> Replayer<'a> {
                     let group = std::mem::take(&mut events);
                     if (h.log_pos as u64) <= after {
                         continue;
+                    }
+                    if let Stop::Position(f, p) = &self.stop {
+                        let here = binlog::segment_order(&binlog::segment_name(
+                            &seg.info.file,
+                            h.log_pos as u64,
+                            false,
+                        ));
+                        if here > binlog::segment_order(&binlog::segment_name(f, *p, false)) {
+                            self.done.reached = true;
+                            return Ok(false);
+                        }
                     }
                     if !self.transaction(name, seg.fde, crc, &group)? {
                         return Ok(false);

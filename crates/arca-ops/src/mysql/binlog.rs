@@ -732,6 +732,7 @@ pub fn windows(repo: &Repository, manifests: &[arca_repo::Manifest]) -> Result<V
         }
         let from = manifests
             .iter()
+            .filter(|m| m.kind != arca_repo::BackupKind::Point)
             .filter(|m| m.meta["server"].as_str() == Some(server.as_str()))
             .map(|m| m.start_time)
             .min();

@@ -1,13 +1,14 @@
 //! MySQL and MariaDB: a logical backup of a server's databases at one
 //! consistent point, restored into a server, and the binary log archived
-//! beside it (`binlog-stream`) for point-in-time restores. No named points
-//! yet.
+//! beside it (`binlog-stream`) for point-in-time restores and named
+//! points.
 
 mod backup;
 mod binlog;
 mod compare;
 mod instance;
 mod pitr;
+mod points;
 mod restore;
 
 pub use binlog::{
@@ -17,6 +18,7 @@ pub use compare::{
     compare, ChunkDifference, CompareRequest, Mode, Problem, Report, RowDifference, RowKind,
     TableDifference,
 };
+pub use points::{drop as drop_point, points_in, unrestorable, MysqlPoint};
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
@@ -100,6 +102,29 @@ impl Engine for Mysql {
             out.push(window);
         }
         Ok(out)
+    }
+
+    fn create_point(
+        &self,
+        repo: &Repository,
+        source: &str,
+        name: &str,
+    ) -> Result<crate::engine::NamedPoint> {
+        let p = points::create(repo, source, name)?;
+        Ok(crate::engine::NamedPoint {
+            name: p.name.clone(),
+            time: p.time,
+            position: format!(
+                "binary log {}{}, server {}",
+                p.position(),
+                p.gtid
+                    .as_deref()
+                    .map(|g| format!(", GTID {g}"))
+                    .unwrap_or_default(),
+                p.server
+            ),
+            json: serde_json::to_value(&p).expect("a point encodes"),
+        })
     }
 
     fn describe(&self, m: &Manifest) -> Vec<String> {

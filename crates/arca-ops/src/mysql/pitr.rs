@@ -29,9 +29,30 @@ pub struct Plan {
 /// The backup a point-in-time restore starts from when none is named:
 /// the newest taken before the target.
 pub fn pick(manifests: &[Manifest], target: &Target) -> Result<Manifest> {
-    let newest = |ok: &dyn Fn(&Manifest) -> bool| manifests.iter().rev().find(|m| ok(m)).cloned();
+    // Backups only: a named point has no data.
+    let newest = |ok: &dyn Fn(&Manifest) -> bool| {
+        manifests
+            .iter()
+            .rev()
+            .filter(|m| m.kind != arca_repo::BackupKind::Point)
+            .find(|m| ok(m))
+            .cloned()
+    };
     let found = match target {
         Target::Time(t) => newest(&|m| point_time(m) <= *t),
+        Target::Named(n) => match super::points::points_in(manifests)
+            .into_iter()
+            .find(|p| &p.name == n)
+        {
+            Some(p) => newest(&|m| {
+                m.meta["server"].as_str() == Some(p.server.as_str()) && point_time(m) <= p.time
+            }),
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "no snapshot named {n}: `arca snapshot show` lists them"
+                )))
+            }
+        },
         Target::Position(g) => match gtid_parts(g) {
             Some((domain, seq)) => newest(&|m| {
                 m.meta["consistency"]["gtid"]
@@ -79,6 +100,18 @@ pub fn point_time(m: &Manifest) -> jiff::Timestamp {
         .unwrap_or(m.start_time)
 }
 
+/// The MySQL named point `name`.
+fn named(repo: &Repository, name: &str) -> Result<super::points::MysqlPoint> {
+    super::points::points_in(&repo.manifests()?)
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "no snapshot named {name}: `arca snapshot show` lists them"
+            ))
+        })
+}
+
 /// MariaDB's GTID as (domain, sequence).
 fn gtid_parts(g: &str) -> Option<(u64, u64)> {
     let mut p = g.trim().split('-');
@@ -96,10 +129,9 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         Target::Latest => Stop::End,
         Target::Time(t) => Stop::Time(t.as_second()),
         Target::Position(g) => Stop::Gtid(g.trim().to_string()),
-        Target::Named(_) => {
-            return Err(Error::Unsupported(
-                "named snapshots of MySQL servers are not built yet: restore to --target-time or --target-gtid".into(),
-            ))
+        Target::Named(n) => {
+            let p = named(repo, n)?;
+            Stop::Position(p.binlog_file, p.binlog_position)
         }
     };
     let explicit = stop != Stop::End;
@@ -208,6 +240,13 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         expect = info.resume_at();
         reached |= match (&stop, target_gtid) {
             (Stop::Time(t), _) => info.last_time.is_some_and(|l| l as i64 > *t),
+            (Stop::Position(f, p), _) => {
+                binlog::segment_order(&binlog::segment_name(
+                    &info.resume_at().0,
+                    info.resume_at().1,
+                    false,
+                )) >= binlog::segment_order(&binlog::segment_name(f, *p, false))
+            }
             (Stop::Gtid(_), Some((domain, seq))) => info
                 .last_gtid
                 .as_deref()
@@ -248,6 +287,11 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
         .rev()
         .find(|(_, i)| i.transactions > 0)
         .map(|(_, i)| i.clone());
+    if let (Stop::Position(f, p), false) = (&stop, reached) {
+        return Err(Error::Unsupported(format!(
+            "the binary log archive of {server} does not reach the snapshot's position {f}:{p} yet: run `arca binlog-stream` (--until-now) first"
+        )));
+    }
     if let (Stop::Time(t), false) = (&stop, reached) {
         // Past the newest archived commit the archive is complete only if
         // it was still being written after the target.
@@ -354,7 +398,7 @@ fn run(
             done.last_gtid.as_deref().unwrap_or("the backup's point")
         )));
     }
-    if plan.stop == Stop::End {
+    if matches!(plan.stop, Stop::End | Stop::Position(..)) {
         done.reached = true;
     }
     Ok(done)

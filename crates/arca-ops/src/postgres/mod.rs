@@ -113,8 +113,19 @@ impl Engine for Postgres {
         Ok(out)
     }
 
-    fn create_point(&self, repo: &Repository, source: &str, name: &str) -> Result<Point> {
-        create_point(repo, source, name)
+    fn create_point(
+        &self,
+        repo: &Repository,
+        source: &str,
+        name: &str,
+    ) -> Result<crate::engine::NamedPoint> {
+        let p = create_point(repo, source, name)?;
+        Ok(crate::engine::NamedPoint {
+            name: p.name.clone(),
+            time: p.time,
+            position: format!("WAL {}, cluster {}", p.lsn, p.system_identifier),
+            json: serde_json::to_value(&p).expect("a point encodes"),
+        })
     }
 }
 
