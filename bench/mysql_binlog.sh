@@ -233,6 +233,7 @@ HZ=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- helpers
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$(server_pid)/stat"; }
+busy_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }   # the machine's, all cores
 dusb() { du -sb "$1" 2>/dev/null | cut -f1; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 utc() { date -u -d "@$1" '+%Y-%m-%d %H:%M:%S+00:00'; }
@@ -295,12 +296,14 @@ settle() { flush_server; sync; sleep 1; }
 
 # timed NAME CMD...: runs CMD under /usr/bin/time -v; sets T (wall s), CPU
 # (user+sys s), RSS_KB (peak RSS of the largest process) and SCPU (the
-# server's CPU s meanwhile). Exits the bench if CMD fails; with TIMED_SOFT=1
-# returns 1 instead.
+# server's CPU s meanwhile) and OCPU (CPU s the rest of the machine used
+# meanwhile: all cores' busy time minus CPU and SCPU). Exits the bench if CMD
+# fails; with TIMED_SOFT=1 returns 1 instead.
 timed() {
     local name=$1; shift
-    local t0 t1 s0 s1
+    local t0 t1 s0 s1 b0 b1
     s0=$(server_ticks)
+    b0=$(busy_ticks)
     t0=$(date +%s%N)
     if ! /usr/bin/time -v -o "$LOGS/$name.time" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
         tail -20 "$LOGS/$name.err" >&2
@@ -310,11 +313,13 @@ timed() {
     fi
     t1=$(date +%s%N)
     s1=$(server_ticks)
+    b1=$(busy_ticks)
     T=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
     CPU=$(time_cpu "$LOGS/$name.time")
     RSS_KB=$(time_rss "$LOGS/$name.time")
     SCPU=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
-    log "$name: ${T} s wall, ${CPU} s CPU, server ${SCPU} s CPU, peak RSS ${RSS_KB} KiB"
+    OCPU=$(awk -v a="$b0" -v b="$b1" -v hz="$HZ" -v c="$CPU" -v s="$SCPU" 'BEGIN{printf "%.2f", (b-a)/hz - c - s}')
+    log "$name: ${T} s wall, ${CPU} s CPU, server ${SCPU} s CPU, peak RSS ${RSS_KB} KiB; other processes ${OCPU} s CPU"
 }
 time_cpu() { awk -F': ' '/User time/{u=$2} /System time/{s=$2} END{printf "%.2f", u+s}' "$1"; }
 time_rss() { awk -F': ' '/Maximum resident set size/{print $2}' "$1"; }
@@ -537,14 +542,14 @@ arca_restore() { # arca_restore NAME DB [ARGS…]: timed `arca restore latest` i
 }
 replayed() { jget "$1" '**replayed.transactions'; }
 FAILED=0
-declare -a TB TA TP CA CP SA SP RA RB RC
+declare -a TB TA TP CA CP SA SP RA RB RC OA OP
 for k in $(seq 1 "$RUNS"); do
     log "== replays, round $k of $RUNS"
     arca_restore "base_only.$k" base_only --target-time "$T0"
     TB+=("$T")
     [ "$(replayed "$LOGS/base_only.$k.out")" = 0 ] || log "warning: the restore to $T0 replayed $(replayed "$LOGS/base_only.$k.out") transactions"
     arca_restore "arca_pitr.$k" arca_pitr
-    TA+=("$T"); CA+=("$CPU"); SA+=("$SCPU"); RA+=("$RSS_KB")
+    TA+=("$T"); CA+=("$CPU"); SA+=("$SCPU"); RA+=("$RSS_KB"); OA+=("$OCPU")
     put arca.replayed "$(replayed "$LOGS/arca_pitr.$k.out")"
     put arca.replayed_gtid "$(jget "$LOGS/arca_pitr.$k.out" '**replayed.last_gtid')"
 
@@ -556,7 +561,7 @@ for k in $(seq 1 "$RUNS"); do
         '/usr/bin/time -v -o "$1" mariadb-binlog --start-position="$2" --rewrite-db="$3" "${@:6}" \
             | /usr/bin/time -v -o "$4" mariadb --defaults-extra-file="$5"' \
         _ "$LOGS/peer.$k.binlog.time" "$B_POS" "$DB->peer_pitr" "$LOGS/peer.$k.client.time" "$CNF" "${FILES[@]}"
-    TP+=("$T"); CP+=("$CPU"); SP+=("$SCPU")
+    TP+=("$T"); CP+=("$CPU"); SP+=("$SCPU"); OP+=("$OCPU")
     RB+=("$(time_rss "$LOGS/peer.$k.binlog.time")"); RC+=("$(time_rss "$LOGS/peer.$k.client.time")")
     put peer.binlog_cpu "$(time_cpu "$LOGS/peer.$k.binlog.time")"
     put peer.client_cpu "$(time_cpu "$LOGS/peer.$k.client.time")"
@@ -589,6 +594,8 @@ put peer.time "$(median "${TP[@]}")"
 put peer.runs "${TP[*]}"
 put peer.cpu "$(median "${CP[@]}")"
 put peer.server_cpu "$(median "${SP[@]}")"
+put arca.other_cpu "${OA[*]}"
+put peer.other_cpu "${OP[*]}"
 put peer.binlog_rss_kb "$(printf '%s\n' "${RB[@]}" | sort -n | tail -1)"
 put peer.client_rss_kb "$(printf '%s\n' "${RC[@]}" | sort -n | tail -1)"
 
@@ -599,6 +606,7 @@ arca_restore mid_pitr mid_pitr --target-time "$T1"
 put mid.target "$T1"
 put mid.time "$T"
 put mid.rss_kb "$RSS_KB"
+put mid.other_cpu "$OCPU"
 put mid.replayed "$(replayed "$LOGS/mid_pitr.out")"
 put mid.replayed_gtid "$(jget "$LOGS/mid_pitr.out" '**replayed.last_gtid')"
 
@@ -732,6 +740,9 @@ rows = [
     ("", "server CPU", s(num("arca.server_cpu")) + " (restore + replay)", s(num("peer.server_cpu"))),
     ("", "peak RSS", kib("arca.rss_kb") + " (arca restore)",
      "mariadb-binlog %s, mariadb %s" % (kib("peer.binlog_rss_kb"), kib("peer.client_rss_kb"))),
+    ("", "other processes' CPU meanwhile (machine busy − tool − server; each run)",
+     ", ".join(res.get("arca.other_cpu", "-").split()) + " s (restore + replay)",
+     ", ".join(res.get("peer.other_cpu", "-").split()) + " s"),
     ("", "identical to the source (CHECKSUM TABLE)", res.get("arca_pitr.identical", "-"),
      res.get("peer_pitr.identical", "-")),
     ("restore to the middle of the load (`--target-time %s`)" % res.get("mid.target", "?"), "time (restore + replay)",
@@ -740,6 +751,7 @@ rows = [
         format(int(num("mid.replayed")), ",") if num("mid.replayed") is not None else "-",
         res.get("mid.replayed_gtid") or "-"), ""),
     ("", "peak RSS", kib("mid.rss_kb"), ""),
+    ("", "other processes' CPU meanwhile", s(num("mid.other_cpu")), ""),
 ]
 for step, metric, a, p in rows:
     out.append("| %s | %s | %s | %s |" % (step, metric, a, p))

@@ -1,9 +1,9 @@
 //! Point-in-time restores of a MariaDB against a model of its table: a
 //! writer commits small transactions every 10–50 ms for a minute while
-//! `binlog-stream`
-//! runs (among them a multi-statement transaction, one of 8 MiB, one fed
-//! from a temporary table and a DDL); restores to random times and GTIDs
-//! each hold exactly the transactions committed up to the target.
+//! `binlog-stream` runs (among them a multi-statement transaction, one of
+//! 8 MiB, one fed from a temporary table and a DDL); restores to random
+//! times and GTIDs each hold exactly the transactions committed up to the
+//! target.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
