@@ -272,6 +272,42 @@ pub fn gtid(h: &Header, ev: &[u8]) -> Option<String> {
     }
 }
 
+/// A GTID as its stream and number: MariaDB's `domain-server-n` as
+/// (domain, n), MySQL's `uuid:n` as (uuid, n).
+pub fn gtid_key(g: &str) -> Option<(String, u64)> {
+    let g = g.trim();
+    if let Some((uuid, n)) = g.split_once(':') {
+        let n = n.parse().ok()?;
+        let ok = uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        return ok.then(|| (uuid.to_ascii_lowercase(), n));
+    }
+    let mut p = g.split('-');
+    let d: u64 = p.next()?.parse().ok()?;
+    let _server: u64 = p.next()?.parse().ok()?;
+    let n = p.next()?.parse().ok()?;
+    p.next().is_none().then(|| (d.to_string(), n))
+}
+
+/// The highest number per stream of a GTID position (MariaDB's
+/// `0-1-20,1-2-5`) or executed set (MySQL's `uuid:1-77:80-90,uuid2:1-5`).
+pub fn gtid_set_max(set: &str) -> Vec<(String, u64)> {
+    set.split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            match part.split_once(':') {
+                Some((uuid, ranges)) => {
+                    let max = ranges
+                        .split(':')
+                        .filter_map(|r| r.rsplit('-').next()?.parse::<u64>().ok())
+                        .max()?;
+                    Some((uuid.to_ascii_lowercase(), max))
+                }
+                None => gtid_key(part),
+            }
+        })
+        .collect()
+}
+
 /// The statement of a query event, without the checksum (`checksum`:
 /// whether events end in 4 checksum bytes).
 pub fn query_text(ev: &[u8], checksum: bool) -> Option<&[u8]> {

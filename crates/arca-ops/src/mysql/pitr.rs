@@ -55,11 +55,8 @@ pub fn pick(manifests: &[Manifest], target: &Target) -> Result<Manifest> {
         },
         Target::Position(g) => match gtid_parts(g) {
             Some((domain, seq)) => newest(&|m| {
-                m.meta["consistency"]["gtid"]
-                    .as_str()
-                    .unwrap_or("")
-                    .split(',')
-                    .filter_map(gtid_parts)
+                binlog::gtid_set_max(m.meta["consistency"]["gtid"].as_str().unwrap_or(""))
+                    .into_iter()
                     .any(|(d, s)| d == domain && s < seq)
             }),
             None => newest(&|_| true),
@@ -112,13 +109,9 @@ fn named(repo: &Repository, name: &str) -> Result<super::points::MysqlPoint> {
         })
 }
 
-/// MariaDB's GTID as (domain, sequence).
-fn gtid_parts(g: &str) -> Option<(u64, u64)> {
-    let mut p = g.trim().split('-');
-    let d = p.next()?.parse().ok()?;
-    let _server: u64 = p.next()?.parse().ok()?;
-    let s = p.next()?.parse().ok()?;
-    p.next().is_none().then_some((d, s))
+/// A GTID as (stream, number): see [`binlog::gtid_key`].
+fn gtid_parts(g: &str) -> Option<(String, u64)> {
+    binlog::gtid_key(g)
 }
 
 /// What to replay after restoring `m`, or None when nothing is to be
@@ -238,7 +231,7 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
             break;
         }
         expect = info.resume_at();
-        reached |= match (&stop, target_gtid) {
+        reached |= match (&stop, &target_gtid) {
             (Stop::Time(t), _) => info.last_time.is_some_and(|l| l as i64 > *t),
             (Stop::Position(f, p), _) => {
                 binlog::segment_order(&binlog::segment_name(
@@ -251,21 +244,21 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
                 .last_gtid
                 .as_deref()
                 .and_then(gtid_parts)
-                .is_some_and(|(d, s)| d == domain && s >= seq),
+                .is_some_and(|(d, s)| d == *domain && s >= *seq),
             _ => false,
         };
         infos.push((name.clone(), info));
     }
     if let Stop::Gtid(g) = &stop {
         // The archive must hold it: found before anything is restored.
-        let held = match target_gtid {
+        let held = match &target_gtid {
             Some((domain, seq)) => infos.iter().any(|(_, i)| {
                 match (
                     i.first_gtid.as_deref().and_then(gtid_parts),
                     i.last_gtid.as_deref().and_then(gtid_parts),
                 ) {
-                    (Some(a), Some(b)) if a.0 == domain && b.0 == domain => {
-                        a.1 <= seq && seq <= b.1
+                    (Some(a), Some(b)) if a.0 == *domain && b.0 == *domain => {
+                        a.1 <= *seq && *seq <= b.1
                     }
                     // Several domains in one segment: the replay tells.
                     (Some(a), Some(b)) => a.0 != b.0,
