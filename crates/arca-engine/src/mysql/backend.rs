@@ -146,10 +146,7 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
     };
     // Read while commits are still held: no commit lies between the
     // snapshots and this time.
-    c.point_time = sessions[0]
-        .one("SELECT UNIX_TIMESTAMP(NOW(6))")?
-        .and_then(|t| t.parse::<f64>().ok())
-        .and_then(|t| jiff::Timestamp::from_microsecond((t * 1e6) as i64).ok());
+    c.point_time = super::binlog::server_time(&mut sessions[0])?;
     if log_bin && snapshots {
         if flavor == Flavor::Mariadb {
             // The position matching the first session's snapshot; the
@@ -175,13 +172,10 @@ pub fn open_snapshot(src: &MysqlSource, n: usize) -> Result<Snapshot> {
             c.binlog_file = file;
             c.binlog_position = pos;
         } else if method.is_some() {
-            let rows = ctl
-                .texts("SHOW MASTER STATUS")
-                .or_else(|_| ctl.texts("SHOW BINARY LOG STATUS"))?;
-            if let Some(r) = rows.first() {
-                c.binlog_file = r.first().cloned().flatten();
-                c.binlog_position = r.get(1).cloned().flatten().and_then(|p| p.parse().ok());
-                c.gtid = r.get(4).cloned().flatten();
+            if let Some(st) = super::binlog::log_status(&mut ctl)? {
+                c.binlog_file = st.file;
+                c.binlog_position = st.position;
+                c.gtid = st.gtid_set;
             }
         }
     }

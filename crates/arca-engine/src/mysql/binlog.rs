@@ -64,6 +64,34 @@ pub fn server_identity(s: &mut Session) -> Result<String, Error> {
         .collect())
 }
 
+/// A server's binary log position as `SHOW MASTER STATUS` (MySQL 8.4:
+/// `SHOW BINARY LOG STATUS`) gives it.
+pub struct LogStatus {
+    pub file: Option<String>,
+    pub position: Option<u64>,
+    /// MySQL's executed GTID set (its fifth column; MariaDB has none).
+    pub gtid_set: Option<String>,
+}
+
+/// The server's current binary log position; None when it reports none.
+pub fn log_status(s: &mut Session) -> Result<Option<LogStatus>, Error> {
+    let rows = s
+        .texts("SHOW MASTER STATUS")
+        .or_else(|_| s.texts("SHOW BINARY LOG STATUS"))?;
+    Ok(rows.into_iter().next().map(|r| LogStatus {
+        file: r.first().cloned().flatten(),
+        position: r.get(1).cloned().flatten().and_then(|p| p.parse().ok()),
+        gtid_set: r.get(4).cloned().flatten(),
+    }))
+}
+
+/// The server's clock, to the microsecond (the log's times are its).
+pub fn server_time(s: &mut Session) -> Result<Option<jiff::Timestamp>, Error> {
+    Ok(s.one("SELECT UNIX_TIMESTAMP(NOW(6))")?
+        .and_then(|t| t.parse::<f64>().ok())
+        .and_then(|t| jiff::Timestamp::from_microsecond((t * 1e6) as i64).ok()))
+}
+
 /// Refuses a server whose binary log cannot be replayed row by row.
 pub fn check_settings(s: &mut Session) -> Result<(), Error> {
     if s.one("SELECT @@log_bin")?.as_deref() != Some("1") {

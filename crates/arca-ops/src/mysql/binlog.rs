@@ -122,25 +122,26 @@ pub fn binlog_stream(
     }
 }
 
+/// Listed log objects that are segments, in log order.
+pub fn in_log_order(listed: Vec<arca_repo::LogEntry>) -> Vec<(binlog::Order, arca_repo::LogEntry)> {
+    let mut v: Vec<_> = listed
+        .into_iter()
+        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l)))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
 /// The name of the newest segment of `stream`, if any.
 fn newest_name(repo: &Repository, stream: &str) -> Result<Option<String>> {
-    Ok(repo
-        .list_logs(stream)?
-        .into_iter()
-        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name)))
-        .max()
-        .map(|(_, n)| n))
+    Ok(in_log_order(repo.list_logs(stream)?)
+        .pop()
+        .map(|(_, l)| l.name))
 }
 
 /// The last segment of `stream`, if any.
 pub fn last_segment(repo: &Repository, stream: &str) -> Result<Option<SegmentInfo>> {
-    let names = repo.list_logs(stream)?;
-    let Some(name) = names
-        .iter()
-        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, &l.name)))
-        .max()
-        .map(|(_, n)| n.clone())
-    else {
+    let Some(name) = newest_name(repo, stream)? else {
         return Ok(None);
     };
     let bytes = repo.get_log(stream, &name)?.ok_or_else(|| {
@@ -225,20 +226,10 @@ fn start_point(
 
 /// The server's current binary log file and position.
 fn ctl_status(ctl: &mut Session) -> Result<(String, u64)> {
-    let rows = ctl
-        .texts("SHOW MASTER STATUS")
-        .or_else(|_| ctl.texts("SHOW BINARY LOG STATUS"))?;
-    let r = rows.first().ok_or_else(|| {
+    let st = binlog::log_status(ctl)?.ok_or_else(|| {
         ctl.error("it reports no binary log position (SHOW MASTER STATUS is empty)")
     })?;
-    let file = r.first().cloned().flatten().unwrap_or_default();
-    let pos = r
-        .get(1)
-        .cloned()
-        .flatten()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(4);
-    Ok((file, pos))
+    Ok((st.file.unwrap_or_default(), st.position.unwrap_or(4)))
 }
 
 /// Each event as the server sent it, and whether it ends in a CRC32.
@@ -683,15 +674,12 @@ fn archived_servers(repo: &Repository) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The segments of `stream` in log order.
+/// The segments of `stream` in log order: names and stored sizes.
 fn sorted_segments(repo: &Repository, stream: &str) -> Result<Vec<(String, u64)>> {
-    let mut v: Vec<(binlog::Order, String, u64)> = repo
-        .list_logs(stream)?
+    Ok(in_log_order(repo.list_logs(stream)?)
         .into_iter()
-        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name, l.stored_bytes)))
-        .collect();
-    v.sort();
-    Ok(v.into_iter().map(|(_, n, b)| (n, b)).collect())
+        .map(|(_, l)| (l.name, l.stored_bytes))
+        .collect())
 }
 
 /// One server's recoverable window: from its oldest backup's point to the

@@ -151,11 +151,7 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
     let stream = stream_name(server);
     let listed = repo.list_logs_with_times(&stream)?;
     let newest_write = listed.iter().filter_map(|l| l.modified).max();
-    let mut names: Vec<(binlog::Order, String)> = listed
-        .into_iter()
-        .filter_map(|l| binlog::segment_order(&l.name).map(|o| (o, l.name)))
-        .collect();
-    names.sort();
+    let names = super::binlog::in_log_order(listed);
     if names.is_empty() {
         return refuse(format!(
             "the repository has no binary log of {server}: archive it with `arca binlog-stream` to restore to a point after a backup"
@@ -182,7 +178,7 @@ pub fn plan(repo: &Repository, m: &Manifest, req: &RestoreRequest) -> Result<Opt
     let after: Vec<String> = names
         .into_iter()
         .filter(|(o, _)| (o.1, o.2) > (point.1, point.2) || (o.1, o.2) == (point.1, point.2) && o.3)
-        .map(|(_, n)| n)
+        .map(|(_, l)| l.name)
         .collect();
     let target_gtid = match &stop {
         Stop::Gtid(g) => gtid_parts(g),

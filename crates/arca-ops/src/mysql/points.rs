@@ -74,33 +74,19 @@ pub fn create(repo: &Repository, source: &str, name: &str) -> Result<MysqlPoint>
     let mut s = Session::open(&src)?;
     binlog::check_settings(&mut s)?;
     let server = binlog::server_identity(&mut s)?;
-    let rows = s
-        .texts("SHOW MASTER STATUS")
-        .or_else(|_| s.texts("SHOW BINARY LOG STATUS"))?;
-    let r = rows.first().ok_or_else(|| {
+    let st = binlog::log_status(&mut s)?.ok_or_else(|| {
         s.error("it reports no binary log position (SHOW MASTER STATUS is empty)")
     })?;
-    let binlog_file = r.first().cloned().flatten().unwrap_or_default();
-    let binlog_position = r
-        .get(1)
-        .cloned()
-        .flatten()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(4);
     let gtid = match s.flavor {
         arca_engine::mysql::Flavor::Mariadb => s.one("SELECT @@gtid_binlog_pos")?,
-        _ => r.get(4).cloned().flatten(),
+        _ => st.gtid_set,
     };
-    let time = s
-        .one("SELECT UNIX_TIMESTAMP(NOW(6))")?
-        .and_then(|t| t.parse::<f64>().ok())
-        .and_then(|t| jiff::Timestamp::from_microsecond((t * 1e6) as i64).ok())
-        .unwrap_or_else(jiff::Timestamp::now);
+    let time = binlog::server_time(&mut s)?.unwrap_or_else(jiff::Timestamp::now);
     let point = MysqlPoint {
         name: name.to_string(),
         server,
-        binlog_file,
-        binlog_position,
+        binlog_file: st.file.unwrap_or_default(),
+        binlog_position: st.position.unwrap_or(4),
         gtid,
         time,
         id: String::new(),
