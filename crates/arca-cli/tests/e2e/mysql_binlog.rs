@@ -138,7 +138,7 @@ fn every_transaction_is_archived_once_across_rotations_and_runs() {
 }
 
 /// Runs `binlog-stream` until stopped.
-fn streaming(repo: &str, m: &Maria) -> Child {
+pub(super) fn streaming(repo: &str, m: &Maria) -> Child {
     std::process::Command::new(arca_bin())
         .env("MYSQL_PWD", PASSWORD)
         .env_remove("ARCA_REPO")

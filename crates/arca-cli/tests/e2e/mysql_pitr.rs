@@ -6,17 +6,16 @@
 //! target.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 
 use super::cancel::signal;
 use super::common::{run_ok, Env};
-use super::mariadb::{Maria, PASSWORD};
+use super::mariadb::Maria;
 use super::mysql::fails;
-use super::mysql_binlog::archived;
-use super::postgres::{arca, arca_bin};
+use super::mysql_binlog::{archived, streaming};
+use super::postgres::arca;
 use super::proxy::XorShift;
 
 /// (trx, j) → (v, payload length, payload letter)
@@ -157,20 +156,6 @@ fn write(m: &Maria, run: Duration, seed: u64) -> Vec<Committed> {
         std::thread::sleep(Duration::from_millis(10 + rng.below(41)));
     }
     done
-}
-
-fn streaming(repo: &str, m: &Maria) -> Child {
-    std::process::Command::new(arca_bin())
-        .env("MYSQL_PWD", PASSWORD)
-        .env_remove("ARCA_REPO")
-        .args(["binlog-stream", "--repo", repo, "--source"])
-        .arg(format!("mysql://arca@127.0.0.1:{}", m.port))
-        .args(["--seal-interval", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 fn restore(repo: &str, to: &Maria, extra: &[&str]) -> String {
