@@ -10,6 +10,8 @@ pub mod engine;
 pub mod mysql;
 pub mod postgres;
 pub mod repos;
+pub mod retention;
+pub mod schedule;
 pub mod sqlite;
 mod target;
 

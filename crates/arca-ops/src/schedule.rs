@@ -1,0 +1,1 @@
+//! Schedules: when a plan runs next, in its time zone.

@@ -1,0 +1,1 @@
+//! `arca serve`: the daemon.

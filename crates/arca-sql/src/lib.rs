@@ -1,0 +1,1 @@
+//! StarRocks backup and restore statements, parsed for `arca sql`.
