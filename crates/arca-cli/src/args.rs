@@ -40,6 +40,10 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Remove data no backup references, and leftovers of interrupted runs.
     Prune(PruneArgs),
+    /// Delete the backups a retention policy does not keep (each source on
+    /// its own; the newest is always kept); --prune then frees their space.
+    #[command(after_help = FORGET_HELP)]
+    Forget(ForgetArgs),
     /// Show Arca's main job on a sample SQLite database, step by step.
     Demo(DemoArgs),
     /// PostgreSQL archive_command: `arca wal-push --repo R %p`.
@@ -83,6 +87,7 @@ impl Command {
             Command::Restore(a) => Some(&mut a.repo),
             Command::Delete(a) => Some(&mut a.repo),
             Command::Prune(a) => Some(&mut a.repo),
+            Command::Forget(a) => Some(&mut a.repo),
             Command::WalPush(a) => Some(&mut a.repo),
             Command::WalFetch(a) => Some(&mut a.repo),
             Command::WalStream(a) => Some(&mut a.repo),
@@ -470,6 +475,58 @@ pub struct DeleteArgs {
 pub struct PruneArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+const FORGET_HELP: &str = "\
+A backup is kept if any rule keeps it, and the table lists every reason. \
+Whatever the rules, each source keeps its newest backup (and the --keep-min \
+newest), and a backup a named snapshot needs as its base. Days, weeks (ISO) \
+and months are counted in --timezone. Damaged backups are never forgotten. \
+Without --prune the space only the forgotten backups used stays until \
+`arca prune`.";
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Only this source's backups: as `arca list --json` shows it, or as
+    /// given to `arca backup --source` [default: every source, each on its own].
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// The purge period: keep every backup started in the last D days (7
+    /// to 365) and, where the repository archives the source's log, the
+    /// backup a restore to D days ago starts from.
+    #[arg(long, value_name = "D")]
+    pub purge_after_days: Option<u32>,
+    /// Keep the N newest backups.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Whatever the rules say, keep the N newest backups of each source.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub keep_min: u32,
+    /// The zone days, weeks and months are counted in, e.g. Europe/Berlin
+    /// or UTC [default: this machine's].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Show what would be forgotten; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then prune: free the space only the forgotten backups used, and
+    /// expire the log no remaining backup needs.
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the decisions as JSON.
     #[arg(long)]
     pub json: bool,
 }

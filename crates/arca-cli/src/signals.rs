@@ -37,6 +37,7 @@ pub fn wanted(c: &Command) -> bool {
             | Command::Prune(_)
             | Command::Repair(_)
             | Command::Delete(_)
+            | Command::Forget(_)
             | Command::Snapshot(_)
     )
 }

@@ -6,6 +6,7 @@ mod check;
 mod compare;
 mod delete;
 pub mod demo;
+mod forget;
 mod init;
 mod list;
 mod prune;
@@ -37,6 +38,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Restore(a) => restore::run(a),
         Command::Delete(a) => delete::run(a),
         Command::Prune(a) => prune::run(a),
+        Command::Forget(a) => forget::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => repo::run(c, cli.config.as_deref()),
         Command::WalPush(a) => wal::push(a),

@@ -13,6 +13,7 @@ mod concurrency;
 mod contract;
 mod damage;
 mod faults_s3;
+mod forget;
 mod golden;
 mod integrity;
 mod kill;

@@ -18,7 +18,7 @@ pub use compare::{
     compare, ChunkDifference, CompareRequest, Mode, Problem, Report, RowDifference, RowKind,
     TableDifference,
 };
-pub use points::{drop as drop_point, points_in, unrestorable, MysqlPoint};
+pub use points::{drop as drop_point, points_in, reaches, unrestorable, MysqlPoint};
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 

@@ -44,13 +44,17 @@ pub fn points_in(snaps: &[Manifest]) -> Vec<MysqlPoint> {
     v
 }
 
+/// Whether a restore to `p` can start from backup `m`: a backup of its
+/// server whose consistent point is not after it.
+pub fn reaches(m: &Manifest, p: &MysqlPoint) -> bool {
+    m.kind == BackupKind::Logical
+        && m.meta["server"].as_str() == Some(p.server.as_str())
+        && super::pitr::point_time(m) <= p.time
+}
+
 /// Why `p` cannot be restored, if so: no backup of its server before it.
 pub fn unrestorable(p: &MysqlPoint, snaps: &[Manifest]) -> Option<String> {
-    let based = snaps.iter().any(|m| {
-        m.kind == BackupKind::Logical
-            && m.meta["server"].as_str() == Some(p.server.as_str())
-            && super::pitr::point_time(m) <= p.time
-    });
+    let based = snaps.iter().any(|m| reaches(m, p));
     (!based).then(|| "no base backup: no backup of its server is older".to_string())
 }
 
