@@ -74,6 +74,13 @@ pub enum Command {
     /// primary and its replica, or a database and a restored copy.
     #[command(after_help = COMPARE_HELP)]
     Compare(CompareArgs),
+    /// Run the daemon: the plans of a configuration file on their schedules,
+    /// jobs on request, an HTTP API and Prometheus metrics.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Run one of StarRocks' backup statements against `arca serve`.
+    #[command(after_help = SQL_HELP)]
+    Sql(SqlArgs),
 }
 
 impl Command {
@@ -95,7 +102,11 @@ impl Command {
             Command::Snapshot(c) => Some(c.repo_args_mut()),
             Command::Repair(RepairCommand::Index(a)) => Some(&mut a.repo),
             Command::Repair(RepairCommand::Backups(a)) => Some(&mut a.repo),
-            Command::Demo(_) | Command::Repo(_) | Command::Compare(_) => None,
+            Command::Demo(_)
+            | Command::Repo(_)
+            | Command::Compare(_)
+            | Command::Serve(_)
+            | Command::Sql(_) => None,
         }
     }
 }
@@ -850,4 +861,74 @@ mod tests {
     fn every_command_is_well_formed() {
         super::Cli::command().debug_assert();
     }
+}
+
+const SERVE_HELP: &str = "\
+The configuration (TOML) names repositories, sources, plans and tokens:
+
+  listen = \"127.0.0.1:7070\"
+  [[repository]]
+  name = \"local\"
+  url = \"/var/backups/arca\"
+  [[source]]
+  name = \"app\"
+  url = \"sqlite:///var/lib/app/app.db\"
+  [[plan]]
+  name = \"app-daily\"
+  source = \"app\"
+  repository = \"local\"
+  schedule = \"daily 01:00\"      # hourly, every 6h, or cron; in timezone
+  timezone = \"Europe/Berlin\"
+  purge_after_days = 30
+  [[token]]
+  name = \"ops\"
+  role = \"operator\"             # viewer | operator | admin
+  sha256 = \"...\"                # printf %s TOKEN | sha256sum
+
+docs/serve.md describes every key and the API (GET /api/v1/openapi.json).
+SIGHUP reloads the file; SIGTERM cancels running jobs and exits.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, value_name = "PATH")]
+    pub config: PathBuf,
+    /// Listen here instead of the file's `listen` (HOST:PORT; port 0 picks one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Check the configuration, and that its repositories and sources
+    /// answer, then exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Tests only: the schedule's clock starts here and moves only through
+    /// POST /api/v1/test/clock.
+    #[arg(long, hide = true, value_name = "TIME")]
+    pub test_clock: Option<String>,
+}
+
+const SQL_HELP: &str = "\
+Statements (a database is a source of the daemon, a repository one of its
+repositories, a snapshot a backup's name or short id):
+  SHOW REPOSITORIES
+  CREATE REPOSITORY r WITH BROKER ON LOCATION \"s3://b/p\" PROPERTIES (\"aws.s3.access_key\" = \"..\", ...)
+  DROP REPOSITORY r
+  BACKUP SNAPSHOT db.name TO r [ON (TABLE t, ...)]
+  SHOW BACKUP [FROM db]           CANCEL BACKUP [FROM db]
+  SHOW SNAPSHOT ON r [WHERE SNAPSHOT = 'name']
+  RESTORE SNAPSHOT db.name FROM r PROPERTIES (\"backup_timestamp\" = \"...\"[, \"arca.to\" = \"/new/path\"])
+  SHOW RESTORE [FROM db]          CANCEL RESTORE [FROM db]";
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The statement.
+    pub statement: String,
+    /// The daemon's address.
+    #[arg(long, env = "ARCA_SERVER", default_value = "http://127.0.0.1:7070")]
+    pub server: String,
+    /// A file holding the token (else ARCA_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

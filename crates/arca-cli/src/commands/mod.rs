@@ -13,7 +13,9 @@ mod prune;
 mod repair;
 mod repo;
 mod restore;
+mod serve;
 mod snapshot;
+mod sql;
 mod wal;
 mod wal_stream;
 
@@ -48,6 +50,8 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Snapshot(c) => snapshot::run(c),
         Command::Repair(c) => repair::run(c),
         Command::Compare(a) => compare::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Sql(a) => sql::run(a),
     }
 }
 

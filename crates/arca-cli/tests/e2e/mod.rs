@@ -30,3 +30,4 @@ mod pg_stream;
 mod registry;
 mod restore_target;
 mod seam;
+mod serve;

@@ -1,0 +1,776 @@
+//! `arca serve`: a real daemon on a free loopback port, over a real SQLite
+//! source and a local repository, driven through its HTTP API.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::common::*;
+
+pub const ADMIN: &str = "admin-token-for-tests";
+pub const OPERATOR: &str = "operator-token-for-tests";
+pub const VIEWER: &str = "viewer-token-for-tests";
+
+fn sha(t: &str) -> String {
+    hex(&Sha256::digest(t.as_bytes()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The configuration's token section for the three test tokens.
+pub fn tokens() -> String {
+    format!(
+        "[[token]]\nname = \"root\"\nrole = \"admin\"\nsha256 = \"{}\"\n\n\
+         [[token]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"{}\"\n\n\
+         [[token]]\nname = \"watch\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+        sha(ADMIN),
+        sha(OPERATOR),
+        sha(VIEWER)
+    )
+}
+
+/// A running `arca serve`; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+pub fn arca_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("arca")
+}
+
+impl Daemon {
+    /// Starts `arca serve --config CONFIG --listen 127.0.0.1:0 EXTRA…` and
+    /// waits for the address it prints.
+    pub fn start(config: &Path, extra: &[&str]) -> Daemon {
+        let mut child = Command::new(arca_bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("ARCA_REPO")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let mut err = BufReader::new(child.stderr.take().unwrap());
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                while err.read_line(&mut line).unwrap_or(0) > 0 {
+                    sink.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = match line.trim().strip_prefix("listening on ") {
+            Some(a) => a.to_string(),
+            None => {
+                let _ = child.wait();
+                panic!(
+                    "arca serve did not start: {line:?} {}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = out.read_to_string(&mut rest);
+        });
+        Daemon {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
+        http(&self.addr, method, path, token, body)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Answer {
+        self.request("GET", path, Some(token), None)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> Answer {
+        self.request("POST", path, Some(token), Some(&body.to_string()))
+    }
+
+    /// Waits for a job to end; answers it.
+    pub fn wait_job(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let j = self.get(&format!("/api/v1/jobs/{id}"), VIEWER);
+            assert_eq!(j.status, 200, "{}", j.body);
+            let j = j.json();
+            if !matches!(j["state"].as_str(), Some("queued" | "running")) {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not end: {j}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `f` holds of the job.
+    pub fn wait_job_until(&self, id: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let j = self.get(&format!("/api/v1/jobs/{id}"), VIEWER).json();
+            if f(&j) {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "job {id}: {j}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Moves the test clock; answers once the scheduler has acted on it.
+    pub fn set_clock(&self, t: &str) {
+        let a = self.post("/api/v1/test/clock", ADMIN, &json!({ "now": t }));
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+
+    pub fn jobs(&self) -> Vec<Value> {
+        let a = self.get("/api/v1/jobs?limit=1000", VIEWER);
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.json()["items"].as_array().unwrap().clone()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY-free: kill(2) through the libc crate.
+        unsafe_free_kill(self.child.id(), sig);
+    }
+
+    /// SIGTERM; answers how long the daemon took to exit and its status.
+    pub fn stop(mut self) -> (Duration, std::process::ExitStatus, String) {
+        let t = Instant::now();
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "arca serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = t.elapsed();
+        std::thread::sleep(Duration::from_millis(100));
+        let err = self.stderr.lock().unwrap().clone();
+        (took, status, err)
+    }
+}
+
+fn unsafe_free_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req += &format!("Authorization: Bearer {t}\r\n");
+    }
+    let body = body.unwrap_or("");
+    if method != "GET" {
+        req += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+    }
+    req += "\r\n";
+    req += body;
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Answer {
+        status,
+        headers: head.to_string(),
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out += &rest[..n];
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A SQLite source, a repository, and a configuration naming them.
+pub struct Setup {
+    pub env: Env,
+    pub db: PathBuf,
+    pub repo: String,
+    pub config: PathBuf,
+}
+
+pub fn setup(plan_extra: &str) -> Setup {
+    let env = Env::new();
+    let db = env.path("app.db");
+    make_db(&db, 2, "WAL");
+    let repo = env.init_local("repo");
+    let config = env.path("arca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:7070\"\ncatalog = \"{}\"\n\n\
+             [[repository]]\nname = \"local\"\nurl = \"{repo}\"\n\n\
+             [[source]]\nname = \"app\"\nurl = \"sqlite://{}\"\n\n\
+             [[plan]]\nname = \"app-daily\"\nsource = \"app\"\nrepository = \"local\"\n\
+             schedule = \"daily 01:00\"\ntimezone = \"Europe/Berlin\"\n{plan_extra}\n\n{}",
+            env.s("catalog.db"),
+            db.display(),
+            tokens()
+        ),
+    )
+    .unwrap();
+    Setup {
+        env,
+        db,
+        repo,
+        config,
+    }
+}
+
+/// An exclusive lock of another host in the repository: a backup waits
+/// for it (running, cancellable) until it is removed.
+pub fn foreign_lock(repo: &str) -> PathBuf {
+    let now = jiff::Timestamp::now().to_string();
+    let p = Path::new(repo).join("locks").join("ab".repeat(32));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        json!({"hostname": "another-host", "pid": 1, "exclusive": true,
+               "command": "prune", "time": now, "refreshed": now})
+        .to_string(),
+    )
+    .unwrap();
+    p
+}
+
+fn list_ids(repo: &str) -> Vec<String> {
+    json(&["list", "--repo", repo, "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_backup_through_the_api_is_a_job_and_appears_in_the_listing() {
+    let s = setup("purge_after_days = 30");
+    let d = Daemon::start(&s.config, &[]);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let job = a.json()["job"].as_str().unwrap().to_string();
+    let j = d.wait_job(&job);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    for k in [
+        "id",
+        "kind",
+        "source",
+        "state",
+        "phase",
+        "progress",
+        "backup",
+        "error",
+        "started_at",
+        "finished_at",
+    ] {
+        assert!(j.get(k).is_some(), "job lacks {k}: {j}");
+    }
+    assert_eq!(j["kind"], "backup");
+    assert_eq!(j["source"], "app");
+    assert!(j["progress"]["bytes_done"].as_u64().unwrap() > 0, "{j}");
+    let backup = j["backup"].as_str().unwrap();
+    assert_eq!(list_ids(&s.repo), vec![backup.to_string()]);
+
+    let b = d.get("/api/v1/backups?source=app", VIEWER);
+    assert_eq!(b.status, 200, "{}", b.body);
+    let b = b.json();
+    assert_eq!(b["items"][0]["id"], backup, "{b}");
+    assert_eq!(b["items"][0]["source"], "app");
+    assert!(b["items"][0]["size"].as_u64().unwrap() > 0);
+    assert!(b["next"].is_null());
+    for k in ["stored_bytes", "start_time", "end_time", "kind"] {
+        assert!(b["items"][0].get(k).is_some(), "{k}: {b}");
+    }
+
+    // A backup made with the CLI shows after a scan (here: the next job's).
+    let cli = s.env.backup(&s.repo, &s.db)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let third = d.wait_job(a.json()["job"].as_str().unwrap());
+    let b = d.get("/api/v1/backups?source=app&limit=2", VIEWER).json();
+    let ids: Vec<&str> = b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![third["backup"].as_str().unwrap(), cli.as_str()],
+        "{b}"
+    );
+    // Paging: the next page holds the first backup.
+    let next = b["next"].as_str().unwrap();
+    let p2 = d
+        .get(
+            &format!("/api/v1/backups?source=app&limit=2&cursor={next}"),
+            VIEWER,
+        )
+        .json();
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1, "{p2}");
+    assert_eq!(p2["items"][0]["id"], backup);
+
+    // Restore through the API to a new path: a job, and the file is whole.
+    let to = s.env.path("restored.db");
+    let r = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "app", "backup": backup, "to": to}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let rj = d.wait_job(r.json()["job"].as_str().unwrap());
+    assert_eq!(rj["state"], "succeeded", "{rj}");
+    integrity_ok(&to);
+
+    // Events recorded the jobs.
+    let ev = d.get("/api/v1/events?source=app", VIEWER).json();
+    let kinds: Vec<&str> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"job_succeeded"), "{ev}");
+
+    // Statistics and metrics.
+    let st = d.get("/api/v1/stats", VIEWER).json();
+    assert_eq!(st["items"][0]["source"], "app");
+    assert_eq!(st["items"][0]["backups"], 3, "{st}");
+    assert!(
+        st["items"][0]["dedup_ratio"].as_f64().unwrap() > 1.0,
+        "{st}"
+    );
+    let m = d.get("/metrics", VIEWER);
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body
+            .contains("arca_backup_last_success_timestamp_seconds{source=\"app\"}"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("arca_jobs_total{"), "{}", m.body);
+    let (took, status, _) = d.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn tokens_and_roles_guard_every_call() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    for (path, token, want) in [
+        ("/healthz", None, 200),
+        ("/api/v1/openapi.json", None, 200),
+        ("/api/v1/backups", None, 401),
+        ("/api/v1/jobs", Some("not-a-token"), 401),
+        ("/metrics", None, 401),
+        ("/api/v1/backups", Some(VIEWER), 200),
+        ("/api/v1/sources", Some(VIEWER), 200),
+    ] {
+        let a = d.request("GET", path, token, None);
+        assert_eq!(a.status, want, "GET {path} with {token:?}: {}", a.body);
+        if want == 401 {
+            assert!(
+                a.headers.contains("www-authenticate: Bearer"),
+                "{}",
+                a.headers
+            );
+            assert!(
+                a.json()["error"].as_str().unwrap().contains("token"),
+                "{}",
+                a.body
+            );
+        }
+    }
+    let a = d.post("/api/v1/backups", VIEWER, &json!({"source": "app"}));
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body.contains("viewer") && a.body.contains("operator"),
+        "{}",
+        a.body
+    );
+    // Restoring over existing data is for admins.
+    let a = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "app", "to": s.db, "force": true}),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    // The source's URL is shown, never a token or secret.
+    let src = d.get("/api/v1/sources", VIEWER);
+    assert!(src.body.contains("sqlite://"), "{}", src.body);
+    assert!(!src.body.contains(ADMIN) && !src.body.contains(&sha(ADMIN)));
+}
+
+#[test]
+fn bad_input_gets_a_4xx_naming_the_field() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let a = d.request(
+        "POST",
+        "/api/v1/backups",
+        Some(OPERATOR),
+        Some("{\"source\": "),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = d.post(
+        "/api/v1/backups",
+        OPERATOR,
+        &json!({"source": "app", "colour": "red"}),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["field"], "colour", "{}", a.body);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({}));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["field"], "source", "{}", a.body);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "nope"}));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.json()["field"], "source");
+    // A restore target that exists.
+    let a = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "app", "to": s.db}),
+    );
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert_eq!(a.json()["field"], "to");
+    assert!(a.body.contains("exists"), "{}", a.body);
+    // A time outside the recoverable window: SQLite keeps no log.
+    let a = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "app", "time": "2020-01-01T00:00:00Z", "to": s.env.path("x.db")}),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.json()["field"], "time");
+    let a = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "app", "time": "yesterday", "to": s.env.path("x.db")}),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["field"], "time");
+    let a = d.get("/api/v1/backups?from=notatime", VIEWER);
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["field"], "from");
+    let a = d.get("/api/v1/backups?colour=red", VIEWER);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = d.get("/api/v1/jobs/nope", VIEWER);
+    assert_eq!(a.status, 404, "{}", a.body);
+    let a = d.get("/api/v1/nothing-here", VIEWER);
+    assert_eq!(a.status, 404, "{}", a.body);
+}
+
+#[test]
+fn one_job_per_database_and_cancel_releases_everything() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let lock = foreign_lock(&s.repo);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let job = a.json()["job"].as_str().unwrap().to_string();
+    d.wait_job_until(&job, |j| j["state"] == "running");
+    // A second job for the same source: 409 naming the first.
+    let b = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    assert_eq!(b.status, 409, "{}", b.body);
+    assert_eq!(b.json()["job"], job.as_str());
+    // Cancel while it waits for the lock.
+    let c = d.request(
+        "POST",
+        &format!("/api/v1/jobs/{job}/cancel"),
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(c.status, 202, "{}", c.body);
+    let j = d.wait_job(&job);
+    assert_eq!(j["state"], "cancelled", "{j}");
+    assert!(j["backup"].is_null());
+    // Cancelling again: it has ended.
+    let c = d.request(
+        "POST",
+        &format!("/api/v1/jobs/{job}/cancel"),
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(c.status, 409, "{}", c.body);
+    std::fs::remove_file(&lock).unwrap();
+    // Nothing was committed and no lock of ours is left.
+    assert!(list_ids(&s.repo).is_empty());
+    let locks: Vec<_> = std::fs::read_dir(Path::new(&s.repo).join("locks"))
+        .unwrap()
+        .collect();
+    assert!(locks.is_empty(), "{locks:?}");
+    // The source is free again.
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let j = d.wait_job(a.json()["job"].as_str().unwrap());
+    assert_eq!(j["state"], "succeeded", "{j}");
+    ok(&["check", "--repo", &s.repo, "--read-data"]);
+}
+
+#[test]
+fn sigterm_mid_backup_cancels_cleanly_and_a_restart_keeps_the_history() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let lock = foreign_lock(&s.repo);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let job = a.json()["job"].as_str().unwrap().to_string();
+    d.wait_job_until(&job, |j| j["state"] == "running");
+    let (took, status, err) = d.stop();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    std::fs::remove_file(&lock).unwrap();
+    let locks: Vec<_> = std::fs::read_dir(Path::new(&s.repo).join("locks"))
+        .unwrap()
+        .collect();
+    assert!(locks.is_empty(), "{locks:?}");
+    assert!(list_ids(&s.repo).is_empty());
+
+    let d = Daemon::start(&s.config, &[]);
+    let j = d.get(&format!("/api/v1/jobs/{job}"), VIEWER).json();
+    assert_eq!(j["state"], "cancelled", "{j}");
+    // A daemon killed outright: its running job is marked interrupted.
+    let lock = foreign_lock(&s.repo);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let job2 = a.json()["job"].as_str().unwrap().to_string();
+    d.wait_job_until(&job2, |j| j["state"] == "running");
+    d.signal(libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(d);
+    std::fs::remove_file(&lock).unwrap();
+    let d = Daemon::start(&s.config, &[]);
+    let j = d.get(&format!("/api/v1/jobs/{job2}"), VIEWER).json();
+    assert_eq!(j["state"], "interrupted", "{j}");
+    let ev = d.get("/api/v1/events?kind=jobs_interrupted", VIEWER).json();
+    assert_eq!(ev["items"].as_array().unwrap().len(), 1, "{ev}");
+}
+
+#[test]
+fn the_schedule_fires_at_one_in_berlin_across_the_spring_change() {
+    let s = setup("");
+    // Saturday 28 March 2026, noon UTC; Berlin moves to summer time at
+    // 02:00 local on Sunday 29 March.
+    let d = Daemon::start(&s.config, &["--test-clock", "2026-03-28T12:00:00Z"]);
+    let backups = |d: &Daemon| {
+        d.jobs()
+            .into_iter()
+            .filter(|j| j["kind"] == "backup")
+            .collect::<Vec<_>>()
+    };
+    d.set_clock("2026-03-28T23:59:00Z"); // 00:59 CET
+    assert!(backups(&d).is_empty());
+    d.set_clock("2026-03-29T00:00:01Z"); // 01:00:01 CET
+    let b = backups(&d);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0]["plan"], "app-daily");
+    d.wait_job(b[0]["id"].as_str().unwrap());
+    d.set_clock("2026-03-29T22:59:00Z"); // 00:59 CEST on the 30th
+    assert_eq!(backups(&d).len(), 1);
+    d.set_clock("2026-03-29T23:00:01Z"); // 01:00:01 CEST
+    assert_eq!(backups(&d).len(), 2);
+    let ev = d.get("/api/v1/events?kind=schedule_fired", VIEWER).json();
+    assert_eq!(ev["items"].as_array().unwrap().len(), 2, "{ev}");
+    // A day the daemon was down: runs once at start.
+    let last = backups(&d)[0]["id"].as_str().unwrap().to_string();
+    d.wait_job(&last);
+    drop(d);
+    let d = Daemon::start(&s.config, &["--test-clock", "2026-04-02T12:00:00Z"]);
+    std::thread::sleep(Duration::from_millis(500));
+    d.set_clock("2026-04-02T12:00:01Z");
+    let b = backups(&d);
+    assert_eq!(b.len(), 3, "{b:?}");
+    let ev = d.get("/api/v1/events?kind=schedule_fired", VIEWER).json();
+    assert!(
+        ev["items"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 runs were due"),
+        "{ev}"
+    );
+}
+
+#[test]
+fn a_plan_keeps_what_its_retention_says() {
+    let s = setup("keep_last = 2");
+    let d = Daemon::start(&s.config, &[]);
+    let mut made = Vec::new();
+    for _ in 0..4 {
+        touch_rows(&s.db, 7);
+        let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+        let j = d.wait_job(a.json()["job"].as_str().unwrap());
+        assert_eq!(j["state"], "succeeded", "{j}");
+        made.push(j["backup"].as_str().unwrap().to_string());
+        // The plan's retention runs after each of its backups, as a job.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let f: Vec<Value> = d
+                .jobs()
+                .into_iter()
+                .filter(|j| j["kind"] == "forget")
+                .collect();
+            if f.len() == made.len() && f.iter().all(|j| j["state"] == "succeeded") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{f:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let mut kept = list_ids(&s.repo);
+    kept.sort();
+    let mut want = made[2..].to_vec();
+    want.sort();
+    assert_eq!(kept, want);
+    ok(&["check", "--repo", &s.repo, "--read-data"]);
+}
+
+#[test]
+fn check_config_names_every_problem() {
+    let env = Env::new();
+    let cfg = env.path("bad.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[repository]]\nname = \"local\"\nurl = \"{}\"\n\n\
+             [[source]]\nname = \"app\"\nurl = \"sqlite://{}\"\n\n\
+             [[plan]]\nname = \"p\"\nsource = \"app\"\nrepository = \"local\"\n\
+             schedule = \"0 0 30 2 *\"\ntimezone = \"Mars/Olympus\"\npurge_after_days = 6\n",
+            env.s("no-repo"),
+            env.s("no.db")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(arca_bin())
+        .args(["serve", "--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("purge_after_days"), "{err}");
+    assert!(err.contains("7") && err.contains("365"), "{err}");
+    assert!(
+        err.contains("Mars/Olympus") || err.contains("0 0 30 2 *"),
+        "{err}"
+    );
+    // Unknown keys are named.
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\ncolour = \"red\"\n").unwrap();
+    let out = Command::new(arca_bin())
+        .args(["serve", "--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("colour"), "{err}");
+    // A repository and a source that do not answer, after a good parse.
+    let s = setup("");
+    std::fs::remove_file(&s.db).unwrap();
+    let out = Command::new(arca_bin())
+        .args(["serve", "--check-config", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("source app"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{err}"
+    );
+}

@@ -1,0 +1,458 @@
+//! The daemon's own records in a local SQLite file: jobs, events, when each
+//! plan last fired, and a copy of each repository's list of backups for
+//! fast listing. The repositories stay the truth: [`Catalog::replace_backups`]
+//! rewrites the copy from a scan.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Clone)]
+pub struct Catalog {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// A job as stored and as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    pub source: Option<String>,
+    pub plan: Option<String>,
+    pub state: String,
+    pub phase: String,
+    pub progress: Progress,
+    pub backup: Option<String>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// What the job did, beyond the backup id (a restore's files, a
+    /// forget's decisions).
+    pub result: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// Bytes per second over the job so far.
+    pub rate: u64,
+    pub eta_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub time: String,
+    pub kind: String,
+    pub source: Option<String>,
+    pub job: Option<String>,
+    pub message: String,
+}
+
+/// One backup of a repository, as the daemon lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupRow {
+    pub id: String,
+    pub short_id: String,
+    pub repository: String,
+    /// The daemon's name for the source, when known.
+    pub source: Option<String>,
+    /// The source as the backup recorded it.
+    pub source_url: String,
+    pub engine: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub size: u64,
+    pub stored_bytes: u64,
+    pub start_time: String,
+    pub end_time: String,
+    pub duration_ms: i64,
+    pub status: String,
+}
+
+/// Filters of a backup listing; `cursor` is the last row's (start_time, id).
+#[derive(Debug, Default)]
+pub struct BackupQuery {
+    pub source: Option<String>,
+    pub repository: Option<String>,
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cursor: Option<(String, String)>,
+    pub limit: usize,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT, plan TEXT,
+    state TEXT NOT NULL, phase TEXT NOT NULL, backup TEXT, error TEXT,
+    created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+    bytes_done INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER NOT NULL DEFAULT 0,
+    result TEXT NOT NULL DEFAULT 'null');
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL,
+    source TEXT, job TEXT, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_source ON events (source, id);
+CREATE TABLE IF NOT EXISTS plan_runs (plan TEXT PRIMARY KEY, last_fire TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS source_keys (source TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (source, key));
+CREATE TABLE IF NOT EXISTS backups (
+    id TEXT NOT NULL, repository TEXT NOT NULL, source TEXT, source_url TEXT NOT NULL,
+    engine TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, size INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL, start_time TEXT NOT NULL, end_time TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL, status TEXT NOT NULL, PRIMARY KEY (repository, id));
+CREATE INDEX IF NOT EXISTS backups_time ON backups (start_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS backups_source_time ON backups (source, start_time DESC, id DESC);
+";
+
+pub type Result<T> = std::result::Result<T, rusqlite::Error>;
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Catalog> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Catalog {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    }
+
+    /// Jobs that were queued or running when the daemon stopped.
+    pub fn mark_interrupted(&self, now: &str) -> Result<usize> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state = 'interrupted', phase = 'interrupted',
+                 error = COALESCE(error, 'the daemon stopped while this job ran'),
+                 finished_at = ?1 WHERE state IN ('queued', 'running')",
+                params![now],
+            )
+        })
+    }
+
+    pub fn put_job(&self, j: &JobRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO jobs (id, kind, source, plan, state, phase, backup, error,
+                 created_at, started_at, finished_at, bytes_done, bytes_total, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    j.id,
+                    j.kind,
+                    j.source,
+                    j.plan,
+                    j.state,
+                    j.phase,
+                    j.backup,
+                    j.error,
+                    j.created_at,
+                    j.started_at,
+                    j.finished_at,
+                    j.progress.bytes_done as i64,
+                    j.progress.bytes_total as i64,
+                    j.result.to_string()
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn job(&self, id: &str) -> Result<Option<JobRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
+                [id],
+                job_row,
+            )
+            .optional()
+        })
+    }
+
+    /// Newest first; `before` is a job id to page from.
+    pub fn jobs(
+        &self,
+        source: Option<&str>,
+        state: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRow>> {
+        self.with(|c| {
+            let mut sql = format!("SELECT {JOB_COLS} FROM jobs WHERE 1=1");
+            let mut args: Vec<String> = Vec::new();
+            if let Some(s) = source {
+                args.push(s.into());
+                sql += &format!(" AND source = ?{}", args.len());
+            }
+            if let Some(s) = state {
+                args.push(s.into());
+                sql += &format!(" AND state = ?{}", args.len());
+            }
+            if let Some(b) = before {
+                args.push(b.into());
+                let n = args.len();
+                sql += &format!(
+                    " AND (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?{n})"
+                );
+            }
+            sql += &format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}");
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), job_row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn event(
+        &self,
+        time: &str,
+        kind: &str,
+        source: Option<&str>,
+        job: Option<&str>,
+        message: &str,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (time, kind, source, job, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![time, kind, source, job, message],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Newest first; `before` is an event id to page from.
+    pub fn events(
+        &self,
+        source: Option<&str>,
+        kind: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, time, kind, source, job, message FROM events
+                 WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR kind = ?2)
+                   AND (?3 IS NULL OR id < ?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let rows = st.query_map(params![source, kind, before, limit as i64], |r| {
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    kind: r.get(2)?,
+                    source: r.get(3)?,
+                    job: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub fn last_fire(&self, plan: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT last_fire FROM plan_runs WHERE plan = ?1",
+                [plan],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_last_fire(&self, plan: &str, at: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO plan_runs (plan, last_fire) VALUES (?1, ?2)",
+                params![plan, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Remembers that backups recording `key` as their source are of `source`.
+    pub fn learn_source_key(&self, source: &str, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO source_keys (source, key) VALUES (?1, ?2)",
+                params![source, key],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn source_keys(&self) -> Result<Vec<(String, String)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT source, key FROM source_keys")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Replaces the copy of one repository's backups with a fresh scan.
+    pub fn replace_backups(&self, repository: &str, rows: &[BackupRow]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM backups WHERE repository = ?1", [repository])?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT OR REPLACE INTO backups (id, repository, source, source_url, engine, kind,
+                     name, size, stored_bytes, start_time, end_time, duration_ms, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )?;
+                for b in rows {
+                    st.execute(params![
+                        b.id,
+                        b.repository,
+                        b.source,
+                        b.source_url,
+                        b.engine,
+                        b.kind,
+                        b.name,
+                        b.size as i64,
+                        b.stored_bytes as i64,
+                        b.start_time,
+                        b.end_time,
+                        b.duration_ms,
+                        b.status
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Newest first.
+    pub fn backups(&self, q: &BackupQuery) -> Result<Vec<BackupRow>> {
+        self.with(|c| {
+            let (cur_t, cur_id) = q.cursor.clone().unzip();
+            let mut st = c.prepare_cached(
+                "SELECT id, repository, source, source_url, engine, kind, name, size, stored_bytes,
+                        start_time, end_time, duration_ms, status FROM backups
+                 WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR repository = ?2)
+                   AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR status = ?4)
+                   AND (?5 IS NULL OR start_time >= ?5) AND (?6 IS NULL OR start_time <= ?6)
+                   AND (?7 IS NULL OR (start_time, id) < (?7, ?8))
+                 ORDER BY start_time DESC, id DESC LIMIT ?9",
+            )?;
+            let rows = st.query_map(
+                params![
+                    q.source,
+                    q.repository,
+                    q.kind,
+                    q.status,
+                    q.from,
+                    q.to,
+                    cur_t,
+                    cur_id,
+                    q.limit as i64
+                ],
+                backup_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// Every backup of one source, oldest first (for statistics).
+    pub fn backups_of(&self, source: &str) -> Result<Vec<BackupRow>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, repository, source, source_url, engine, kind, name, size, stored_bytes,
+                        start_time, end_time, duration_ms, status FROM backups
+                 WHERE source = ?1 ORDER BY start_time, id",
+            )?;
+            let rows = st.query_map([source], backup_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Finished jobs by kind, source and state, for the metrics.
+    pub fn job_counts(&self) -> Result<Vec<(String, String, String, u64)>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT kind, COALESCE(source, ''), state, COUNT(*) FROM jobs
+                 WHERE state NOT IN ('queued', 'running') GROUP BY 1, 2, 3",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The newest finished job of a kind for a source.
+    pub fn last_job(
+        &self,
+        kind: &str,
+        source: &str,
+        state: Option<&str>,
+    ) -> Result<Option<JobRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {JOB_COLS} FROM jobs WHERE kind = ?1 AND source = ?2
+                     AND (?3 IS NULL OR state = ?3) AND finished_at IS NOT NULL
+                     ORDER BY finished_at DESC LIMIT 1"
+                ),
+                params![kind, source, state],
+                job_row,
+            )
+            .optional()
+        })
+    }
+}
+
+const JOB_COLS: &str = "id, kind, source, plan, state, phase, backup, error, created_at, started_at, finished_at, bytes_done, bytes_total, result";
+
+fn job_row(r: &rusqlite::Row<'_>) -> Result<JobRow> {
+    let result: String = r.get(13)?;
+    Ok(JobRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        source: r.get(2)?,
+        plan: r.get(3)?,
+        state: r.get(4)?,
+        phase: r.get(5)?,
+        backup: r.get(6)?,
+        error: r.get(7)?,
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+        progress: Progress {
+            bytes_done: r.get::<_, i64>(11)? as u64,
+            bytes_total: r.get::<_, i64>(12)? as u64,
+            rate: 0,
+            eta_seconds: None,
+        },
+        result: serde_json::from_str(&result).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn backup_row(r: &rusqlite::Row<'_>) -> Result<BackupRow> {
+    let id: String = r.get(0)?;
+    Ok(BackupRow {
+        short_id: id.get(..8).unwrap_or(&id).to_string(),
+        id,
+        repository: r.get(1)?,
+        source: r.get(2)?,
+        source_url: r.get(3)?,
+        engine: r.get(4)?,
+        kind: r.get(5)?,
+        name: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        stored_bytes: r.get::<_, i64>(8)? as u64,
+        start_time: r.get(9)?,
+        end_time: r.get(10)?,
+        duration_ms: r.get(11)?,
+        status: r.get(12)?,
+    })
+}
