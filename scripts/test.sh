@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
 command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
+# The daemon's metrics test scrapes with a real Prometheus.
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         echo "error: the test servers are not installed: apt-get install ${missing[*]} (as root)" >&2
@@ -42,6 +44,12 @@ if ! .venv-test/bin/weed version >/dev/null 2>&1; then
     .venv-test/bin/weed version
 fi
 export ARCA_WEED="$PWD/.venv-test/bin/weed"
+
+# The daemon's OpenAPI document is checked with openapi-spec-validator.
+if ! .venv-test/bin/python -c 'import openapi_spec_validator' 2>/dev/null; then
+    .venv-test/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator
+fi
+export ARCA_TEST_PYTHON="$PWD/.venv-test/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -67,6 +67,7 @@ fn init_journal_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .event_format(Journal)
         .init();
 }

@@ -1162,3 +1162,78 @@ async fn clock_handler(
     .await;
     Ok(Json(json!({ "now": t.to_string() })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route the router serves is in the OpenAPI document, with the
+    /// same methods, and the document names no route that is not served.
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let src = include_str!("api.rs");
+        let src = &src[..src.find("#[cfg(test)]").unwrap()];
+        let mut served = std::collections::BTreeMap::new();
+        for chunk in src.split(".route(").skip(1) {
+            let Some(chunk) = chunk.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let (path, rest) = chunk.split_once('"').unwrap();
+            if path == "/api/v1/test/clock" {
+                continue; // tests only, behind --test-clock
+            }
+            let call = &rest[..rest.find("))").unwrap_or(rest.len())];
+            let mut methods: Vec<&str> = ["get", "post", "delete", "put", "patch"]
+                .into_iter()
+                .filter(|m| call.contains(&format!("{m}(")))
+                .collect();
+            methods.sort();
+            served.insert(path.to_string(), methods);
+        }
+        assert!(served.len() > 15, "{served:?}");
+        let mut documented = std::collections::BTreeMap::new();
+        for (p, ops) in paths {
+            let mut m: Vec<&str> = ops
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            m.sort();
+            documented.insert(p.clone(), m);
+        }
+        assert_eq!(served, documented);
+    }
+
+    #[test]
+    fn passwords_are_taken_out_of_source_urls() {
+        assert_eq!(
+            redact("postgresql://backup:hunter2@db:5432/app?sslmode=require"),
+            "postgresql://backup:[SECRET]@db:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            redact("mysql://root@127.0.0.1:3306/?password=hunter2&x=1"),
+            "mysql://root@127.0.0.1:3306/?password=[SECRET]&x=1"
+        );
+        assert_eq!(
+            redact("sqlite:///var/lib/app.db"),
+            "sqlite:///var/lib/app.db"
+        );
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        let e = body_error(
+            "request body",
+            "Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `source`, `plan` at line 1 column 9",
+        );
+        assert_eq!(e.field.as_deref(), Some("colour"));
+        let e = body_error(
+            "request body",
+            "Failed to deserialize the JSON body into the target type: to: invalid type: integer `3`, expected a string at line 1 column 7",
+        );
+        assert_eq!(e.field.as_deref(), Some("to"));
+    }
+}

@@ -774,3 +774,320 @@ fn check_config_names_every_problem() {
         "{err}"
     );
 }
+
+/// `arca sql` as StarRocks users write it, end to end.
+#[test]
+fn starrocks_statements_drive_backups_and_restores() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let server = format!("http://{}", d.addr);
+    let sql = |token: &str, stmt: &str| {
+        Command::new(arca_bin())
+            .args(["sql", "--server", &server, stmt])
+            .env("ARCA_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = sql(VIEWER, "SHOW REPOSITORIES");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("RepoName") && out.contains("| local"), "{out}");
+
+    // A viewer cannot back up; an operator can.
+    let o = sql(VIEWER, "BACKUP SNAPSHOT app.nightly_1 TO local");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("operator"), "{}", text(&o));
+    let o = sql(OPERATOR, "BACKUP SNAPSHOT app.nightly_1 TO local");
+    assert!(o.status.success(), "{}", text(&o));
+    let job = text(&o).split_whitespace().nth(2).unwrap().to_string();
+    let j = d.wait_job(&job);
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let a = d.post(
+        "/api/v1/sql",
+        VIEWER,
+        &json!({"sql": "SHOW BACKUP FROM app"}),
+    );
+    let v = a.json();
+    assert_eq!(v["columns"][0], "JobId", "{v}");
+    assert_eq!(v["columns"].as_array().unwrap().len(), 14);
+    assert_eq!(v["rows"][0][0], job.as_str());
+    assert_eq!(v["rows"][0][1], "nightly_1");
+    assert_eq!(v["rows"][0][3], "FINISHED");
+
+    // SHOW SNAPSHOT gives the timestamp RESTORE takes.
+    let a = d.post(
+        "/api/v1/sql",
+        VIEWER,
+        &json!({"sql": "SHOW SNAPSHOT ON local WHERE SNAPSHOT = 'nightly_1'"}),
+    );
+    let v = a.json();
+    assert_eq!(
+        v["columns"],
+        json!(["Snapshot", "Timestamp", "Database", "Details", "Status"])
+    );
+    let ts = v["rows"][0][1].as_str().unwrap().to_string();
+    assert_eq!(ts.len(), "2026-12-07-22-00-10".len(), "{ts}");
+    assert_eq!(v["rows"][0][2], "app");
+
+    // Into a new path: an operator may; in place needs an admin.
+    let to = s.env.path("copy.db");
+    let stmt = format!(
+        "RESTORE SNAPSHOT app.nightly_1 FROM local PROPERTIES (\"backup_timestamp\" = \"{ts}\", \"arca.to\" = \"{}\")",
+        to.display()
+    );
+    let o = sql(OPERATOR, &stmt);
+    assert!(o.status.success(), "{}", text(&o));
+    let job = text(&o).split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(d.wait_job(&job)["state"], "succeeded");
+    assert!(same_file(&s.db, &to));
+    let in_place = format!(
+        "RESTORE SNAPSHOT app.nightly_1 FROM local PROPERTIES (\"backup_timestamp\" = \"{ts}\")"
+    );
+    let o = sql(OPERATOR, &in_place);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("admin"), "{}", text(&o));
+    let a = d.post("/api/v1/sql", VIEWER, &json!({"sql": "SHOW RESTORE"}));
+    let v = a.json();
+    assert_eq!(v["columns"].as_array().unwrap().len(), 18, "{v}");
+    assert_eq!(v["rows"][0][1], "nightly_1");
+    assert_eq!(v["rows"][0][4], "FINISHED");
+
+    // A wrong timestamp, an unknown database, a statement arca does not take.
+    let o = sql(
+        OPERATOR,
+        "RESTORE SNAPSHOT app.nightly_1 FROM local PROPERTIES (\"backup_timestamp\" = \"2001-01-01-00-00-00\", \"arca.to\" = \"/nonexistent-dir/x.db\")",
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("SHOW SNAPSHOT ON local"), "{}", text(&o));
+    let o = sql(OPERATOR, "BACKUP SNAPSHOT shop.x TO local");
+    assert!(
+        text(&o).contains("unknown database \"shop\""),
+        "{}",
+        text(&o)
+    );
+    let a = d.post(
+        "/api/v1/sql",
+        VIEWER,
+        &json!({"sql": "BACKUP SNAPSHOT app.x INTO local"}),
+    );
+    assert_eq!(a.status, 400);
+    let v = a.json();
+    assert_eq!(
+        (v["line"].as_u64(), v["column"].as_u64()),
+        (Some(1), Some(23)),
+        "{v}"
+    );
+    let o = sql(VIEWER, "SELECT 1");
+    assert!(!o.status.success());
+    let e = text(&o);
+    assert!(
+        e.contains("line 1, column 1: unknown statement \"SELECT\""),
+        "{e}"
+    );
+    assert!(e.contains("  ^"), "{e}");
+
+    // CANCEL BACKUP stops a running one.
+    let lock = foreign_lock(&s.repo);
+    let o = sql(OPERATOR, "BACKUP SNAPSHOT app.nightly_2 TO local");
+    let job = text(&o).split_whitespace().nth(2).unwrap().to_string();
+    d.wait_job_until(&job, |j| j["state"] == "running");
+    let v = d
+        .post("/api/v1/sql", VIEWER, &json!({"sql": "SHOW BACKUP"}))
+        .json();
+    assert_eq!(v["rows"][0][3], "SNAPSHOTING", "{v}");
+    let o = sql(OPERATOR, "CANCEL BACKUP FROM app");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(d.wait_job(&job)["state"], "cancelled");
+    let v = d
+        .post("/api/v1/sql", VIEWER, &json!({"sql": "SHOW BACKUP"}))
+        .json();
+    assert_eq!(v["rows"][0][3], "CANCELLED", "{v}");
+    std::fs::remove_file(lock).unwrap();
+
+    // CREATE REPOSITORY writes the configuration (its secret in a file of
+    // its own), DROP REPOSITORY takes it out; a restart keeps the change.
+    let second = s.env.s("second");
+    let o = sql(
+        ADMIN,
+        &format!("CREATE REPOSITORY second WITH BROKER ON LOCATION \"{second}\""),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(Path::new(&second).join("config").exists());
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    assert!(cfg.contains("name = \"second\""), "{cfg}");
+    assert!(
+        cfg.contains("[[token]]") && cfg.contains("schedule = \"daily 01:00\""),
+        "{cfg}"
+    );
+    let o = sql(OPERATOR, "BACKUP SNAPSHOT app.into_second TO second");
+    let job = text(&o).split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(d.wait_job(&job)["state"], "succeeded");
+    assert_eq!(list_ids(&second).len(), 1);
+    let o = sql(OPERATOR, "DROP REPOSITORY second");
+    assert!(text(&o).contains("admin"), "{}", text(&o));
+    let o = sql(ADMIN, "DROP REPOSITORY second");
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    assert!(!cfg.contains("second"), "{cfg}");
+    assert_eq!(list_ids(&second).len(), 1, "DROP REPOSITORY keeps the data");
+    let o = sql(ADMIN, "DROP REPOSITORY local");
+    assert!(text(&o).contains("plan app-daily"), "{}", text(&o));
+}
+
+/// An S3 repository made with CREATE REPOSITORY keeps its secret key out
+/// of the configuration and out of every answer.
+#[test]
+fn create_repository_keeps_the_secret_out_of_the_configuration() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let a = d.post(
+        "/api/v1/sql",
+        ADMIN,
+        &json!({"sql": "CREATE REPOSITORY s3r WITH BROKER ON LOCATION \"s3://no-such-bucket/p\" PROPERTIES (\"aws.s3.access_key\" = \"AKIAEXAMPLE\", \"aws.s3.secret_key\" = \"very-secret-key-123\", \"aws.s3.endpoint\" = \"http://127.0.0.1:1\", \"aws.s3.region\" = \"us-east-1\")"}),
+    );
+    // Nothing answers at that endpoint: refused, and the file is as it was.
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(!a.body.contains("very-secret-key-123"), "{}", a.body);
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    assert!(!cfg.contains("s3r"), "{cfg}");
+    assert!(!cfg.contains("very-secret-key-123"), "{cfg}");
+    let secrets = s.env.path("arca-secrets");
+    let left: Vec<_> = std::fs::read_dir(&secrets)
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let a = d.post(
+        "/api/v1/sql",
+        ADMIN,
+        &json!({"sql": "CREATE REPOSITORY x WITH BROKER ON LOCATION \"/tmp/x\" PROPERTIES (\"colour\" = \"red\")"}),
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body.contains("colour") && a.body.contains("aws.s3.access_key"),
+        "{}",
+        a.body
+    );
+    assert!(!d.stderr.lock().unwrap().contains("very-secret-key-123"));
+}
+
+/// The daemon's OpenAPI document validates (openapi-spec-validator).
+#[test]
+fn the_openapi_document_validates() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let a = d.request("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(a.status, 200);
+    let f = s.env.path("openapi.json");
+    std::fs::write(&f, &a.body).unwrap();
+    let o = Command::new(test_python())
+        .args([
+            "-c",
+            "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))\nprint('valid')",
+        ])
+        .arg(&f)
+        .output()
+        .expect("python with openapi-spec-validator (scripts/test.sh installs it)");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The Python that scripts/test.sh installs test tools into.
+fn test_python() -> PathBuf {
+    std::env::var_os("ARCA_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
+        })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus scrapes `/metrics` with a token and answers a query.
+#[test]
+fn prometheus_scrapes_the_metrics() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let j = d.wait_job(a.json()["job"].as_str().unwrap());
+    let backup = j["backup"].as_str().unwrap().to_string();
+    let b = d.get(&format!("/api/v1/backups/{backup}"), VIEWER).json();
+    let end: jiff::Timestamp = b["end_time"].as_str().unwrap().parse().unwrap();
+
+    let dir = s.env.path("prometheus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: arca\n    metrics_path: /metrics\n    authorization:\n      type: Bearer\n      credentials: {VIEWER}\n    static_configs:\n      - targets: ['{}']\n",
+            d.addr
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian's package; scripts/test.sh installs it)");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prom = Kill(prom);
+    let addr = format!("127.0.0.1:{port}");
+    let query =
+        "/api/v1/query?query=arca_backup_last_success_timestamp_seconds%7Bsource%3D%22app%22%7D";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let value = loop {
+        if TcpStream::connect(&addr).is_ok() {
+            let a = http(&addr, "GET", query, None, None);
+            if a.status == 200 {
+                let v = a.json();
+                if let Some(x) = v["data"]["result"][0]["value"][1].as_str() {
+                    break x.parse::<f64>().unwrap();
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "Prometheus never had the metric");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let want = end.as_millisecond() as f64 / 1000.0;
+    assert!((value - want).abs() < 0.01, "{value} vs {want}");
+    // The scrape target is up, with the token.
+    let up = http(
+        &addr,
+        "GET",
+        "/api/v1/query?query=up%7Bjob%3D%22arca%22%7D",
+        None,
+        None,
+    )
+    .json();
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+}
