@@ -37,6 +37,10 @@ pub fn router(state: S, test_clock: bool) -> Router {
         .route("/api/v1/repositories", get(repositories_handler))
         .route("/api/v1/plans", get(plans_handler))
         .route(
+            "/api/v1/plans/{name}",
+            axum::routing::put(plan_update_handler),
+        )
+        .route(
             "/api/v1/backups",
             get(backups_handler).post(backup_now_handler),
         )
@@ -458,6 +462,37 @@ async fn plans_handler(
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+/// Changes a plan and writes it to the configuration file (admin).
+async fn plan_update_handler(
+    caller: Caller,
+    axum::extract::State(s): St,
+    Path(name): Path<String>,
+    J(changes): J<serde_json::Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let st = s.clone();
+    let n = name.clone();
+    blocking(move || crate::edit::update_plan(&st, &n, &changes)).await?;
+    s.event(
+        "plan_changed",
+        None,
+        None,
+        &format!("plan {name} changed by token {}", caller.name),
+    );
+    let cfg = s.config();
+    let p = cfg
+        .plan(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no plan {name}")))?;
+    Ok(Json(json!({
+        "name": p.name,
+        "schedule": p.schedule.to_string(),
+        "timezone": p.schedule.timezone(),
+        "kind": if p.full { "full" } else { "incremental" },
+        "retention": p.retention,
+        "next_run": next_run(&s, p).map(|t| t.to_string()),
+    })))
 }
 
 #[derive(Deserialize)]

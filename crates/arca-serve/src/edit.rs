@@ -240,3 +240,89 @@ fn write_atomic(p: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, p)
 }
+
+/// The keys of a plan `PUT /api/v1/plans/NAME` may change.
+pub const PLAN_KEYS: &[&str] = &[
+    "schedule",
+    "timezone",
+    "kind",
+    "purge_after_days",
+    "keep_last",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_min",
+];
+
+/// Changes a plan's keys in the file (`null` removes a key, leaving its
+/// default); the whole file is checked as a reload is before it is taken.
+pub fn update_plan(
+    state: &State,
+    name: &str,
+    changes: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    let _g = EDITING.lock().unwrap_or_else(|p| p.into_inner());
+    for k in changes.keys() {
+        if !PLAN_KEYS.contains(&k.as_str()) {
+            return Err(ApiError::bad(
+                k,
+                format!(
+                    "a plan's {k} cannot be changed here: change one of {}",
+                    PLAN_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    let cfg = state.config();
+    let old = std::fs::read_to_string(&cfg.path).map_err(internal)?;
+    let mut doc: DocumentMut = old.parse().map_err(internal)?;
+    let Some(Item::ArrayOfTables(plans)) = doc.get_mut("plan") else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no plan {name}"),
+        ));
+    };
+    let Some(t) = plans
+        .iter_mut()
+        .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no plan {name}"),
+        ));
+    };
+    for (k, v) in changes {
+        match v {
+            serde_json::Value::Null => {
+                t.remove(k);
+            }
+            serde_json::Value::String(s) if matches!(k.as_str(), "schedule" | "timezone" | "kind") => {
+                t.insert(k, value(s.as_str()));
+            }
+            serde_json::Value::Number(n) if k.starts_with("keep_") || k == "purge_after_days" => {
+                let Some(n) = n.as_u64().filter(|n| *n <= u32::MAX as u64) else {
+                    return Err(ApiError::bad(k, format!("{k} must be a whole number of 0 or more")));
+                };
+                t.insert(k, value(n as i64));
+            }
+            _ => {
+                return Err(ApiError::bad(
+                    k,
+                    format!("{k} has the wrong type: schedule, timezone and kind are strings, the others numbers (null removes)"),
+                ))
+            }
+        }
+    }
+    // A bad value is refused with the configuration's own message.
+    let listen = state.config().listen.to_string();
+    crate::config::Config::parse(&cfg.path, &doc.to_string(), Some(&listen)).map_err(|p| {
+        ApiError {
+            field: changes.keys().next().cloned(),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                p.to_string().replace('\n', "; "),
+            )
+        }
+    })?;
+    apply(state, &cfg.path, &old, &doc.to_string(), None)
+}

@@ -13,6 +13,7 @@ pub mod config;
 pub mod edit;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod scan;
 pub mod scheduler;

@@ -151,5 +151,6 @@ pub fn job_finished(state: &Arc<State>, row: &JobRow) {
         scan(state, &cfg, r);
     }
     crate::metrics::invalidate();
+    crate::notify::job_finished(state, &cfg, row);
     crate::scheduler::after_job(state, &cfg, row);
 }

@@ -1091,3 +1091,164 @@ fn prometheus_scrapes_the_metrics() {
     .json();
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }
+
+/// A small HTTP server that keeps the bodies POSTed to it.
+fn hook_server() -> (String, std::sync::mpsc::Receiver<Value>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn a_failed_job_is_posted_to_the_webhook() {
+    let s = setup("");
+    let (addr, hooks) = hook_server();
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!("{cfg}\n[webhook]\nurl = \"http://{addr}/arca?token=hook-secret\"\n"),
+    )
+    .unwrap();
+    let d = Daemon::start(&s.config, &[]);
+    // A success sends nothing (on = "failure" by default) ...
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    assert_eq!(
+        d.wait_job(a.json()["job"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+    // ... a failure does.
+    std::fs::remove_file(&s.db).unwrap();
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let job = a.json()["job"].as_str().unwrap().to_string();
+    let j = d.wait_job(&job);
+    assert_eq!(j["state"], "failed", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("app.db"), "{j}");
+    let hook = hooks.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(hook["event"], "job_failed", "{hook}");
+    assert_eq!(hook["job"]["id"], job.as_str());
+    assert_eq!(hook["job"]["source"], "app");
+    assert!(
+        hooks.recv_timeout(Duration::from_millis(500)).is_err(),
+        "one post only"
+    );
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_file_keeps_the_old_configuration() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let plans = |d: &Daemon| d.get("/api/v1/plans", VIEWER).json()["items"].clone();
+    assert_eq!(plans(&d)[0]["schedule"], "daily 01:00");
+    let good = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("schedule = \"daily 01:00\"", "schedule = \"every 6h\"");
+    std::fs::write(&s.config, &good).unwrap();
+    d.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while plans(&d)[0]["schedule"] != "every 6h" {
+        assert!(Instant::now() < deadline, "{}", plans(&d));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&s.config, good.replace("every 6h", "every 5h")).unwrap();
+    d.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = d.get("/api/v1/events?kind=config_rejected", VIEWER).json();
+        if let Some(m) = ev["items"][0]["message"].as_str() {
+            assert!(m.contains("every 5h"), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(plans(&d)[0]["schedule"], "every 6h");
+    assert!(
+        d.stderr.lock().unwrap().contains("<6>"),
+        "journal priority prefixes"
+    );
+}
+
+#[test]
+fn a_plan_changed_through_the_api_is_written_to_the_file() {
+    let s = setup("purge_after_days = 30");
+    let d = Daemon::start(&s.config, &[]);
+    let put = |token: &str, body: Value| {
+        d.request(
+            "PUT",
+            "/api/v1/plans/app-daily",
+            Some(token),
+            Some(&body.to_string()),
+        )
+    };
+    let a = put(OPERATOR, json!({"schedule": "hourly"}));
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = put(ADMIN, json!({"purge_after_days": 6}));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("purge_after_days"), "{}", a.body);
+    let a = put(ADMIN, json!({"colour": "red"}));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["field"], "colour");
+    let a = put(
+        ADMIN,
+        json!({"schedule": "30 2 * * 1-5", "timezone": "America/New_York", "keep_last": 5, "purge_after_days": null}),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["schedule"], "30 2 * * 1-5", "{v}");
+    assert_eq!(v["timezone"], "America/New_York");
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    assert!(cfg.contains("schedule = \"30 2 * * 1-5\""), "{cfg}");
+    assert!(cfg.contains("keep_last = 5"), "{cfg}");
+    assert!(!cfg.contains("purge_after_days"), "{cfg}");
+    assert!(cfg.contains("[[token]]"), "{cfg}");
+    // The daemon checks the file it wrote as it checks any.
+    let o = Command::new(arca_bin())
+        .args(["serve", "--check-config", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = d.request("PUT", "/api/v1/plans/nope", Some(ADMIN), Some("{}"));
+    assert_eq!(a.status, 404, "{}", a.body);
+}
+
+#[test]
+fn run_missed_false_skips_what_was_due_while_down() {
+    let s = setup("");
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("run_missed = false\n{cfg}")).unwrap();
+    let d = Daemon::start(&s.config, &["--test-clock", "2026-06-01T12:00:00Z"]);
+    d.set_clock("2026-06-01T12:00:01Z");
+    drop(d);
+    let d = Daemon::start(&s.config, &["--test-clock", "2026-06-05T12:00:00Z"]);
+    d.set_clock("2026-06-05T12:00:01Z");
+    assert!(d.jobs().is_empty(), "{:?}", d.jobs());
+    let ev = d.get("/api/v1/events?kind=schedule_missed", VIEWER).json();
+    let m = ev["items"][0]["message"].as_str().unwrap();
+    assert!(m.contains("4 run(s) missed"), "{m}");
+    // The next one runs as scheduled: 01:00 in Berlin is 23:00 UTC in June.
+    d.set_clock("2026-06-05T23:00:01Z");
+    assert_eq!(d.jobs().len(), 1);
+}
