@@ -798,7 +798,12 @@ async fn restore_handler(
     }
     if let (arca_ops::Target::Time(t), Some(src)) = (&target, &source) {
         let (cfg2, repo, src2, t) = (cfg.clone(), repository.clone(), src.clone(), *t);
-        blocking(move || check_in_window(&cfg2, &repo, &src2, t)).await?;
+        let st = s.clone();
+        blocking(move || {
+            let keys = st.catalog.source_keys().unwrap_or_default();
+            check_in_window(&cfg2, &keys, &repo, &src2, t)
+        })
+        .await?;
     }
     let job = crate::work::RestoreJob {
         repository: repository.clone(),
@@ -837,16 +842,16 @@ async fn restore_handler(
 /// Refuses a time outside the source's recoverable window.
 fn check_in_window(
     cfg: &crate::config::Config,
+    keys: &[(String, String)],
     repository: &str,
     src: &crate::config::SourceConfig,
     t: jiff::Timestamp,
 ) -> Result<(), ApiError> {
     let repo = crate::work::open(cfg, repository).map_err(ApiError::internal)?;
     let manifests = repo.manifests().map_err(ApiError::internal)?;
-    let keys = Vec::new();
     let mine: Vec<_> = manifests
         .iter()
-        .filter(|m| crate::scan::source_of(cfg, &keys, m).as_deref() == Some(src.name.as_str()))
+        .filter(|m| crate::scan::source_of(cfg, keys, m).as_deref() == Some(src.name.as_str()))
         .collect();
     let windows = arca_ops::windows(&repo, &manifests).map_err(ApiError::internal)?;
     let w = windows.iter().find(|w| mine.iter().any(|m| w.covers(m)));

@@ -1252,3 +1252,85 @@ fn run_missed_false_skips_what_was_due_while_down() {
     d.set_clock("2026-06-05T23:00:01Z");
     assert_eq!(d.jobs().len(), 1);
 }
+
+/// A PostgreSQL source: a backup job, its recoverable window, a restore to
+/// a time inside it, and one outside it refused.
+#[test]
+fn a_postgresql_source_backs_up_and_restores_to_a_time_through_the_api() {
+    use super::postgres::{server_repo, Pg};
+    let env = Env::new();
+    let repo = server_repo(&env);
+    let pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE t (id int primary key, v text)");
+    pg.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g");
+    let config = env.path("arca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "catalog = \"{}\"\n\n[[repository]]\nname = \"local\"\nurl = \"{repo}\"\n\n\
+             [[source]]\nname = \"pg\"\nurl = \"{}\"\n\n\
+             [[plan]]\nname = \"pg-nightly\"\nsource = \"pg\"\nrepository = \"local\"\n\n{}",
+            env.s("catalog.db"),
+            pg.url(),
+            tokens()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&config, &[]);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "pg"}));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let j = d.wait_job(a.json()["job"].as_str().unwrap());
+    assert_eq!(j["state"], "succeeded", "{j}");
+    pg.sql("INSERT INTO t SELECT g, 'after' FROM generate_series(1001, 1100) g");
+    let mid = jiff::Timestamp::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.sql("INSERT INTO t SELECT g, 'later' FROM generate_series(1101, 1200) g");
+    pg.archive_now();
+    let b = d.get("/api/v1/backups?source=pg", VIEWER).json();
+    assert_eq!(b["items"][0]["id"], j["backup"], "{b}");
+    assert_eq!(b["items"][0]["engine"], "postgres", "{b}");
+    // The window reaches past `mid` once the WAL is archived.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let w = d.get("/api/v1/windows", VIEWER).json();
+        let to = w["items"][0]["to"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if w["items"][0]["source"] == "pg" && to.is_some_and(|to| to > mid) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{w}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let to = env.path("restored");
+    let r = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "pg", "time": mid.to_string(), "to": to}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let rj = d.wait_job(r.json()["job"].as_str().unwrap());
+    assert_eq!(rj["state"], "succeeded", "{rj}");
+    assert!(to.join("PG_VERSION").exists());
+    let r = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "pg", "time": "2001-01-01T00:00:00Z", "to": env.path("r2")}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["field"], "time");
+    assert!(
+        r.body.contains("outside the recoverable window"),
+        "{}",
+        r.body
+    );
+    let m = d.get("/metrics", VIEWER).body;
+    assert!(
+        m.contains("arca_recoverable_window_end_timestamp_seconds{source=\"pg\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("arca_log_archive_lag_seconds{source=\"pg\"}"),
+        "{m}"
+    );
+}
