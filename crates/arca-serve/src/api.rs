@@ -46,6 +46,14 @@ pub fn router(state: S, test_clock: bool) -> Router {
         )
         .route("/api/v1/backups/{id}", get(backup_handler))
         .route("/api/v1/restores", post(restore_handler))
+        .route(
+            "/api/v1/snapshots",
+            get(snapshots_handler).post(snapshot_create_handler),
+        )
+        .route(
+            "/api/v1/snapshots/{name}",
+            axum::routing::delete(snapshot_drop_handler),
+        )
         .route("/api/v1/checks", post(check_handler))
         .route("/api/v1/forget", post(forget_handler))
         .route("/api/v1/jobs", get(jobs_handler))
@@ -876,6 +884,153 @@ fn check_in_window(
             ),
         )),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotsQuery {
+    repository: Option<String>,
+}
+
+/// The repository a snapshot call is about: the one named, or the only one.
+fn snapshot_repository(
+    cfg: &crate::config::Config,
+    given: Option<String>,
+) -> Result<String, ApiError> {
+    match given {
+        Some(r) if cfg.repository(&r).is_some() => Ok(r),
+        Some(r) => Err(ApiError::unprocessable(
+            "repository",
+            format!("no repository named {r:?}"),
+        )),
+        None => match cfg.repositories.as_slice() {
+            [one] => Ok(one.name.clone()),
+            _ => Err(ApiError::bad(
+                "repository",
+                "name the repository (several are configured)",
+            )),
+        },
+    }
+}
+
+/// Named snapshots (restore points) in a repository, oldest first.
+async fn snapshots_handler(
+    caller: Caller,
+    axum::extract::State(s): St,
+    Q(q): Q<SnapshotsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let cfg = s.config();
+    let repository = snapshot_repository(&cfg, q.repository)?;
+    let items = blocking(move || {
+        let repo = crate::work::open(&cfg, &repository).map_err(ApiError::internal)?;
+        let snaps = repo.manifests().map_err(ApiError::internal)?;
+        let mut items = Vec::new();
+        for p in arca_ops::points_in(&snaps) {
+            let problem = arca_ops::unrestorable(&p, &snaps);
+            items.push(json!({
+                "name": p.name, "time": p.time.to_string(), "engine": "postgres",
+                "position": p.lsn.to_string(), "timeline": p.timeline,
+                "cluster": p.system_identifier, "repository": repository,
+                "restorable": problem.is_none(), "problem": problem,
+            }));
+        }
+        for p in arca_ops::mysql::points_in(&snaps) {
+            let problem = arca_ops::mysql::unrestorable(&p, &snaps);
+            items.push(json!({
+                "name": p.name, "time": p.time.to_string(), "engine": "mysql",
+                "position": p.position(), "server": p.server, "repository": repository,
+                "restorable": problem.is_none(), "problem": problem,
+            }));
+        }
+        Ok(items)
+    })
+    .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotBody {
+    source: String,
+    name: String,
+    #[serde(default)]
+    repository: Option<String>,
+}
+
+/// Names the source's current point in its archived log (operator).
+async fn snapshot_create_handler(
+    caller: Caller,
+    axum::extract::State(s): St,
+    J(b): J<SnapshotBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let cfg = s.config();
+    let src = cfg.source(&b.source).cloned().ok_or_else(|| {
+        ApiError::unprocessable("source", format!("no source named {:?}", b.source))
+    })?;
+    let repository = match b.repository {
+        Some(r) => snapshot_repository(&cfg, Some(r))?,
+        None => cfg
+            .plan_of(&src.name)
+            .map(|p| p.repository.clone())
+            .ok_or_else(|| {
+                ApiError::unprocessable("repository", "the source has no plan: name the repository")
+            })?,
+    };
+    let name = b.name.clone();
+    let point = blocking(move || {
+        let repo = crate::work::open(&cfg, &repository).map_err(ApiError::internal)?;
+        arca_ops::create_point(&repo, &src.url, &name)
+            .map_err(|e| ApiError::unprocessable("name", e.to_string()))
+    })
+    .await?;
+    s.event(
+        "snapshot_created",
+        Some(&b.source),
+        None,
+        &format!(
+            "snapshot {} at {} ({}) by token {}",
+            point.name, point.time, point.position, caller.name
+        ),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": point.name, "time": point.time.to_string(), "position": point.position, "detail": point.json })),
+    )
+        .into_response())
+}
+
+/// Drops a named snapshot (admin).
+async fn snapshot_drop_handler(
+    caller: Caller,
+    axum::extract::State(s): St,
+    Path(name): Path<String>,
+    Q(q): Q<SnapshotsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let cfg = s.config();
+    let repository = snapshot_repository(&cfg, q.repository)?;
+    let n = name.clone();
+    blocking(move || {
+        let repo = crate::work::open(&cfg, &repository).map_err(ApiError::internal)?;
+        match arca_ops::mysql::drop_point(&repo, &n) {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+        arca_ops::drop_point(&repo, &n)
+            .map(|_| ())
+            .map_err(|e| ApiError::not_found(e.to_string()))
+    })
+    .await?;
+    s.event(
+        "snapshot_dropped",
+        None,
+        None,
+        &format!("snapshot {name} dropped by token {}", caller.name),
+    );
+    Ok(Json(json!({ "dropped": name })))
 }
 
 #[derive(Deserialize)]
