@@ -1334,3 +1334,120 @@ fn a_postgresql_source_backs_up_and_restores_to_a_time_through_the_api() {
         "{m}"
     );
 }
+
+/// Cancel works whatever the job and wherever it is: queued behind the
+/// job limit, and restores and checks waiting for the repository.
+#[test]
+fn cancel_works_queued_and_for_every_kind_of_job() {
+    let s = setup("keep_last = 1");
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    let db2 = s.env.path("two.db");
+    make_db(&db2, 1, "WAL");
+    std::fs::write(
+        &s.config,
+        format!(
+            "max_jobs = 1\n{cfg}\n[[source]]\nname = \"two\"\nurl = \"sqlite://{}\"\n",
+            db2.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&s.config, &[]);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let first = d.wait_job(a.json()["job"].as_str().unwrap());
+    let backup = first["backup"].as_str().unwrap().to_string();
+    // Let the plan's retention job finish before locking the repository.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d
+        .jobs()
+        .iter()
+        .any(|j| j["state"] == "queued" || j["state"] == "running")
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lock = foreign_lock(&s.repo);
+    // A restore waits for the lock; with max_jobs = 1 a backup of another
+    // source queues behind it.
+    let to = s.env.path("r.db");
+    let r = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "app", "backup": backup, "to": to}),
+    );
+    let restore = r.json()["job"].as_str().unwrap().to_string();
+    d.wait_job_until(&restore, |j| j["state"] == "running");
+    let b = d.post(
+        "/api/v1/backups",
+        OPERATOR,
+        &json!({"source": "two", "repository": "local"}),
+    );
+    assert_eq!(b.status, 202, "{}", b.body);
+    let queued = b.json()["job"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        d.get(&format!("/api/v1/jobs/{queued}"), VIEWER).json()["state"],
+        "queued"
+    );
+    let c = d.request(
+        "DELETE",
+        &format!("/api/v1/jobs/{queued}"),
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(c.status, 202, "{}", c.body);
+    let q = d.wait_job(&queued);
+    assert_eq!(q["state"], "cancelled", "{q}");
+    assert!(q["started_at"].is_null(), "it never ran: {q}");
+    let c = d.request(
+        "POST",
+        &format!("/api/v1/jobs/{restore}/cancel"),
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(c.status, 202);
+    let r = d.wait_job(&restore);
+    assert_eq!(r["state"], "cancelled", "{r}");
+    assert!(!to.exists(), "a cancelled restore leaves no target");
+    // A check waiting for the lock.
+    let c = d.post(
+        "/api/v1/checks",
+        OPERATOR,
+        &json!({"repository": "local", "read_data": true}),
+    );
+    let check = c.json()["job"].as_str().unwrap().to_string();
+    d.wait_job_until(&check, |j| j["state"] == "running");
+    d.request(
+        "POST",
+        &format!("/api/v1/jobs/{check}/cancel"),
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(d.wait_job(&check)["state"], "cancelled");
+    // Retention waiting for the lock.
+    let f = d.post("/api/v1/forget", ADMIN, &json!({"plan": "app-daily"}));
+    assert_eq!(f.status, 202, "{}", f.body);
+    let forget = f.json()["job"].as_str().unwrap().to_string();
+    d.wait_job_until(&forget, |j| j["state"] == "running");
+    d.request(
+        "POST",
+        &format!("/api/v1/jobs/{forget}/cancel"),
+        Some(OPERATOR),
+        None,
+    );
+    assert_eq!(d.wait_job(&forget)["state"], "cancelled");
+    std::fs::remove_file(lock).unwrap();
+    assert_eq!(list_ids(&s.repo), vec![backup]);
+    let locks: Vec<_> = std::fs::read_dir(Path::new(&s.repo).join("locks"))
+        .unwrap()
+        .collect();
+    assert!(locks.is_empty(), "{locks:?}");
+    // Once the lock is gone, a check passes.
+    let c = d.post(
+        "/api/v1/checks",
+        OPERATOR,
+        &json!({"repository": "local", "read_data": true}),
+    );
+    let j = d.wait_job(c.json()["job"].as_str().unwrap());
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert!(j["result"]["packs"].as_u64().unwrap() > 0, "{j}");
+}
