@@ -30,6 +30,7 @@ pub struct Config {
     /// A run missed while the daemon was down runs once at start.
     pub run_missed: bool,
     pub webhook: Option<Webhook>,
+    pub tls: Option<Tls>,
     pub repositories: Vec<RepositoryConfig>,
     pub sources: Vec<SourceConfig>,
     pub plans: Vec<PlanConfig>,
@@ -111,6 +112,14 @@ pub struct Webhook {
     pub on: String,
 }
 
+/// HTTPS: a certificate chain and its key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 fn default_webhook_on() -> String {
     "failure".into()
 }
@@ -129,6 +138,8 @@ struct RawConfig {
     run_missed: Option<bool>,
     #[serde(default)]
     webhook: Option<Webhook>,
+    #[serde(default)]
+    tls: Option<Tls>,
     #[serde(default)]
     repository: Vec<toml::Table>,
     #[serde(default)]
@@ -242,6 +253,17 @@ impl Config {
                     "webhook.on = {:?}: write \"failure\" or \"all\"",
                     w.on
                 ));
+            }
+        }
+
+        if let Some(t) = &raw.tls {
+            for (key, f) in [("tls.cert", &t.cert), ("tls.key", &t.key)] {
+                if let Err(e) = std::fs::File::open(f) {
+                    bad(format!(
+                        "{key} = {:?}: {e}: give a readable PEM file",
+                        f.display().to_string()
+                    ));
+                }
             }
         }
 
@@ -396,6 +418,7 @@ impl Config {
             max_jobs,
             run_missed: raw.run_missed.unwrap_or(true),
             webhook: raw.webhook,
+            tls: raw.tls,
             repositories,
             sources: raw.source,
             plans,

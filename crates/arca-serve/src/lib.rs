@@ -198,11 +198,47 @@ async fn serve(cfg: Config, catalog: Catalog, opts: ServeOptions) -> Result<(), 
         stop_rx.clone(),
     ));
     let app = api::router(state.clone(), opts.test_clock.is_some());
-    let mut stop_wait = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_wait.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let tls = state.config().tls.clone();
+    let server = match tls {
+        None => {
+            let mut stop_wait = stop_rx.clone();
+            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop_wait.wait_for(|s| *s).await;
+            });
+            tokio::spawn(async move {
+                let _ = server.await;
+            })
+        }
+        Some(t) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                .await
+                .map_err(|e| {
+                    Error::Start(format!(
+                        "tls: cannot use {} and {}: {e}: give a PEM certificate chain and its private key",
+                        t.cert.display(),
+                        t.key.display()
+                    ))
+                })?;
+            let std_listener = listener
+                .into_std()
+                .map_err(|e| Error::Start(e.to_string()))?;
+            let handle = axum_server::Handle::new();
+            let mut stop_wait = stop_rx.clone();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let _ = stop_wait.wait_for(|s| *s).await;
+                h.graceful_shutdown(Some(Duration::from_secs(1)));
+            });
+            let server = axum_server::from_tcp_rustls(std_listener, tls)
+                .map_err(|e| Error::Start(e.to_string()))?
+                .handle(handle)
+                .serve(app.into_make_service());
+            tokio::spawn(async move {
+                let _ = server.await;
+            })
+        }
+    };
 
     wait_for_signal().await;
     state.event(

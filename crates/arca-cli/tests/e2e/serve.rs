@@ -1451,3 +1451,81 @@ fn cancel_works_queued_and_for_every_kind_of_job() {
     assert_eq!(j["state"], "succeeded", "{j}");
     assert!(j["result"]["packs"].as_u64().unwrap() > 0, "{j}");
 }
+
+/// With `[tls]`, the daemon answers HTTPS with the configured certificate.
+#[test]
+fn tls_from_a_certificate_and_key_in_the_configuration() {
+    let s = setup("");
+    let (cert, key) = (s.env.path("cert.pem"), s.env.path("key.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!(
+            "{cfg}\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&s.config, &[]);
+    let curl = |args: &[&str]| {
+        let o = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("curl");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = curl(&[&format!("https://{}/healthz", d.addr)]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"ok\""), "{out}");
+    let (ok, out) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {VIEWER}"),
+        &format!("https://{}/api/v1/sources", d.addr),
+    ]);
+    assert!(ok && out.contains("\"app\""), "{out}");
+    // Plain HTTP is not answered as HTTP.
+    let (_, out) = curl(&[&format!("http://{}/healthz", d.addr)]);
+    assert!(!out.contains("\"ok\""), "{out}");
+    let (took, status, err) = d.stop();
+    assert!(status.success(), "{err}");
+    assert!(took < Duration::from_secs(10));
+    // A key that does not match: refused at start, naming tls.
+    std::fs::write(&key, "not a key").unwrap();
+    let o = Command::new(arca_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("tls"), "{err}");
+}
