@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
+use crate::drill::{DrillOptions, Drilled, Scratch};
 use crate::{Error, Result};
 
 /// The engines this build has, in the order `--source` URLs are tried.
@@ -75,6 +76,28 @@ pub trait Engine: Sync {
     fn create_point(&self, _repo: &Repository, _source: &str, _name: &str) -> Result<NamedPoint> {
         Err(Error::Unsupported(format!(
             "{} keeps no log in the repository, so a point in time cannot be named: take a backup (arca backup --name NAME) instead",
+            self.title()
+        )))
+    }
+
+    /// A restore drill of backup `m` (one of this engine's): restores it
+    /// into `scratch` (a directory of the drill's own, or scratch
+    /// databases named with its tag), verifies it as this engine can, says
+    /// what it checked and how long restoring and checking took, and
+    /// removes whatever it restored or started on every way out, errors
+    /// and cancellation included. [`crate::drill::drill`] picks the backup
+    /// and removes the scratch directory afterwards.
+    fn drill(
+        &self,
+        _repo: &Repository,
+        m: &Manifest,
+        _opts: &DrillOptions,
+        _scratch: &Scratch,
+        _progress: &dyn Progress,
+    ) -> Result<Drilled> {
+        Err(Error::Unsupported(format!(
+            "backup {} is a {} backup, and this arca cannot run restore drills of those yet: restore it (arca restore) and check it by hand",
+            m.id.short(),
             self.title()
         )))
     }

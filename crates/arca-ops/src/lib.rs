@@ -6,6 +6,7 @@
 //! The CLI and the daemon call the functions here and never name an engine;
 //! [`repos`] names and opens repositories, for both alike.
 
+pub mod drill;
 pub mod engine;
 pub mod mysql;
 pub mod postgres;

@@ -12,6 +12,7 @@ mod cli_forms;
 mod concurrency;
 mod contract;
 mod damage;
+mod drill;
 mod faults_s3;
 mod forget;
 mod golden;

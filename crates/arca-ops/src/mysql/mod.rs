@@ -6,6 +6,7 @@
 mod backup;
 mod binlog;
 mod compare;
+mod drill;
 mod instance;
 mod pitr;
 mod points;
@@ -22,6 +23,7 @@ pub use points::{drop as drop_point, points_in, reaches, unrestorable, MysqlPoin
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
+use crate::drill::{DrillOptions, Drilled, Scratch};
 use crate::engine::{BackupOptions, Engine, Expired, RestoreRequest, Restored, Window};
 use crate::{Error, Result};
 
@@ -182,6 +184,17 @@ impl Engine for Mysql {
             None => pitr::pick(manifests, &req.target)?,
         };
         restore::restore(repo, &m, req, progress)
+    }
+
+    fn drill(
+        &self,
+        repo: &Repository,
+        m: &Manifest,
+        opts: &DrillOptions,
+        scratch: &Scratch,
+        progress: &dyn Progress,
+    ) -> Result<Drilled> {
+        drill::drill(repo, m, opts, scratch, progress)
     }
 }
 

@@ -70,9 +70,11 @@ pub fn restore(
     )
 }
 
-/// Restores the selected databases `dbs` into the server `target`.
+/// Restores the selected databases `dbs` into the server `target`, then
+/// replays the binary log as `plan` says (none: the backup as it was
+/// taken, as a drill restores it).
 #[allow(clippy::too_many_arguments)]
-fn into(
+pub(super) fn into(
     repo: &Repository,
     m: &Manifest,
     req: &RestoreRequest,

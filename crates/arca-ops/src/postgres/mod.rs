@@ -7,6 +7,7 @@
 
 mod backup;
 mod commands;
+mod drill;
 mod points;
 mod restore;
 mod start;
@@ -32,6 +33,7 @@ use arca_engine::postgres::Lsn;
 use arca_repo::{BackupKind, EngineName, Manifest, Progress, Repository};
 use serde::{Deserialize, Serialize};
 
+use crate::drill::{DrillOptions, Drilled, Scratch};
 use crate::engine::{BackupOptions, Engine, Expired, RestoreRequest, Restored, Window};
 use crate::{Error, Result};
 
@@ -77,6 +79,17 @@ impl Engine for Postgres {
     ) -> Result<Restored> {
         req.refuse_objects(self.title())?;
         restore::restore(repo, manifests, chosen, req, progress)
+    }
+
+    fn drill(
+        &self,
+        repo: &Repository,
+        m: &Manifest,
+        opts: &DrillOptions,
+        scratch: &Scratch,
+        progress: &dyn Progress,
+    ) -> Result<Drilled> {
+        drill::drill(repo, m, opts, scratch, progress)
     }
 
     fn expire_logs(&self, repo: &Repository, manifests: &[Manifest]) -> Result<Expired> {

@@ -98,6 +98,30 @@ pub fn start(dir: &Path, version_num: u32, port: u16, user: &str) -> Result<Star
     Ok(started)
 }
 
+/// Stops a cluster [`start`] started, as its owner, and waits until it is
+/// down: `fast` ends its sessions and checkpoints, `immediate` just stops
+/// (the next start recovers).
+pub(crate) fn stop(dir: &Path, version_num: u32, mode: &str) -> Result<()> {
+    let pg_ctl = find_pg_ctl(version_num)?;
+    let owner = std::fs::metadata(dir).map_err(|e| RepoError::io(dir, e))?;
+    let mut cmd = Command::new(&pg_ctl);
+    cmd.arg("-D")
+        .arg(dir)
+        .args(["-m", mode, "-w", "-t", "120", "stop"]);
+    if crate::target::running_as_root() && owner.uid() != 0 {
+        cmd.uid(owner.uid()).gid(owner.gid());
+    }
+    let out = cmd.output().map_err(|e| RepoError::io(&pg_ctl, e))?;
+    if !out.status.success() {
+        return Err(Error::Unsupported(format!(
+            "pg_ctl could not stop the cluster in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether the server is out of recovery or paused in it (`None`: still
 /// replaying, or not accepting connections yet). An error is a refusal that
 /// waiting will not change (authentication).

@@ -3,10 +3,12 @@
 //! log expiry and no named points.
 
 mod backup;
+mod drill;
 mod restore;
 
 use arca_repo::{EngineName, Manifest, Progress, Repository};
 
+use crate::drill::{DrillOptions, Drilled, Scratch};
 use crate::engine::{BackupOptions, Engine, RestoreRequest, Restored};
 use crate::{Error, Result};
 
@@ -62,6 +64,17 @@ impl Engine for Sqlite {
             (None, None) => the_only_backup(repo, manifests)?,
         };
         restore::restore(repo, &m, req, progress)
+    }
+
+    fn drill(
+        &self,
+        repo: &Repository,
+        m: &Manifest,
+        opts: &DrillOptions,
+        scratch: &Scratch,
+        progress: &dyn Progress,
+    ) -> Result<Drilled> {
+        drill::drill(repo, m, opts, scratch, progress)
     }
 }
 
