@@ -55,6 +55,7 @@ pub fn router(state: S, test_clock: bool) -> Router {
             axum::routing::delete(snapshot_drop_handler),
         )
         .route("/api/v1/checks", post(check_handler))
+        .route("/api/v1/drills", post(drill_handler))
         .route("/api/v1/forget", post(forget_handler))
         .route("/api/v1/jobs", get(jobs_handler))
         .route("/api/v1/jobs/stream", get(jobs_stream_handler))
@@ -466,6 +467,7 @@ async fn plans_handler(
                 "log_archiving": p.log_archiving,
                 "retention": p.retention,
                 "next_run": next.map(|t| t.to_string()),
+                "drill": p.drill.as_ref().map(|d| d.to_string()),
             })
         })
         .collect();
@@ -673,6 +675,8 @@ async fn backup_now_handler(
                     full: false,
                     log_archiving: false,
                     retention: Default::default(),
+                    drill: None,
+                    drill_scratch: std::env::temp_dir().join("arca-drills"),
                 }
             }
         },
@@ -1071,6 +1075,27 @@ async fn check_handler(
             Ok(o)
         }),
     )?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillBody {
+    plan: String,
+}
+
+/// A restore drill of a plan's source now (operator).
+async fn drill_handler(
+    caller: Caller,
+    axum::extract::State(s): St,
+    J(b): J<DrillBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let cfg = s.config();
+    let plan = cfg
+        .plan(&b.plan)
+        .ok_or_else(|| ApiError::unprocessable("plan", format!("no plan named {:?}", b.plan)))?;
+    let id = crate::scheduler::submit_drill(&s, &cfg, plan)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))).into_response())
 }
 

@@ -70,6 +70,10 @@ pub struct PlanConfig {
     pub full: bool,
     pub log_archiving: bool,
     pub retention: Policy,
+    /// When to run a restore drill of the newest backup, if ever.
+    pub drill: Option<Schedule>,
+    /// Where drills restore to (created if missing; left empty).
+    pub drill_scratch: PathBuf,
 }
 
 impl PlanConfig {
@@ -177,6 +181,11 @@ struct RawPlan {
     keep_monthly: Option<u32>,
     #[serde(default)]
     keep_min: Option<u32>,
+    /// A schedule for restore drills, in the plan's time zone.
+    #[serde(default)]
+    drill: Option<String>,
+    #[serde(default)]
+    drill_scratch: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -375,6 +384,24 @@ impl Config {
                     bad(format!("plan {n}: {e}"));
                 }
             }
+            let drill = match r.drill.as_deref() {
+                None => None,
+                Some(d) => match Schedule::parse(d, zone) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        bad(format!("plan {n}: drill: {e}"));
+                        None
+                    }
+                },
+            };
+            if r.drill_scratch.is_some() && r.drill.is_none() {
+                bad(format!(
+                    "plan {n}: drill_scratch without drill: add drill = \"daily 03:00\" (when drills run) or leave drill_scratch out"
+                ));
+            }
+            let drill_scratch = r
+                .drill_scratch
+                .unwrap_or_else(|| std::env::temp_dir().join("arca-drills"));
             if let Some(schedule) = schedule {
                 plans.push(PlanConfig {
                     name: r.name,
@@ -384,6 +411,8 @@ impl Config {
                     full,
                     log_archiving: r.log_archiving,
                     retention,
+                    drill,
+                    drill_scratch,
                 });
             }
         }

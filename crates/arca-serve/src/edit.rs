@@ -252,6 +252,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "keep_weekly",
     "keep_monthly",
     "keep_min",
+    "drill",
 ];
 
 /// Changes a plan's keys in the file (`null` removes a key, leaving its
@@ -296,7 +297,9 @@ pub fn update_plan(
             serde_json::Value::Null => {
                 t.remove(k);
             }
-            serde_json::Value::String(s) if matches!(k.as_str(), "schedule" | "timezone" | "kind") => {
+            serde_json::Value::String(s)
+                if matches!(k.as_str(), "schedule" | "timezone" | "kind" | "drill") =>
+            {
                 t.insert(k, value(s.as_str()));
             }
             serde_json::Value::Number(n) if k.starts_with("keep_") || k == "purge_after_days" => {
@@ -308,7 +311,7 @@ pub fn update_plan(
             _ => {
                 return Err(ApiError::bad(
                     k,
-                    format!("{k} has the wrong type: schedule, timezone and kind are strings, the others numbers (null removes)"),
+                    format!("{k} has the wrong type: schedule, timezone, kind and drill are strings, the others numbers (null removes)"),
                 ))
             }
         }

@@ -87,6 +87,16 @@ pub fn render(state: &State) -> String {
         "Bytes the repository's present backups added when they were made.",
     );
     let running = gauge(&mut reg, "arca_jobs_running", "Jobs running or queued now.");
+    let drill_ok = gauge(
+        &mut reg,
+        "arca_drill_last_success",
+        "1 if the source's last restore drill passed, 0 if it failed.",
+    );
+    let drill_time = gauge(
+        &mut reg,
+        "arca_drill_last_timestamp_seconds",
+        "When the source's last restore drill ended.",
+    );
     let jobs: Family<Labels, Counter<u64>> = Family::default();
     reg.register(
         "arca_jobs",
@@ -116,6 +126,17 @@ pub fn render(state: &State) -> String {
         }
         if let Ok(all) = state.catalog.backups_of(&s.name) {
             count.get_or_create(&src(&s.name)).set(all.len() as f64);
+        }
+        if let Ok(Some(d)) = state.catalog.last_job("drill", &s.name, None) {
+            if matches!(d.state.as_str(), "succeeded" | "failed") {
+                let l = src(&s.name);
+                drill_ok
+                    .get_or_create(&l)
+                    .set(if d.state == "succeeded" { 1.0 } else { 0.0 });
+                if let Some(t) = d.finished_at.as_deref().and_then(secs) {
+                    drill_time.get_or_create(&l).set(t);
+                }
+            }
         }
     }
     for r in &cfg.repositories {

@@ -49,8 +49,15 @@ fn tick(state: &Arc<State>, started: bool) -> Option<jiff::Timestamp> {
     let cfg = state.config();
     let now = state.clock.now();
     let mut earliest: Option<jiff::Timestamp> = None;
+    let mut due_list: Vec<(String, &arca_ops::schedule::Schedule, &PlanConfig, bool)> = Vec::new();
     for plan in &cfg.plans {
-        let last = match state.catalog.last_fire(&plan.name) {
+        due_list.push((plan.name.clone(), &plan.schedule, plan, false));
+        if let Some(d) = &plan.drill {
+            due_list.push((format!("drill:{}", plan.name), d, plan, true));
+        }
+    }
+    for (key, schedule, plan, is_drill) in due_list {
+        let last = match state.catalog.last_fire(&key) {
             Ok(Some(t)) => t.parse::<jiff::Timestamp>().ok(),
             Ok(None) => None,
             Err(e) => {
@@ -60,15 +67,15 @@ fn tick(state: &Arc<State>, started: bool) -> Option<jiff::Timestamp> {
         };
         let Some(last) = last else {
             // A new plan starts counting now.
-            let _ = state.catalog.set_last_fire(&plan.name, &stamp(now));
-            earliest = min(earliest, plan.schedule.next_after(now));
+            let _ = state.catalog.set_last_fire(&key, &stamp(now));
+            earliest = min(earliest, schedule.next_after(now));
             continue;
         };
-        let Some(due) = plan.schedule.next_after(last) else {
+        let Some(due) = schedule.next_after(last) else {
             continue;
         };
         if due <= now {
-            let missed = count_due(plan, last, now);
+            let missed = count_due(schedule, last, now);
             if started && missed > 0 && !cfg.run_missed {
                 state.event(
                     "schedule_missed",
@@ -85,10 +92,14 @@ fn tick(state: &Arc<State>, started: bool) -> Option<jiff::Timestamp> {
                 } else {
                     format!("due at {}", due.to_zoned(plan.schedule_zone()))
                 };
-                fire(state, &cfg, plan, &why);
+                if is_drill {
+                    fire_drill(state, &cfg, plan, &why);
+                } else {
+                    fire(state, &cfg, plan, &why);
+                }
             }
-            let _ = state.catalog.set_last_fire(&plan.name, &stamp(now));
-            earliest = min(earliest, plan.schedule.next_after(now));
+            let _ = state.catalog.set_last_fire(&key, &stamp(now));
+            earliest = min(earliest, schedule.next_after(now));
         } else {
             earliest = min(earliest, Some(due));
         }
@@ -105,10 +116,14 @@ fn min(a: Option<jiff::Timestamp>, b: Option<jiff::Timestamp>) -> Option<jiff::T
 }
 
 /// How many fire times fell in (last, now], at most 1000.
-fn count_due(plan: &PlanConfig, last: jiff::Timestamp, now: jiff::Timestamp) -> usize {
+fn count_due(
+    schedule: &arca_ops::schedule::Schedule,
+    last: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> usize {
     let mut n = 0;
     let mut t = last;
-    while let Some(next) = plan.schedule.next_after(t) {
+    while let Some(next) = schedule.next_after(t) {
         if next > now || n >= 1000 {
             break;
         }
@@ -138,6 +153,48 @@ pub fn fire(state: &Arc<State>, cfg: &Config, plan: &PlanConfig, why: &str) {
         ),
         Err(SubmitError::ShuttingDown) => {}
     }
+}
+
+/// Queues the plan's restore drill.
+pub fn fire_drill(state: &Arc<State>, cfg: &Config, plan: &PlanConfig, why: &str) {
+    match submit_drill(state, cfg, plan) {
+        Ok(job) => state.event(
+            "drill_fired",
+            Some(&plan.source),
+            Some(&job),
+            &format!("plan {}: restore drill queued ({why})", plan.name),
+        ),
+        Err(SubmitError::Busy(other)) => state.event(
+            "drill_skipped",
+            Some(&plan.source),
+            Some(&other),
+            &format!(
+                "plan {}: drill skipped ({why}): source {} has job {other} running",
+                plan.name, plan.source
+            ),
+        ),
+        Err(SubmitError::ShuttingDown) => {}
+    }
+}
+
+/// Queues a restore drill of the plan's source.
+pub fn submit_drill(
+    state: &Arc<State>,
+    cfg: &Config,
+    plan: &PlanConfig,
+) -> Result<String, SubmitError> {
+    let cfg2 = Arc::new(cfg.clone());
+    let plan2 = plan.clone();
+    state.jobs.submit(
+        Spec {
+            kind: "drill",
+            source: Some(plan.source.clone()),
+            plan: Some(plan.name.clone()),
+            holder: plan.source.clone(),
+            detail: serde_json::json!({ "repository": plan.repository }),
+        },
+        Box::new(move |ctx| crate::work::drill(&cfg2, &plan2, ctx)),
+    )
 }
 
 /// Queues a backup of the plan's source into the plan's repository.

@@ -141,6 +141,22 @@ fn tables(t: &[TableRef]) -> Vec<String> {
     t.iter().map(|t| t.name.clone()).collect()
 }
 
+/// The one database a MySQL source's URL names (`mysql://…/DB`), which
+/// qualifies the tables of `ON (…)`: StarRocks names tables within the
+/// statement's database, Arca's MySQL engine as `DB.TABLE`.
+fn mysql_database(source: &crate::config::SourceConfig) -> Result<String, ApiError> {
+    let rest = source.url.split_once("://").map_or("", |(_, r)| r);
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    let db = path.split(['?', '/']).next().unwrap_or("");
+    if db.is_empty() {
+        return Err(unprocessable(format!(
+            "source {} is a whole server (its URL names no database), so ON (TABLE …) cannot say which database: back it up whole, or add a source whose URL ends in /DATABASE",
+            source.name
+        )));
+    }
+    Ok(db.to_string())
+}
+
 fn run(state: &Arc<State>, who: &str, stmt: Statement) -> Result<Value, ApiError> {
     let cfg = state.config();
     match stmt {
@@ -221,8 +237,9 @@ fn run(state: &Arc<State>, who: &str, stmt: Statement) -> Result<Value, ApiError
             let objects = if t.is_empty() {
                 arca_ops::Objects::default()
             } else if engine.name() == arca_repo::EngineName::Mysql {
+                let db = mysql_database(&src)?;
                 arca_ops::Objects {
-                    tables: tables(&t),
+                    tables: t.iter().map(|t| format!("{db}.{}", t.name)).collect(),
                     ..Default::default()
                 }
             } else {
@@ -546,19 +563,20 @@ fn restore(
             None => (std::path::PathBuf::from(&src.url), true),
         },
     };
+    let db = if t.is_empty() {
+        String::new()
+    } else {
+        mysql_database(&src)?
+    };
     let renames: Vec<String> = t
         .iter()
         .filter_map(|t| {
-            t.alias.as_ref().map(|a| {
-                let (db, name) = t.name.split_once('.').unwrap_or(("", &t.name));
-                if db.is_empty() {
-                    format!("{name}:{a}")
-                } else {
-                    format!("{db}.{name}:{db}.{a}")
-                }
-            })
+            t.alias
+                .as_ref()
+                .map(|a| format!("{db}.{}:{db}.{a}", t.name))
         })
         .collect();
+    let only: Vec<String> = t.iter().map(|t| format!("{db}.{}", t.name)).collect();
     let job = crate::work::RestoreJob {
         repository: repo.clone(),
         backup: Some(b.id.clone()),
@@ -566,7 +584,7 @@ fn restore(
         to: to.clone(),
         force: force && !mysql,
         source: Some(src.clone()),
-        tables: tables(&t),
+        tables: only,
         renames,
         replace: force && mysql,
     };

@@ -221,3 +221,41 @@ pub fn forget(
         result,
     })
 }
+
+/// A restore drill of the plan's source: its newest backup restored into
+/// scratch space, verified, and removed (`arca_ops::drill`).
+pub fn drill(
+    cfg: &Config,
+    plan: &crate::config::PlanConfig,
+    ctx: &JobCtx,
+) -> Result<Outcome, String> {
+    let repo = open_for(cfg, &plan.repository, ctx)?;
+    let source = cfg
+        .source(&plan.source)
+        .ok_or("the plan's source is gone")?;
+    std::fs::create_dir_all(&plan.drill_scratch).map_err(|e| {
+        format!(
+            "drill_scratch {}: {e}: give a directory the daemon may write",
+            plan.drill_scratch.display()
+        )
+    })?;
+    ctx.progress.phase("restoring");
+    let report = arca_ops::drill::drill(
+        &repo,
+        &arca_ops::drill::DrillOptions {
+            source: source.url.clone(),
+            scratch: plan.drill_scratch.clone(),
+            backup: None,
+            password_file: source.password_file.clone(),
+            parallelism: source.parallelism,
+        },
+        ctx.progress.as_ref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut result = serde_json::to_value(&report).unwrap_or_default();
+    result["repository"] = plan.repository.clone().into();
+    Ok(Outcome {
+        backup: Some(report.backup.clone()),
+        result,
+    })
+}

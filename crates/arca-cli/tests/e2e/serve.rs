@@ -1529,3 +1529,79 @@ fn tls_from_a_certificate_and_key_in_the_configuration() {
     assert!(!o.status.success());
     assert!(err.contains("tls"), "{err}");
 }
+
+/// A plan's restore drill runs on its schedule, and a drill of a damaged
+/// repository fails and says so in the metrics.
+#[test]
+fn restore_drills_run_on_their_schedule_and_catch_damage() {
+    let s = setup(&format!(
+        "drill = \"daily 03:00\"\ndrill_scratch = \"{}\"",
+        "DRILL_SCRATCH"
+    ));
+    let scratch = s.env.path("scratch");
+    let cfg = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("DRILL_SCRATCH", &scratch.display().to_string());
+    std::fs::write(&s.config, cfg).unwrap();
+    let d = Daemon::start(&s.config, &["--test-clock", "2026-07-01T12:00:00Z"]);
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    d.wait_job(a.json()["job"].as_str().unwrap());
+    // 03:00 in Berlin is 01:00 UTC in July.
+    // The plan's backup fires at 01:00 Berlin (23:00 UTC) first.
+    d.set_clock("2026-07-02T00:59:00Z");
+    assert!(d.jobs().iter().all(|j| j["kind"] != "drill"));
+    for j in d.jobs() {
+        d.wait_job(j["id"].as_str().unwrap());
+    }
+    let newest = d.get("/api/v1/backups?source=app&limit=1", VIEWER).json();
+    let backup = newest["items"][0]["id"].clone();
+    d.set_clock("2026-07-02T01:00:01Z");
+    let drill = d
+        .jobs()
+        .into_iter()
+        .find(|j| j["kind"] == "drill")
+        .expect("a drill job");
+    let j = d.wait_job(drill["id"].as_str().unwrap());
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert_eq!(j["backup"], backup);
+    let checks: Vec<&str> = j["result"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        checks.iter().any(|c| c.contains("integrity_check: ok")),
+        "{checks:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "scratch left as found"
+    );
+    let m = d.get("/metrics", VIEWER).body;
+    assert!(
+        m.contains("arca_drill_last_success{source=\"app\"} 1"),
+        "{m}"
+    );
+
+    // Damage every pack: the next drill fails, naming the backup.
+    for p in packs(&s.repo) {
+        let mut b = std::fs::read(&p).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0xff;
+        std::fs::write(&p, b).unwrap();
+    }
+    let a = d.post("/api/v1/drills", OPERATOR, &json!({"plan": "app-daily"}));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let j = d.wait_job(a.json()["job"].as_str().unwrap());
+    assert_eq!(j["state"], "failed", "{j}");
+    let short = &backup.as_str().unwrap()[..8];
+    assert!(j["error"].as_str().unwrap().contains(short), "{j}");
+    let m = d.get("/metrics", VIEWER).body;
+    assert!(
+        m.contains("arca_drill_last_success{source=\"app\"} 0"),
+        "{m}"
+    );
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+}
