@@ -80,6 +80,24 @@ pub trait Engine: Sync {
         )))
     }
 
+    /// Archives the source's log into the repository until `stop` is set:
+    /// what `wal-stream` and `binlog-stream` do, for the daemon's continuous
+    /// log archiving. Reconnects by itself after the server restarts;
+    /// returns an error only when waiting cannot help (then the daemon
+    /// starts it again later).
+    fn stream_log(
+        &self,
+        _repo: &Repository,
+        _source: &LogSource,
+        _stop: &std::sync::atomic::AtomicBool,
+        _on_event: &mut dyn FnMut(LogEvent),
+    ) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{} keeps no log to archive: leave log_archiving out of the plan",
+            self.title()
+        )))
+    }
+
     /// A restore drill of backup `m` (one of this engine's): restores it
     /// into `scratch` (a directory of the drill's own, or scratch
     /// databases named with its tag), verifies it as this engine can, says
@@ -101,6 +119,24 @@ pub trait Engine: Sync {
             self.title()
         )))
     }
+}
+
+/// The source of continuous log archiving ([`Engine::stream_log`]).
+#[derive(Debug, Clone)]
+pub struct LogSource {
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+}
+
+/// What continuous log archiving reports, a line for a person each.
+#[derive(Debug, Clone)]
+pub enum LogEvent {
+    /// Streaming began (from where, and why there).
+    Started(String),
+    /// A piece of log is safe in the repository.
+    Stored(String),
+    /// The connection was lost; it is tried again.
+    Reconnecting(String),
 }
 
 /// What a backup is asked for, whatever the engine.

@@ -19,7 +19,8 @@ mod target;
 use arca_repo::{Manifest, Progress, Repository};
 
 pub use engine::{
-    BackupOptions, Engine, Expired, Objects, RestoreRequest, Restored, Target, Window,
+    BackupOptions, Engine, Expired, LogEvent, LogSource, Objects, RestoreRequest, Restored, Target,
+    Window,
 };
 pub use postgres::{drop_point, points_in, points_only_based_on, unrestorable, Point};
 pub use target::remove_temps;

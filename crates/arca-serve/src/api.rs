@@ -400,6 +400,7 @@ async fn sources_handler(
                 "last_backup": last,
                 "next_run": next.map(|t: jiff::Timestamp| t.to_string()),
                 "running_job": s.jobs.holder(&src.name),
+                "log_archiving": s.archivers.statuses().into_iter().find(|a| a.source == src.name),
             })
         })
         .collect();

@@ -365,9 +365,19 @@ impl Config {
                 }
             };
             if r.log_archiving {
-                bad(format!(
-                    "plan {n}: log_archiving = true is not supported by arca serve yet: leave it out and run `arca wal-stream` or `arca binlog-stream` as a service beside the daemon"
-                ));
+                let url = raw
+                    .source
+                    .iter()
+                    .find(|s| s.name == r.source)
+                    .map(|s| s.url.as_str());
+                if let Some(e) = url.and_then(|u| arca_ops::engine::for_source(u).ok()) {
+                    if e.name() == arca_repo::EngineName::Sqlite {
+                        bad(format!(
+                            "plan {n}: log_archiving = true: {} keeps no log to archive; leave it out",
+                            e.title()
+                        ));
+                    }
+                }
             }
             let retention = Policy {
                 purge_after_days: r.purge_after_days,

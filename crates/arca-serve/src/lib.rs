@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod edit;
 pub mod jobs;
+pub mod logs;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
@@ -59,6 +60,8 @@ pub struct State {
     pub clock: Clock,
     /// Wakes the scheduler (a reload, a moved test clock).
     pub wake: tokio::sync::Notify,
+    /// Continuous log archiving of the plans that ask for it.
+    pub archivers: logs::Archivers,
     /// The clock reading the scheduler last acted on (tests wait for it).
     pub ticked: tokio::sync::watch::Sender<jiff::Timestamp>,
 }
@@ -164,6 +167,7 @@ async fn serve(cfg: Config, catalog: Catalog, opts: ServeOptions) -> Result<(), 
             clock,
             wake: tokio::sync::Notify::new(),
             ticked: tokio::sync::watch::channel(jiff::Timestamp::UNIX_EPOCH).0,
+            archivers: logs::Archivers::default(),
         }
     });
     if interrupted > 0 {
@@ -180,6 +184,7 @@ async fn serve(cfg: Config, catalog: Catalog, opts: ServeOptions) -> Result<(), 
         let s = state.clone();
         let _ = tokio::task::spawn_blocking(move || scan::scan_all(&s)).await;
     }
+    state.archivers.sync(&state);
     state.event(
         "daemon_started",
         None,
@@ -248,7 +253,10 @@ async fn serve(cfg: Config, catalog: Catalog, opts: ServeOptions) -> Result<(), 
         "stopping: cancelling running jobs",
     );
     let _ = stop_tx.send(true);
+    let s = state.clone();
+    let logs = tokio::task::spawn_blocking(move || s.archivers.stop_all(Duration::from_secs(8)));
     state.jobs.shutdown(Duration::from_secs(8)).await;
+    let _ = logs.await;
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     sched.abort();
     rescan.abort();
@@ -288,6 +296,7 @@ async fn reload_on_hup(
         match loaded {
             Ok(Ok(cfg)) => {
                 state.set_config(cfg);
+                state.archivers.sync(&state);
                 state.event("config_reloaded", None, None, "configuration reloaded");
                 state.wake.notify_one();
             }

@@ -39,6 +39,8 @@ pub fn tokens() -> String {
 /// A running `arca serve`; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Daemon {
     pub child: Child,
+    /// Started through runuser: signals go to its child, the daemon.
+    via_runuser: bool,
     pub addr: String,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -66,7 +68,19 @@ impl Daemon {
     /// Starts `arca serve --config CONFIG --listen 127.0.0.1:0 EXTRA…` and
     /// waits for the address it prints.
     pub fn start(config: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(arca_bin())
+        Daemon::start_with(Command::new(arca_bin()), config, extra, false)
+    }
+
+    /// As PostgreSQL's own user (root runs it through runuser), as a
+    /// daemon sharing a repository with the server's archive_command runs.
+    pub fn start_as_postgres(config: &Path, extra: &[&str]) -> Daemon {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(arca_bin());
+        Daemon::start_with(c, config, extra, true)
+    }
+
+    fn start_with(mut cmd: Command, config: &Path, extra: &[&str], via_runuser: bool) -> Daemon {
+        let mut child = cmd
             .args(["serve", "--config"])
             .arg(config)
             .args(["--listen", "127.0.0.1:0"])
@@ -107,6 +121,7 @@ impl Daemon {
         });
         Daemon {
             child,
+            via_runuser,
             addr,
             stderr,
         }
@@ -171,8 +186,14 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY-free: kill(2) through the libc crate.
-        unsafe_free_kill(self.child.id(), sig);
+        if self.via_runuser {
+            let _ = Command::new("pkill")
+                .arg(format!("-{sig}"))
+                .args(["-P", &self.child.id().to_string()])
+                .status();
+        } else {
+            unsafe_free_kill(self.child.id(), sig);
+        }
     }
 
     /// SIGTERM; answers how long the daemon took to exit and its status.
@@ -1689,4 +1710,106 @@ fn a_mariadb_source_through_starrocks_statements_keeps_its_password_secret() {
     assert!(!v.to_string().contains(PASSWORD), "{v}");
     let (_, _, log) = d.stop();
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+/// A plan with log_archiving streams the server's WAL from the daemon: the
+/// window keeps up with commits, a server restart is ridden out, and the
+/// daemon still stops within 10 s.
+#[test]
+fn log_archiving_streams_wal_and_survives_a_server_restart() {
+    use super::postgres::{server_repo, Pg};
+    let env = Env::new();
+    let repo = server_repo(&env);
+    // Backups need the archive_command (pg_backup_stop waits for it); the
+    // stream brings the window to the newest commit in between.
+    let mut pg = Pg::start(Some(&repo));
+    pg.sql("CREATE TABLE t (id int primary key)");
+    // The daemon runs as the server's user, as the archive_command does,
+    // so both may write the repository's WAL.
+    let home = env.path("daemon");
+    std::fs::create_dir_all(&home).unwrap();
+    super::postgres::give_to_server(&home);
+    let config = home.join("arca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "catalog = \"{}\"\n\n[[repository]]\nname = \"local\"\nurl = \"{repo}\"\n\n\
+             [[source]]\nname = \"pg\"\nurl = \"{}\"\n\n\
+             [[plan]]\nname = \"pg-nightly\"\nsource = \"pg\"\nrepository = \"local\"\nlog_archiving = true\n\n{}",
+            home.join("catalog.db").display(),
+            pg.url(),
+            tokens()
+        ),
+    )
+    .unwrap();
+    super::postgres::give_to_server(&config);
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    let d = if super::postgres::server_owner().0 == me {
+        Daemon::start(&config, &[])
+    } else {
+        Daemon::start_as_postgres(&config, &[])
+    };
+    let streaming = |d: &Daemon| {
+        let s = d.get("/api/v1/sources", VIEWER).json();
+        s["items"][0]["log_archiving"]["state"] == "streaming"
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !streaming(&d) {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            d.get("/api/v1/sources", VIEWER).body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "pg"}));
+    let j = d.wait_job(a.json()["job"].as_str().unwrap());
+    assert_eq!(j["state"], "succeeded", "{j}");
+    // Commits after the backup reach the window within seconds.
+    pg.sql("INSERT INTO t SELECT COALESCE(max(id), 0) + 1 FROM t");
+    let t1 = jiff::Timestamp::now();
+    pg.sql("INSERT INTO t SELECT COALESCE(max(id), 0) + 1 FROM t");
+    window_past(&d, &pg, t1);
+    // The server restarts: the stream reconnects and carries on.
+    pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again();
+    pg.sql("INSERT INTO t SELECT COALESCE(max(id), 0) + 1 FROM t");
+    let t2 = jiff::Timestamp::now();
+    pg.sql("INSERT INTO t SELECT COALESCE(max(id), 0) + 1 FROM t");
+    window_past(&d, &pg, t2);
+    let ev = d.get("/api/v1/events?source=pg&limit=200", VIEWER).json();
+    let kinds: Vec<&str> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"log_archiving_started"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"log_archiving_reconnecting") || kinds.contains(&"log_archiving_failed"),
+        "{kinds:?}"
+    );
+    let (took, status, err) = d.stop();
+    assert!(status.success(), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// Waits until the source's window reaches past `t`, committing meanwhile
+/// so there is WAL to send.
+fn window_past(d: &Daemon, pg: &super::postgres::Pg, t: jiff::Timestamp) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        pg.sql("INSERT INTO t SELECT COALESCE(max(id), 0) + 1 FROM t");
+        let w = d.get("/api/v1/windows", VIEWER).json();
+        let to = w["items"][0]["to"]
+            .as_str()
+            .and_then(|x| x.parse::<jiff::Timestamp>().ok());
+        if to.is_some_and(|to| to > t) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{w}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

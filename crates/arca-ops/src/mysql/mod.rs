@@ -106,6 +106,43 @@ impl Engine for Mysql {
         Ok(out)
     }
 
+    fn stream_log(
+        &self,
+        repo: &Repository,
+        source: &crate::engine::LogSource,
+        stop: &std::sync::atomic::AtomicBool,
+        on_event: &mut dyn FnMut(crate::engine::LogEvent),
+    ) -> Result<()> {
+        use crate::engine::LogEvent;
+        let opts = BinlogOptions {
+            source: source.url.clone(),
+            password_file: source.password_file.clone(),
+            until_now: false,
+            from_now: false,
+            seal_every: std::time::Duration::from_secs(2),
+            replica_id: 1_095_910_209,
+        };
+        let mut events = |ev: BinlogEvent<'_>| match ev {
+            BinlogEvent::Started {
+                server,
+                stream,
+                start,
+                reason,
+            } => on_event(LogEvent::Started(format!(
+                "streaming the binary log of {server} into {stream} from {start} ({reason})"
+            ))),
+            BinlogEvent::SegmentStored { name, transactions } => on_event(LogEvent::Stored(
+                format!("binary log segment {name} stored ({transactions} transactions)"),
+            )),
+            BinlogEvent::Reconnecting { error, wait } => on_event(LogEvent::Reconnecting(format!(
+                "{error}; connecting again in {} s",
+                wait.as_secs()
+            ))),
+        };
+        binlog_stream(repo, &opts, stop, &mut events)?;
+        Ok(())
+    }
+
     fn create_point(
         &self,
         repo: &Repository,

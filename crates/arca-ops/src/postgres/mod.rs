@@ -126,6 +126,46 @@ impl Engine for Postgres {
         Ok(out)
     }
 
+    fn stream_log(
+        &self,
+        repo: &Repository,
+        source: &crate::engine::LogSource,
+        stop: &std::sync::atomic::AtomicBool,
+        on_event: &mut dyn FnMut(crate::engine::LogEvent),
+    ) -> Result<()> {
+        use crate::engine::LogEvent;
+        let src = PgSource::parse(&source.url, None)?;
+        let opts = StreamOptions {
+            slot: "arca".into(),
+            status_interval: std::time::Duration::from_secs(5),
+        };
+        let mut events = |ev: StreamEvent<'_>| {
+            match ev {
+            StreamEvent::Started {
+                system_identifier,
+                timeline,
+                start,
+                slot_created,
+            } => on_event(LogEvent::Started(format!(
+                "streaming WAL of cluster {system_identifier} from {start} on timeline {timeline} (slot arca{})",
+                if slot_created { ", created" } else { "" }
+            ))),
+            StreamEvent::SegmentStored { name } => {
+                on_event(LogEvent::Stored(format!("WAL segment {name} stored")))
+            }
+            StreamEvent::TimelineSwitch { from, to, at } => on_event(LogEvent::Started(format!(
+                "timeline {from} ended at {at}: following timeline {to}"
+            ))),
+            StreamEvent::Reconnecting { error, wait } => on_event(LogEvent::Reconnecting(format!(
+                "{error}; connecting again in {} s",
+                wait.as_secs()
+            ))),
+        }
+        };
+        wal_stream(repo, &src, &opts, stop, &mut events)?;
+        Ok(())
+    }
+
     fn create_point(
         &self,
         repo: &Repository,
