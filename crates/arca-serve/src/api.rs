@@ -658,12 +658,10 @@ async fn backup_now_handler(
         None => match cfg.plan_of(&b.source) {
             Some(p) => p.clone(),
             None => {
-                let repository = b.repository.clone().ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "repository",
-                        format!("source {:?} has no plan: name the repository", b.source),
-                    )
-                })?;
+                let repository = match &b.repository {
+                    Some(r) => r.clone(),
+                    None => source_repository(&cfg, &b.source)?,
+                };
                 crate::config::PlanConfig {
                     name: String::new(),
                     source: b.source.clone(),
@@ -725,6 +723,20 @@ struct RestoreBody {
     /// Over existing data: admins only.
     #[serde(default)]
     force: bool,
+    /// Only these tables (`DB.TABLE`), for engines restoring into a server.
+    #[serde(default)]
+    tables: Vec<String>,
+    /// `OLD:NEW` database or `DB.T:DB.T2` table renames.
+    #[serde(default)]
+    renames: Vec<String>,
+    /// Drop and restore tables the target has: admins only.
+    #[serde(default)]
+    replace: bool,
+    /// Start the restored copy as a temporary instance (PostgreSQL).
+    #[serde(default)]
+    start: bool,
+    #[serde(default)]
+    port: Option<u16>,
 }
 
 async fn restore_handler(
@@ -733,7 +745,7 @@ async fn restore_handler(
     J(b): J<RestoreBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    if b.force {
+    if b.force || b.replace {
         caller.require(Role::Admin)?;
     }
     let cfg = s.config();
@@ -748,12 +760,7 @@ async fn restore_handler(
     };
     let repository = match (&b.repository, &source) {
         (Some(r), _) => r.clone(),
-        (None, Some(src)) => cfg
-            .plan_of(&src.name)
-            .map(|p| p.repository.clone())
-            .ok_or_else(|| {
-                ApiError::unprocessable("repository", "the source has no plan: name the repository")
-            })?,
+        (None, Some(src)) => source_repository(&cfg, &src.name)?,
         (None, None) => {
             return Err(ApiError::unprocessable(
                 "source",
@@ -825,9 +832,11 @@ async fn restore_handler(
         to,
         force: b.force,
         source: source.clone(),
-        tables: Vec::new(),
-        renames: Vec::new(),
-        replace: false,
+        tables: b.tables.clone(),
+        renames: b.renames.clone(),
+        replace: b.replace,
+        start: b.start,
+        port: b.port,
     };
     let holder = source
         .as_ref()
@@ -839,7 +848,7 @@ async fn restore_handler(
             source: source.as_ref().map(|s| s.name.clone()),
             plan: None,
             holder,
-            detail: json!({ "repository": repository, "to": b.to, "backup": b.backup, "time": b.time, "snapshot": b.snapshot }),
+            detail: json!({ "repository": repository, "to": redact(&b.to), "backup": b.backup, "time": b.time, "snapshot": b.snapshot }),
         },
         Box::new(move |ctx| crate::work::restore(&cfg2, &job, ctx)),
     )?;
@@ -847,9 +856,25 @@ async fn restore_handler(
         "restore_requested",
         b.source.as_deref(),
         Some(&id),
-        &format!("restore to {} requested by token {}", b.to, caller.name),
+        &format!(
+            "restore to {} requested by token {}",
+            redact(&b.to),
+            caller.name
+        ),
     );
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))).into_response())
+}
+
+/// The repository of a source: its plan's, or the only one configured.
+fn source_repository(cfg: &crate::config::Config, source: &str) -> Result<String, ApiError> {
+    match (cfg.plan_of(source), cfg.repositories.as_slice()) {
+        (Some(p), _) => Ok(p.repository.clone()),
+        (None, [only]) => Ok(only.name.clone()),
+        (None, _) => Err(ApiError::unprocessable(
+            "repository",
+            format!("source {source} has no plan and several repositories are configured: name the repository"),
+        )),
+    }
 }
 
 /// Refuses a time outside the source's recoverable window.
@@ -976,12 +1001,7 @@ async fn snapshot_create_handler(
     })?;
     let repository = match b.repository {
         Some(r) => snapshot_repository(&cfg, Some(r))?,
-        None => cfg
-            .plan_of(&src.name)
-            .map(|p| p.repository.clone())
-            .ok_or_else(|| {
-                ApiError::unprocessable("repository", "the source has no plan: name the repository")
-            })?,
+        None => source_repository(&cfg, &src.name)?,
     };
     let name = b.name.clone();
     let point = blocking(move || {

@@ -587,6 +587,8 @@ fn restore(
         tables: only,
         renames,
         replace: force && mysql,
+        start: false,
+        port: None,
     };
     let cfg2 = cfg.clone();
     let id = state.jobs.submit(

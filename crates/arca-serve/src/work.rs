@@ -127,6 +127,9 @@ pub struct RestoreJob {
     pub renames: Vec<String>,
     /// Drop and restore tables the target has.
     pub replace: bool,
+    /// Start the restored copy as a temporary instance.
+    pub start: bool,
+    pub port: Option<u16>,
 }
 
 pub fn restore(cfg: &Config, r: &RestoreJob, ctx: &JobCtx) -> Result<Outcome, String> {
@@ -145,6 +148,8 @@ pub fn restore(cfg: &Config, r: &RestoreJob, ctx: &JobCtx) -> Result<Outcome, St
     req.objects.tables = r.tables.clone();
     req.renames = r.renames.clone();
     req.replace = r.replace;
+    req.start = r.start;
+    req.port = r.port;
     let done = arca_ops::restore(&repo, &req, ctx.progress.as_ref()).map_err(|e| e.to_string())?;
     Ok(Outcome {
         backup: Some(done.backup.clone()),

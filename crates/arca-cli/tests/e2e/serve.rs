@@ -1694,6 +1694,32 @@ fn a_mariadb_source_through_starrocks_statements_keeps_its_password_secret() {
         "500\t125250"
     );
     assert_eq!(m.root("SELECT COUNT(*) FROM shop.orders"), "500");
+    // Through the REST API: the whole backup into a new database.
+    let a = sql(OPERATOR, "BACKUP SNAPSHOT shop.whole TO local");
+    let job = a.json()["message"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let whole = d.wait_job(&job)["backup"].as_str().unwrap().to_string();
+    let r = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "shop", "backup": whole, "to": m.url(), "renames": ["shop:shop_copy"]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let rj = d.wait_job(r.json()["job"].as_str().unwrap());
+    assert_eq!(rj["state"], "succeeded", "{rj}");
+    assert_eq!(m.root("SELECT COUNT(*) FROM shop_copy.orders"), "500");
+    assert_eq!(m.root("SELECT COUNT(*) FROM shop_copy.other"), "1");
+    let r = d.post(
+        "/api/v1/restores",
+        OPERATOR,
+        &json!({"source": "shop", "backup": whole, "to": m.url(), "replace": true}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
     // The password shows nowhere.
     for path in [
         "/api/v1/sources",
@@ -1812,4 +1838,50 @@ fn window_past(d: &Daemon, pg: &super::postgres::Pg, t: jiff::Timestamp) {
         assert!(Instant::now() < deadline, "{w}");
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// The job stream: server-sent events as a job changes state.
+#[test]
+fn the_job_stream_sends_each_change_as_it_happens() {
+    let s = setup("");
+    let d = Daemon::start(&s.config, &[]);
+    let mut c = TcpStream::connect(&d.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        c,
+        "GET /api/v1/jobs/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(c);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("200"), "{line}");
+    let a = d.post("/api/v1/backups", OPERATOR, &json!({"source": "app"}));
+    let job = a.json()["job"].as_str().unwrap().to_string();
+    // `event: job` then `data: {…}` for queued, running and succeeded.
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_event = String::new();
+    while !states.contains(&"succeeded".to_string()) {
+        assert!(Instant::now() < deadline, "{states:?}");
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim();
+        if let Some(e) = l.strip_prefix("event: ") {
+            last_event = e.to_string();
+        } else if let Some(data) = l.strip_prefix("data: ") {
+            if last_event == "job" {
+                let v: Value = serde_json::from_str(data).unwrap();
+                if v["id"] == job.as_str() {
+                    states.push(v["state"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("queued"),
+        "{states:?}"
+    );
+    assert!(states.contains(&"running".to_string()), "{states:?}");
 }
