@@ -228,6 +228,9 @@ fn unsafe_free_kill(pid: u32, sig: i32) {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            if self.via_runuser {
+                self.signal(libc::SIGKILL);
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
