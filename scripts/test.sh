@@ -51,6 +51,9 @@ if ! .venv-test/bin/python -c 'import openapi_spec_validator' 2>/dev/null; then
 fi
 export ARCA_TEST_PYTHON="$PWD/.venv-test/bin/python"
 
+# A clean build writes no incremental caches: they only cost disk here.
+export CARGO_INCREMENTAL=0
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 

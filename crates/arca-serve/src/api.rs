@@ -598,21 +598,18 @@ async fn backup_handler(
             "a backup id is hex digits (at least 4) as `arca list` shows",
         ));
     }
+    let id = id.to_ascii_lowercase();
     let row = blocking(move || {
-        let all = s
+        let found = s
             .catalog
-            .backups(&BackupQuery {
-                limit: usize::MAX >> 1,
-                ..BackupQuery::default()
-            })
+            .backups_by_prefix(&id, 2)
             .map_err(ApiError::internal)?;
-        let found: Vec<_> = all.into_iter().filter(|b| b.id.starts_with(&id)).collect();
         match found.len() {
             0 => Err(ApiError::not_found(format!("no backup {id}"))),
             1 => Ok(found.into_iter().next().expect("one")),
-            n => Err(ApiError::bad(
+            _ => Err(ApiError::bad(
                 "id",
-                format!("{id} names {n} backups: give more digits"),
+                format!("{id} names more than one backup: give more digits"),
             )),
         }
     })

@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL,
     source TEXT, job TEXT, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_source ON events (source, id);
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind, id);
+CREATE INDEX IF NOT EXISTS events_source_kind ON events (source, kind, id);
 CREATE TABLE IF NOT EXISTS plan_runs (plan TEXT PRIMARY KEY, last_fire TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS source_keys (source TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (source, key));
 CREATE TABLE IF NOT EXISTS backups (
@@ -108,6 +110,7 @@ CREATE TABLE IF NOT EXISTS backups (
     duration_ms INTEGER NOT NULL, status TEXT NOT NULL, PRIMARY KEY (repository, id));
 CREATE INDEX IF NOT EXISTS backups_time ON backups (start_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS backups_source_time ON backups (source, start_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS backups_id ON backups (id);
 ";
 
 pub type Result<T> = std::result::Result<T, rusqlite::Error>;
@@ -237,14 +240,19 @@ impl Catalog {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<EventRow>> {
+        let mut w = Filter::default();
+        w.eq("source", source);
+        w.eq("kind", kind);
+        if let Some(b) = before {
+            w.cond("id < ?", b);
+        }
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT id, time, kind, source, job, message FROM events
-                 WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR kind = ?2)
-                   AND (?3 IS NULL OR id < ?3)
-                 ORDER BY id DESC LIMIT ?4",
-            )?;
-            let rows = st.query_map(params![source, kind, before, limit as i64], |r| {
+            let sql = format!(
+                "SELECT id, time, kind, source, job, message FROM events{} ORDER BY id DESC LIMIT {limit}",
+                w.sql
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(w.args), |r| {
                 Ok(EventRow {
                     id: r.get(0)?,
                     time: r.get(1)?,
@@ -331,33 +339,43 @@ impl Catalog {
         })
     }
 
-    /// Newest first.
+    /// Newest first. Only the filters given go into the statement, so
+    /// SQLite can use the index that fits them.
     pub fn backups(&self, q: &BackupQuery) -> Result<Vec<BackupRow>> {
+        let mut w = Filter::default();
+        w.eq("source", q.source.as_deref());
+        w.eq("repository", q.repository.as_deref());
+        w.eq("kind", q.kind.as_deref());
+        w.eq("status", q.status.as_deref());
+        if let Some(f) = &q.from {
+            w.cond("start_time >= ?", f.clone());
+        }
+        if let Some(t) = &q.to {
+            w.cond("start_time <= ?", t.clone());
+        }
+        if let Some((t, id)) = &q.cursor {
+            w.cond2("(start_time, id) < (?, ?)", t.clone(), id.clone());
+        }
         self.with(|c| {
-            let (cur_t, cur_id) = q.cursor.clone().unzip();
-            let mut st = c.prepare_cached(
-                "SELECT id, repository, source, source_url, engine, kind, name, size, stored_bytes,
-                        start_time, end_time, duration_ms, status FROM backups
-                 WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR repository = ?2)
-                   AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR status = ?4)
-                   AND (?5 IS NULL OR start_time >= ?5) AND (?6 IS NULL OR start_time <= ?6)
-                   AND (?7 IS NULL OR (start_time, id) < (?7, ?8))
-                 ORDER BY start_time DESC, id DESC LIMIT ?9",
-            )?;
-            let rows = st.query_map(
-                params![
-                    q.source,
-                    q.repository,
-                    q.kind,
-                    q.status,
-                    q.from,
-                    q.to,
-                    cur_t,
-                    cur_id,
-                    q.limit as i64
-                ],
-                backup_row,
-            )?;
+            let sql = format!(
+                "SELECT {BACKUP_COLS} FROM backups{} ORDER BY start_time DESC, id DESC LIMIT {}",
+                w.sql, q.limit
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(w.args), backup_row)?;
+            rows.collect()
+        })
+    }
+
+    /// The backups whose id starts with `prefix` (a short id), at most
+    /// `limit`: the primary key's order answers it without a scan.
+    pub fn backups_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<BackupRow>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {BACKUP_COLS} FROM backups INDEXED BY backups_id
+                 WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![prefix, limit as i64], backup_row)?;
             rows.collect()
         })
     }
@@ -365,11 +383,9 @@ impl Catalog {
     /// Every backup of one source, oldest first (for statistics).
     pub fn backups_of(&self, source: &str) -> Result<Vec<BackupRow>> {
         self.with(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, repository, source, source_url, engine, kind, name, size, stored_bytes,
-                        start_time, end_time, duration_ms, status FROM backups
-                 WHERE source = ?1 ORDER BY start_time, id",
-            )?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {BACKUP_COLS} FROM backups WHERE source = ?1 ORDER BY start_time, id"
+            ))?;
             let rows = st.query_map([source], backup_row)?;
             rows.collect()
         })
@@ -408,6 +424,43 @@ impl Catalog {
             )
             .optional()
         })
+    }
+}
+
+const BACKUP_COLS: &str = "id, repository, source, source_url, engine, kind, name, size, stored_bytes, start_time, end_time, duration_ms, status";
+
+/// A WHERE clause of the filters that were given, with their arguments.
+#[derive(Default)]
+struct Filter {
+    sql: String,
+    args: Vec<rusqlite::types::Value>,
+}
+
+impl Filter {
+    fn eq(&mut self, col: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.cond(&format!("{col} = ?"), v.to_string());
+        }
+    }
+
+    fn cond(&mut self, expr: &str, v: impl Into<rusqlite::types::Value>) {
+        self.join(expr);
+        self.args.push(v.into());
+    }
+
+    fn cond2(&mut self, expr: &str, a: String, b: String) {
+        self.join(expr);
+        self.args.push(a.into());
+        self.args.push(b.into());
+    }
+
+    fn join(&mut self, expr: &str) {
+        self.sql += if self.sql.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        };
+        self.sql += expr;
     }
 }
 
@@ -455,4 +508,140 @@ fn backup_row(r: &rusqlite::Row<'_>) -> Result<BackupRow> {
         duration_ms: r.get(11)?,
         status: r.get(12)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, source: &str, kind: &str, start: &str) -> BackupRow {
+        BackupRow {
+            id: id.into(),
+            short_id: id[..8].into(),
+            repository: "r".into(),
+            source: Some(source.into()),
+            source_url: format!("sqlite:///{source}.db"),
+            engine: "sqlite".into(),
+            kind: kind.into(),
+            name: None,
+            size: 1,
+            stored_bytes: 1,
+            start_time: start.into(),
+            end_time: start.into(),
+            duration_ms: 1,
+            status: "ok".into(),
+        }
+    }
+
+    fn plan(c: &Catalog, sql: &str) -> String {
+        c.with(|c| {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = st.query_map([], |r| r.get::<_, String>(3))?;
+            Ok(rows.collect::<Result<Vec<_>>>()?.join("; "))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn filters_combine_and_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let rows = vec![
+            row("aa00000000000001", "app", "full", "2026-01-01T00:00:00Z"),
+            row(
+                "aa00000000000002",
+                "app",
+                "incremental",
+                "2026-01-02T00:00:00Z",
+            ),
+            row("bb00000000000003", "web", "full", "2026-01-03T00:00:00Z"),
+            row("bb00000000000004", "app", "full", "2026-01-04T00:00:00Z"),
+        ];
+        c.replace_backups("r", &rows).unwrap();
+        let ids = |q: BackupQuery| -> Vec<String> {
+            c.backups(&q).unwrap().into_iter().map(|b| b.id).collect()
+        };
+        assert_eq!(
+            ids(BackupQuery {
+                source: Some("app".into()),
+                kind: Some("full".into()),
+                limit: 10,
+                ..Default::default()
+            }),
+            ["bb00000000000004", "aa00000000000001"]
+        );
+        assert_eq!(
+            ids(BackupQuery {
+                from: Some("2026-01-02T00:00:00Z".into()),
+                to: Some("2026-01-03T00:00:00Z".into()),
+                limit: 10,
+                ..Default::default()
+            }),
+            ["bb00000000000003", "aa00000000000002"]
+        );
+        assert_eq!(
+            ids(BackupQuery {
+                cursor: Some(("2026-01-03T00:00:00Z".into(), "bb00000000000003".into())),
+                limit: 1,
+                ..Default::default()
+            }),
+            ["aa00000000000002"]
+        );
+        let by = |p: &str| -> Vec<String> {
+            c.backups_by_prefix(p, 2)
+                .unwrap()
+                .into_iter()
+                .map(|b| b.id)
+                .collect()
+        };
+        assert_eq!(by("bb00000000000003"), ["bb00000000000003"]);
+        assert_eq!(by("aa00").len(), 2);
+        assert_eq!(
+            by("bb000000000000"),
+            ["bb00000000000003", "bb00000000000004"]
+        );
+        assert!(by("ab").is_empty());
+        assert!(by("bb00000000000005").is_empty());
+    }
+
+    #[test]
+    fn events_filter_by_kind_and_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        for (kind, source) in [("a", "x"), ("b", "x"), ("a", "y"), ("a", "x")] {
+            c.event("t", kind, Some(source), None, "m").unwrap();
+        }
+        let ids = |s: Option<&str>, k: Option<&str>, before: Option<i64>| -> Vec<i64> {
+            c.events(s, k, before, 10)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids(None, None, None), [4, 3, 2, 1]);
+        assert_eq!(ids(None, Some("a"), None), [4, 3, 1]);
+        assert_eq!(ids(Some("x"), Some("a"), Some(4)), [1]);
+        assert_eq!(ids(Some("y"), None, None), [3]);
+    }
+
+    /// Each listing the API serves is answered from an index, not by
+    /// reading every row: the catalog holds up to 100,000s of events.
+    #[test]
+    fn listings_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        for sql in [
+            "SELECT * FROM events WHERE kind = 'a' ORDER BY id DESC LIMIT 50",
+            "SELECT * FROM events WHERE source = 'x' AND kind = 'a' ORDER BY id DESC LIMIT 50",
+            "SELECT * FROM backups WHERE source = 'x' ORDER BY start_time DESC, id DESC LIMIT 50",
+            "SELECT * FROM backups INDEXED BY backups_id WHERE id >= 'ab' AND id < 'ab' || 'g'",
+        ] {
+            let p = plan(&c, sql);
+            assert!(
+                p.contains("USING INDEX") || p.contains("USING COVERING INDEX"),
+                "{sql}: {p}"
+            );
+            assert!(!p.contains("TEMP B-TREE"), "{sql} sorts: {p}");
+        }
+    }
 }
