@@ -23,7 +23,7 @@ use crate::config::Role;
 use crate::jobs::{Spec, SubmitError};
 use crate::{stamp, State};
 
-type S = Arc<State>;
+pub(crate) type S = Arc<State>;
 
 /// The OpenAPI document, kept beside the code it describes.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -68,7 +68,9 @@ pub fn router(state: S, test_clock: bool) -> Router {
     if test_clock {
         r = r.route("/api/v1/test/clock", post(clock_handler));
     }
-    r.fallback(not_found_handler).with_state(state)
+    r.merge(crate::console::routes())
+        .fallback(not_found_handler)
+        .with_state(state)
 }
 
 // ---- errors -------------------------------------------------------------
@@ -270,19 +272,19 @@ impl FromRequestParts<S> for Caller {
 
 // ---- handlers -----------------------------------------------------------
 
-async fn healthz_handler() -> Json<Value> {
+pub(crate) async fn healthz_handler() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn openapi_handler() -> Response {
+pub(crate) async fn openapi_handler() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn not_found_handler() -> ApiError {
+pub(crate) async fn not_found_handler() -> ApiError {
     ApiError::not_found("no such endpoint: see /api/v1/openapi.json")
 }
 
-async fn metrics_handler(
+pub(crate) async fn metrics_handler(
     caller: Caller,
     axum::extract::State(s): axum::extract::State<S>,
 ) -> Result<Response, ApiError> {
@@ -308,7 +310,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-type St = axum::extract::State<S>;
+pub(crate) type St = axum::extract::State<S>;
 
 /// A source URL without its password.
 pub fn redact(url: &str) -> String {
@@ -346,7 +348,7 @@ fn redact_query(tail: &str) -> String {
     format!("{path}?{}", q.join("&"))
 }
 
-async fn sources_handler(
+pub(crate) async fn sources_handler(
     caller: Caller,
     axum::extract::State(s): St,
 ) -> Result<Json<Value>, ApiError> {
@@ -419,7 +421,7 @@ fn next_run(s: &State, p: &crate::config::PlanConfig) -> Option<jiff::Timestamp>
     p.schedule.next_after(last)
 }
 
-async fn repositories_handler(
+pub(crate) async fn repositories_handler(
     caller: Caller,
     axum::extract::State(s): St,
 ) -> Result<Json<Value>, ApiError> {
@@ -441,7 +443,7 @@ async fn repositories_handler(
     Ok(Json(json!({ "items": items })))
 }
 
-async fn plans_handler(
+pub(crate) async fn plans_handler(
     caller: Caller,
     axum::extract::State(s): St,
 ) -> Result<Json<Value>, ApiError> {
@@ -476,7 +478,7 @@ async fn plans_handler(
 }
 
 /// Changes a plan and writes it to the configuration file (admin).
-async fn plan_update_handler(
+pub(crate) async fn plan_update_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Path(name): Path<String>,
@@ -508,13 +510,15 @@ async fn plan_update_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BackupsQuery {
+pub(crate) struct BackupsQuery {
     source: Option<String>,
     repository: Option<String>,
     kind: Option<String>,
+    mode: Option<String>,
     status: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    order: Option<String>,
     cursor: Option<String>,
     limit: Option<usize>,
 }
@@ -539,7 +543,7 @@ fn limit(v: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-async fn backups_handler(
+pub(crate) async fn backups_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Q(q): Q<BackupsQuery>,
@@ -565,15 +569,30 @@ async fn backups_handler(
             tracing::debug!("backups listing asked for kind {k}");
         }
     }
+    if let Some(m) = &q.mode {
+        if !matches!(m.as_str(), "full" | "incremental" | "snapshot") {
+            return Err(ApiError::bad(
+                "mode",
+                "mode is one of full, incremental, snapshot",
+            ));
+        }
+    }
+    let oldest_first = match q.order.as_deref() {
+        None | Some("newest") => false,
+        Some("oldest") => true,
+        Some(_) => return Err(ApiError::bad("order", "order is newest or oldest")),
+    };
     let limit = limit(q.limit)?;
     let query = BackupQuery {
         source: q.source,
         repository: q.repository,
         kind: q.kind,
+        mode: q.mode,
         status: q.status,
         from: time_param("from", q.from)?,
         to: time_param("to", q.to)?,
         cursor,
+        oldest_first,
         limit: limit + 1,
     };
     let mut rows = blocking(move || s.catalog.backups(&query).map_err(ApiError::internal)).await?;
@@ -586,7 +605,7 @@ async fn backups_handler(
     Ok(Json(json!({ "items": rows, "next": next })))
 }
 
-async fn backup_handler(
+pub(crate) async fn backup_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Path(id): Path<String>,
@@ -619,7 +638,7 @@ async fn backup_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BackupNow {
+pub(crate) struct BackupNow {
     source: String,
     #[serde(default)]
     plan: Option<String>,
@@ -631,7 +650,7 @@ struct BackupNow {
     name: Option<String>,
 }
 
-async fn backup_now_handler(
+pub(crate) async fn backup_now_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<BackupNow>,
@@ -701,7 +720,7 @@ async fn backup_now_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RestoreBody {
+pub(crate) struct RestoreBody {
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
@@ -736,7 +755,7 @@ struct RestoreBody {
     port: Option<u16>,
 }
 
-async fn restore_handler(
+pub(crate) async fn restore_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<RestoreBody>,
@@ -915,7 +934,7 @@ fn check_in_window(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SnapshotsQuery {
+pub(crate) struct SnapshotsQuery {
     repository: Option<String>,
 }
 
@@ -941,7 +960,7 @@ fn snapshot_repository(
 }
 
 /// Named snapshots (restore points) in a repository, oldest first.
-async fn snapshots_handler(
+pub(crate) async fn snapshots_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Q(q): Q<SnapshotsQuery>,
@@ -978,7 +997,7 @@ async fn snapshots_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SnapshotBody {
+pub(crate) struct SnapshotBody {
     source: String,
     name: String,
     #[serde(default)]
@@ -986,7 +1005,7 @@ struct SnapshotBody {
 }
 
 /// Names the source's current point in its archived log (operator).
-async fn snapshot_create_handler(
+pub(crate) async fn snapshot_create_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<SnapshotBody>,
@@ -1024,7 +1043,7 @@ async fn snapshot_create_handler(
 }
 
 /// Drops a named snapshot (admin).
-async fn snapshot_drop_handler(
+pub(crate) async fn snapshot_drop_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Path(name): Path<String>,
@@ -1057,7 +1076,7 @@ async fn snapshot_drop_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckBody {
+pub(crate) struct CheckBody {
     repository: String,
     #[serde(default)]
     backup: Option<String>,
@@ -1065,7 +1084,7 @@ struct CheckBody {
     read_data: bool,
 }
 
-async fn check_handler(
+pub(crate) async fn check_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<CheckBody>,
@@ -1098,12 +1117,12 @@ async fn check_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DrillBody {
+pub(crate) struct DrillBody {
     plan: String,
 }
 
 /// A restore drill of a plan's source now (operator).
-async fn drill_handler(
+pub(crate) async fn drill_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<DrillBody>,
@@ -1119,7 +1138,7 @@ async fn drill_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ForgetBody {
+pub(crate) struct ForgetBody {
     plan: String,
     #[serde(default)]
     dry_run: bool,
@@ -1131,7 +1150,7 @@ fn yes() -> bool {
     true
 }
 
-async fn forget_handler(
+pub(crate) async fn forget_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<ForgetBody>,
@@ -1161,14 +1180,14 @@ async fn forget_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JobsQuery {
+pub(crate) struct JobsQuery {
     source: Option<String>,
     state: Option<String>,
     before: Option<String>,
     limit: Option<usize>,
 }
 
-async fn jobs_handler(
+pub(crate) async fn jobs_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Q(q): Q<JobsQuery>,
@@ -1213,7 +1232,7 @@ async fn jobs_handler(
     Ok(Json(json!({ "items": rows, "next": next })))
 }
 
-async fn job_handler(
+pub(crate) async fn job_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Path(id): Path<String>,
@@ -1228,7 +1247,7 @@ async fn job_handler(
     Ok(Json(serde_json::to_value(job).map_err(ApiError::internal)?))
 }
 
-async fn cancel_handler(
+pub(crate) async fn cancel_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Path(id): Path<String>,
@@ -1266,7 +1285,7 @@ async fn cancel_handler(
     }
 }
 
-async fn jobs_stream_handler(
+pub(crate) async fn jobs_stream_handler(
     caller: Caller,
     axum::extract::State(s): St,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError>
@@ -1293,14 +1312,14 @@ async fn jobs_stream_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EventsQuery {
+pub(crate) struct EventsQuery {
     source: Option<String>,
     kind: Option<String>,
     before: Option<i64>,
     limit: Option<usize>,
 }
 
-async fn events_handler(
+pub(crate) async fn events_handler(
     caller: Caller,
     axum::extract::State(s): St,
     Q(q): Q<EventsQuery>,
@@ -1322,7 +1341,7 @@ async fn events_handler(
     Ok(Json(json!({ "items": rows, "next": next })))
 }
 
-async fn windows_handler(
+pub(crate) async fn windows_handler(
     caller: Caller,
     axum::extract::State(s): St,
 ) -> Result<Json<Value>, ApiError> {
@@ -1344,7 +1363,7 @@ async fn windows_handler(
     Ok(Json(json!({ "items": items })))
 }
 
-async fn stats_handler(
+pub(crate) async fn stats_handler(
     caller: Caller,
     axum::extract::State(s): St,
 ) -> Result<Json<Value>, ApiError> {
@@ -1356,11 +1375,11 @@ async fn stats_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SqlBody {
+pub(crate) struct SqlBody {
     sql: String,
 }
 
-async fn sql_handler(
+pub(crate) async fn sql_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<SqlBody>,
@@ -1372,13 +1391,13 @@ async fn sql_handler(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClockBody {
+pub(crate) struct ClockBody {
     now: String,
 }
 
 /// Tests only (`--test-clock`): moves the schedule clock and answers once
 /// the scheduler has acted on the new time.
-async fn clock_handler(
+pub(crate) async fn clock_handler(
     caller: Caller,
     axum::extract::State(s): St,
     J(b): J<ClockBody>,

@@ -65,6 +65,11 @@ pub struct BackupRow {
     pub source_url: String,
     pub engine: String,
     pub kind: String,
+    /// `full`, `incremental` (it has a parent) or `snapshot` (a named
+    /// point in the log, with no data of its own).
+    pub mode: String,
+    /// The backup this one was taken against, if incremental.
+    pub parent: Option<String>,
     pub name: Option<String>,
     pub size: u64,
     pub stored_bytes: u64,
@@ -80,12 +85,17 @@ pub struct BackupQuery {
     pub source: Option<String>,
     pub repository: Option<String>,
     pub kind: Option<String>,
+    pub mode: Option<String>,
     pub status: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub cursor: Option<(String, String)>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
     pub limit: usize,
 }
+
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -105,7 +115,8 @@ CREATE TABLE IF NOT EXISTS plan_runs (plan TEXT PRIMARY KEY, last_fire TEXT NOT 
 CREATE TABLE IF NOT EXISTS source_keys (source TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (source, key));
 CREATE TABLE IF NOT EXISTS backups (
     id TEXT NOT NULL, repository TEXT NOT NULL, source TEXT, source_url TEXT NOT NULL,
-    engine TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, size INTEGER NOT NULL,
+    engine TEXT NOT NULL, kind TEXT NOT NULL, mode TEXT NOT NULL, parent TEXT,
+    name TEXT, size INTEGER NOT NULL,
     stored_bytes INTEGER NOT NULL, start_time TEXT NOT NULL, end_time TEXT NOT NULL,
     duration_ms INTEGER NOT NULL, status TEXT NOT NULL, PRIMARY KEY (repository, id));
 CREATE INDEX IF NOT EXISTS backups_time ON backups (start_time DESC, id DESC);
@@ -121,6 +132,13 @@ impl Catalog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The backups table is a copy rescanned at every start: a catalog
+        // of an older layout drops it rather than migrating it.
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch("DROP TABLE IF EXISTS backups")?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         conn.execute_batch(SCHEMA)?;
         Ok(Catalog {
             conn: Arc::new(Mutex::new(conn)),
@@ -314,8 +332,8 @@ impl Catalog {
             {
                 let mut st = tx.prepare(
                     "INSERT OR REPLACE INTO backups (id, repository, source, source_url, engine, kind,
-                     name, size, stored_bytes, start_time, end_time, duration_ms, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     mode, parent, name, size, stored_bytes, start_time, end_time, duration_ms, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
                 for b in rows {
                     st.execute(params![
@@ -325,6 +343,8 @@ impl Catalog {
                         b.source_url,
                         b.engine,
                         b.kind,
+                        b.mode,
+                        b.parent,
                         b.name,
                         b.size as i64,
                         b.stored_bytes as i64,
@@ -346,6 +366,7 @@ impl Catalog {
         w.eq("source", q.source.as_deref());
         w.eq("repository", q.repository.as_deref());
         w.eq("kind", q.kind.as_deref());
+        w.eq("mode", q.mode.as_deref());
         w.eq("status", q.status.as_deref());
         if let Some(f) = &q.from {
             w.cond("start_time >= ?", f.clone());
@@ -353,12 +374,21 @@ impl Catalog {
         if let Some(t) = &q.to {
             w.cond("start_time <= ?", t.clone());
         }
+        let (op, order) = if q.oldest_first {
+            (">", "")
+        } else {
+            ("<", " DESC")
+        };
         if let Some((t, id)) = &q.cursor {
-            w.cond2("(start_time, id) < (?, ?)", t.clone(), id.clone());
+            w.cond2(
+                &format!("(start_time, id) {op} (?, ?)"),
+                t.clone(),
+                id.clone(),
+            );
         }
         self.with(|c| {
             let sql = format!(
-                "SELECT {BACKUP_COLS} FROM backups{} ORDER BY start_time DESC, id DESC LIMIT {}",
+                "SELECT {BACKUP_COLS} FROM backups{} ORDER BY start_time{order}, id{order} LIMIT {}",
                 w.sql, q.limit
             );
             let mut st = c.prepare_cached(&sql)?;
@@ -427,7 +457,7 @@ impl Catalog {
     }
 }
 
-const BACKUP_COLS: &str = "id, repository, source, source_url, engine, kind, name, size, stored_bytes, start_time, end_time, duration_ms, status";
+const BACKUP_COLS: &str = "id, repository, source, source_url, engine, kind, mode, parent, name, size, stored_bytes, start_time, end_time, duration_ms, status";
 
 /// A WHERE clause of the filters that were given, with their arguments.
 #[derive(Default)]
@@ -500,13 +530,15 @@ fn backup_row(r: &rusqlite::Row<'_>) -> Result<BackupRow> {
         source_url: r.get(3)?,
         engine: r.get(4)?,
         kind: r.get(5)?,
-        name: r.get(6)?,
-        size: r.get::<_, i64>(7)? as u64,
-        stored_bytes: r.get::<_, i64>(8)? as u64,
-        start_time: r.get(9)?,
-        end_time: r.get(10)?,
-        duration_ms: r.get(11)?,
-        status: r.get(12)?,
+        mode: r.get(6)?,
+        parent: r.get(7)?,
+        name: r.get(8)?,
+        size: r.get::<_, i64>(9)? as u64,
+        stored_bytes: r.get::<_, i64>(10)? as u64,
+        start_time: r.get(11)?,
+        end_time: r.get(12)?,
+        duration_ms: r.get(13)?,
+        status: r.get(14)?,
     })
 }
 
@@ -523,6 +555,8 @@ mod tests {
             source_url: format!("sqlite:///{source}.db"),
             engine: "sqlite".into(),
             kind: kind.into(),
+            mode: "full".into(),
+            parent: None,
             name: None,
             size: 1,
             stored_bytes: 1,

@@ -253,6 +253,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "keep_monthly",
     "keep_min",
     "drill",
+    "log_archiving",
 ];
 
 /// Changes a plan's keys in the file (`null` removes a key, leaving its
@@ -302,6 +303,9 @@ pub fn update_plan(
             {
                 t.insert(k, value(s.as_str()));
             }
+            serde_json::Value::Bool(b) if k == "log_archiving" => {
+                t.insert(k, value(*b));
+            }
             serde_json::Value::Number(n) if k.starts_with("keep_") || k == "purge_after_days" => {
                 let Some(n) = n.as_u64().filter(|n| *n <= u32::MAX as u64) else {
                     return Err(ApiError::bad(k, format!("{k} must be a whole number of 0 or more")));
@@ -311,7 +315,7 @@ pub fn update_plan(
             _ => {
                 return Err(ApiError::bad(
                     k,
-                    format!("{k} has the wrong type: schedule, timezone, kind and drill are strings, the others numbers (null removes)"),
+                    format!("{k} has the wrong type: schedule, timezone, kind and drill are strings, log_archiving true or false, the others numbers (null removes)"),
                 ))
             }
         }

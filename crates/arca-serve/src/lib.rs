@@ -10,6 +10,7 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod edit;
 pub mod jobs;
 pub mod logs;
@@ -62,6 +63,8 @@ pub struct State {
     pub wake: tokio::sync::Notify,
     /// Continuous log archiving of the plans that ask for it.
     pub archivers: logs::Archivers,
+    /// Signed-in sessions of the web console.
+    pub sessions: console::session::Sessions,
     /// The clock reading the scheduler last acted on (tests wait for it).
     pub ticked: tokio::sync::watch::Sender<jiff::Timestamp>,
 }
@@ -168,6 +171,7 @@ async fn serve(cfg: Config, catalog: Catalog, opts: ServeOptions) -> Result<(), 
             wake: tokio::sync::Notify::new(),
             ticked: tokio::sync::watch::channel(jiff::Timestamp::UNIX_EPOCH).0,
             archivers: logs::Archivers::default(),
+            sessions: Default::default(),
         }
     });
     if interrupted > 0 {

@@ -57,6 +57,15 @@ fn same_source(configured: &str, recorded: &str) -> bool {
     }
 }
 
+/// How the console and the API's `mode` filter name a backup.
+fn mode(m: &Manifest) -> &'static str {
+    match (&m.kind, &m.parent) {
+        (arca_repo::BackupKind::Point, _) => "snapshot",
+        (_, Some(_)) => "incremental",
+        (_, None) => "full",
+    }
+}
+
 pub fn scan(state: &State, cfg: &Config, repository: &str) {
     let repo = match crate::work::open(cfg, repository) {
         Ok(r) => r,
@@ -85,6 +94,8 @@ pub fn scan(state: &State, cfg: &Config, repository: &str) {
                 source_url: m.source.clone(),
                 engine: m.engine.as_str().to_string(),
                 kind: m.kind.as_str().to_string(),
+                mode: mode(m).into(),
+                parent: m.parent.as_ref().map(|p| p.to_hex()),
                 name: m.name.clone(),
                 size: m.size,
                 stored_bytes: m.stored_bytes,
@@ -105,6 +116,8 @@ pub fn scan(state: &State, cfg: &Config, repository: &str) {
             source_url: String::new(),
             engine: String::new(),
             kind: String::new(),
+            mode: String::new(),
+            parent: None,
             name: None,
             size: 0,
             stored_bytes: 0,
