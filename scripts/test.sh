@@ -14,6 +14,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql post
 command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
 # The daemon's metrics test scrapes with a real Prometheus.
 command -v prometheus >/dev/null || missing+=(prometheus)
+# The console's tests drive a real headless Chromium through chromedriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         echo "error: the test servers are not installed: apt-get install ${missing[*]} (as root)" >&2

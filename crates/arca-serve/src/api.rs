@@ -1097,14 +1097,14 @@ pub(crate) async fn check_handler(
             format!("no repository named {:?}", b.repository),
         ));
     }
-    let (repo, backup, read_data) = (b.repository.clone(), b.backup, b.read_data);
+    let (repo, backup, read_data) = (b.repository.clone(), b.backup.clone(), b.read_data);
     let id = s.jobs.submit(
         Spec {
             kind: "check",
             source: None,
             plan: None,
             holder: format!("repo:{}", b.repository),
-            detail: json!({ "repository": b.repository }),
+            detail: json!({ "repository": b.repository, "backup": b.backup }),
         },
         Box::new(move |ctx| {
             let mut o = crate::work::check(&cfg, &repo, backup, read_data, ctx)?;

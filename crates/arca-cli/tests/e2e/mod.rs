@@ -1,3 +1,4 @@
+mod browser;
 mod common;
 mod mariadb;
 mod persona;
@@ -10,6 +11,7 @@ mod behaviour;
 mod cancel;
 mod cli_forms;
 mod concurrency;
+mod console;
 mod contract;
 mod damage;
 mod drill;

@@ -48,6 +48,7 @@ pub fn timeline(t: &Timeline) -> Result<String, String> {
             .disable_y_axis()
             .x_labels(7)
             .x_label_formatter(&day_label)
+            .label_style(("sans-serif", 13))
             .draw()
             .map_err(|e| e.to_string())?;
         if let Some((a, b)) = t.window {
@@ -119,6 +120,7 @@ pub fn growth(
             .y_labels(4)
             .x_label_formatter(&day_label)
             .y_label_formatter(&|y| size_label(*y))
+            .label_style(("sans-serif", 13))
             .light_line_style(RGBColor(238, 238, 238))
             .draw()
             .map_err(|e| e.to_string())?;

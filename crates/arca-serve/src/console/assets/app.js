@@ -87,6 +87,10 @@
           // The finished job: its outcome, error and details as the server renders them.
           es.close();
           location.reload();
+        } else {
+          one.dataset.state = j.state;
+          const s = document.querySelector("#job-state .state");
+          if (s) { s.textContent = j.state; s.className = "state state-" + j.state; }
         }
       } else if (list && (ended || !document.getElementById("live-" + j.id))) {
         es.close();
