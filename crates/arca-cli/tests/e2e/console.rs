@@ -124,6 +124,10 @@ fn without_a_session_every_page_goes_to_login_and_a_viewer_is_offered_no_changes
     let b = Browser::start(&format!("http://{}", d.addr), "UTC");
     b.goto("/backups");
     assert_eq!(b.path(), "/login");
+    b.set_size(390, 844);
+    b.screenshot("login-390");
+    b.set_size(1280, 1000);
+    b.screenshot("login-1280");
     b.fill("#token", "not-a-token");
     b.submit("button[type=submit]");
     let err = b.wait_text("#login-error", 10, |t| !t.trim().is_empty());
@@ -286,6 +290,7 @@ fn back_up_follow_find_restore_and_cancel_in_the_browser() {
     b.submit("main form button.danger");
     b.wait_text("h1", 10, |t| t.contains("Restore of app"));
     wait_state(&b, "succeeded", 120);
+    let restore_job = b.path();
     integrity_ok(&to);
     assert_eq!(count_rows(&to), count_rows(&db));
 
@@ -322,12 +327,17 @@ fn back_up_follow_find_restore_and_cancel_in_the_browser() {
         b.text("table")
     );
 
-    screenshots(&b, &backup);
+    screenshots(
+        &b,
+        &backup,
+        &restore_job,
+        env.path("another.db").to_str().unwrap(),
+    );
 }
 
 /// Every page at 1280 px and at a 390 px phone's width, each checked to
 /// fit its width, written as PNGs for docs/console/.
-fn screenshots(b: &Browser, backup: &str) {
+fn screenshots(b: &Browser, backup: &str, job: &str, to: &str) {
     let pages = [
         ("overview", "/".to_string()),
         ("backups", "/backups".to_string()),
@@ -337,6 +347,7 @@ fn screenshots(b: &Browser, backup: &str) {
         ("jobs", "/jobs".to_string()),
         ("events", "/events".to_string()),
         ("repositories", "/repositories".to_string()),
+        ("job", job.to_string()),
     ];
     for (w, h) in [(1280, 1000), (390, 844)] {
         b.set_size(w, h);
@@ -348,6 +359,15 @@ fn screenshots(b: &Browser, backup: &str) {
             }
             b.screenshot(&format!("{name}-{w}"));
         }
+        // The restore's summary, waiting for the typed name.
+        b.goto("/restore?source=app");
+        b.fill("#to", to);
+        b.submit(".restore-form button[type=submit]");
+        b.wait_text("h2", 10, |t| t.contains("Summary"));
+        if w == 390 {
+            fits(b, "the restore summary");
+        }
+        b.screenshot(&format!("restore-summary-{w}"));
     }
     b.set_size(1280, 1000);
 }
