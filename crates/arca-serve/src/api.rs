@@ -1291,6 +1291,16 @@ pub(crate) async fn jobs_stream_handler(
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError>
 {
     caller.require(Role::Viewer)?;
+    Ok(job_events(s, || true))
+}
+
+/// Every change of a job as it happens (`job`), and each second the live
+/// jobs' progress (`progress`), for as long as `alive` says (the console's
+/// session: a signed-out browser's stream ends at the next tick).
+pub(crate) fn job_events(
+    s: S,
+    alive: impl Fn() -> bool + Send + Sync + 'static,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
     let rx = s.jobs.subscribe();
     let stream = futures_util::stream::unfold((rx, s.clone()), |(mut rx, s)| async move {
         loop {
@@ -1301,13 +1311,19 @@ pub(crate) async fn jobs_stream_handler(
             }
         }
     });
+    let alive = Arc::new(alive);
     let progress = futures_util::stream::unfold(s.clone(), |s| async move {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let live = s.jobs.live();
         let data = serde_json::to_string(&live).unwrap_or_default();
         Some((Ok(Event::default().event("progress").data(data)), s))
     });
-    Ok(Sse::new(futures_util::stream::select(stream, progress)).keep_alive(KeepAlive::default()))
+    let merged = futures_util::stream::select(stream, progress);
+    let gated = futures_util::StreamExt::take_while(merged, move |_| {
+        let ok = alive();
+        async move { ok }
+    });
+    Sse::new(gated).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize)]

@@ -323,12 +323,16 @@ pub fn update_plan(
     // A bad value is refused with the configuration's own message.
     let listen = state.config().listen.to_string();
     crate::config::Config::parse(&cfg.path, &doc.to_string(), Some(&listen)).map_err(|p| {
+        let text = p.to_string();
+        // The field is the changed key the problem names.
+        let field = changes
+            .keys()
+            .find(|k| text.contains(k.as_str()))
+            .or_else(|| changes.keys().next())
+            .cloned();
         ApiError {
-            field: changes.keys().next().cloned(),
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                p.to_string().replace('\n', "; "),
-            )
+            field,
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text.replace('\n', "; "))
         }
     })?;
     apply(state, &cfg.path, &old, &doc.to_string(), None)

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+
+use super::postgres::free_port;
 use serde_json::{json, Value};
 
 pub struct Browser {
@@ -17,14 +19,6 @@ pub struct Browser {
     driver: Child,
     _profile: tempfile::TempDir,
     pub base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn which(name: &str) -> PathBuf {

@@ -405,6 +405,13 @@ fn a_six_day_purge_period_is_refused_inline_and_repositories_keep_their_secret()
         std::fs::read_to_string(&s.config).unwrap()
     );
 
+    // A bad schedule is shown under the schedule, not another field.
+    b.fill("#app-daily-schedule", "every banana");
+    b.submit("#plan-app-daily button.primary");
+    let err = b.wait_text("#err-schedule", 10, |t| !t.trim().is_empty());
+    assert!(err.contains("banana"), "{err}");
+    assert!(!b.exists("#err-drill"), "{}", b.text("main"));
+
     // A repository added: a secret given for a local path is refused,
     // and the form comes back without it; without one it is added.
     let second = s.env.path("second");

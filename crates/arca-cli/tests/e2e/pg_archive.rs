@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::common::{error_line, Env};
 use super::pg_pitr::{batch_cluster, batches, commit_batch, started_port, wal_files};
+use super::postgres::free_port;
 use super::postgres::{arca, as_server, bin_dir, ok, server_repo, Pg};
 
 /// A push of a truncated segment is refused (it would block the whole one
@@ -144,14 +145,6 @@ fn restore_copy(env: &Env, repo: &str, name: &str, flags: &[&str]) -> (String, P
         std::thread::sleep(Duration::from_millis(100));
     }
     (out, pg)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A copy restored without --start and started as the output says archives

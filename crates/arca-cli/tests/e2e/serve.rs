@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::common::*;
+use super::postgres::free_port;
 
 pub const ADMIN: &str = "admin-token-for-tests";
 pub const OPERATOR: &str = "operator-token-for-tests";
@@ -1033,14 +1034,6 @@ fn test_python() -> PathBuf {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
         })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A real Prometheus scrapes `/metrics` with a token and answers a query.

@@ -81,8 +81,9 @@ fn env() -> &'static Environment<'static> {
             ms.map(|ms| duration(ms.max(0) as u64 / 1000))
                 .unwrap_or_default()
         });
-        e.add_filter("seconds", |s: Option<u64>| {
-            s.map(duration).unwrap_or_default()
+        // A lag can read below zero when clocks differ: shown as 0 s.
+        e.add_filter("seconds", |s: Option<i64>| {
+            s.map(|s| duration(s.max(0) as u64)).unwrap_or_default()
         });
         e.add_filter("ratio", |r: f64| format!("{r:.1}×"));
         e
@@ -91,18 +92,7 @@ fn env() -> &'static Environment<'static> {
 
 /// Sizes in binary units, as the CLI prints them.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    arca_ops::bytes(n)
 }
 
 /// Text for HTML built outside a template (an htmx fragment).
@@ -234,6 +224,14 @@ mod tests {
         for (name, _) in TEMPLATES {
             e.get_template(name).unwrap();
         }
+    }
+
+    #[test]
+    fn a_negative_log_lag_renders_as_zero() {
+        let out = env()
+            .render_str("{{ lag|seconds }}", minijinja::context! { lag => -3 })
+            .unwrap();
+        assert_eq!(out, "0 s");
     }
 
     #[test]

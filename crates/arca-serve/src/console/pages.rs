@@ -69,12 +69,9 @@ pub async fn login(s: St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Respo
                 .into_response()
         }
         None => {
-            s.event(
-                "console_sign_in_refused",
-                None,
-                None,
-                "a console sign-in with a token that is not valid",
-            );
+            // Logged, not recorded as an event: anyone can try, and the
+            // event log is for what the daemon did.
+            tracing::warn!("console: a sign-in with a token that is not valid");
             render_plain(
                 "login.html",
                 json!({ "error": "That token is not valid. Tokens are in the [[token]] tables of the daemon's configuration (their SHA-256)." }),
@@ -123,11 +120,10 @@ pub async fn overview(s: St, who: Signed) -> Response {
     let items = sources["items"].as_array().cloned().unwrap_or_default();
     let windows = windows["items"].as_array().cloned().unwrap_or_default();
     let stats = stats["items"].as_array().cloned().unwrap_or_default();
-    let snapshots = snapshot_times(&s, &who).await;
     let cards = tokio::task::spawn_blocking(move || {
         items
             .into_iter()
-            .map(|src| source_card(&st, src, &windows, &stats, &snapshots, now))
+            .map(|src| source_card(&st, src, &windows, &stats, now))
             .collect::<Vec<_>>()
     })
     .await
@@ -141,43 +137,17 @@ pub async fn overview(s: St, who: Signed) -> Response {
 }
 
 /// Every named snapshot's time by source URL's repository, for the
-/// timelines: (repository, time).
-async fn snapshot_times(s: &St, who: &Signed) -> Vec<(String, jiff::Timestamp)> {
-    let mut out = Vec::new();
-    for r in &s.config().repositories {
-        let q = Q(serde_json::from_value(json!({ "repository": r.name })).expect("a query"));
-        if let Ok(Json(v)) = api::snapshots_handler(who.caller(), state(s), q).await {
-            for i in v["items"].as_array().into_iter().flatten() {
-                if let Some(t) = i["time"].as_str().and_then(|t| t.parse().ok()) {
-                    out.push((r.name.clone(), t));
-                }
-            }
-        }
-    }
-    out
-}
-
 fn source_card(
     s: &crate::State,
     mut src: Value,
     windows: &[Value],
     stats: &[Value],
-    snapshots: &[(String, jiff::Timestamp)],
     now: jiff::Timestamp,
 ) -> Value {
     let name = src["name"].as_str().unwrap_or_default().to_string();
     let window = windows.iter().find(|w| w["source"] == name.as_str());
     let stat = stats.iter().find(|w| w["source"] == name.as_str());
     let week = now - jiff::SignedDuration::from_hours(24 * 7);
-    let backups = s
-        .catalog
-        .backups(&crate::catalog::BackupQuery {
-            source: Some(name.clone()),
-            from: Some(crate::stamp(week)),
-            limit: 500,
-            ..Default::default()
-        })
-        .unwrap_or_default();
     let span = |w: &Value| -> Option<(jiff::Timestamp, jiff::Timestamp)> {
         Some((
             w["from"].as_str()?.parse().ok()?,
@@ -185,26 +155,33 @@ fn source_card(
         ))
     };
     let win = window.and_then(span);
-    let repo = window
-        .and_then(|w| w["repository"].as_str())
-        .map(str::to_string);
     // A week, or the whole window when it is longer, up to 30 days.
     let month = now - jiff::SignedDuration::from_hours(24 * 30);
     let from = win.map_or(week, |(a, _)| a.min(week).max(month));
+    // Backups and named snapshots (points in the log) from the catalog.
+    let rows = s
+        .catalog
+        .backups(&crate::catalog::BackupQuery {
+            source: Some(name.clone()),
+            from: Some(crate::stamp(from)),
+            limit: 2000,
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    let (points, backups): (Vec<_>, Vec<_>) = rows.iter().partition(|b| b.mode == "snapshot");
+    let times = |v: &[&crate::catalog::BackupRow]| -> Vec<jiff::Timestamp> {
+        v.iter().filter_map(|b| b.start_time.parse().ok()).collect()
+    };
+    let week_backups = backups
+        .iter()
+        .filter(|b| b.start_time.as_str() >= crate::stamp(week).as_str())
+        .count();
     let timeline = super::charts::timeline(&super::charts::Timeline {
         from,
         now,
         window: win,
-        backups: backups
-            .iter()
-            .filter(|b| b.mode != "snapshot")
-            .filter_map(|b| b.start_time.parse().ok())
-            .collect(),
-        snapshots: snapshots
-            .iter()
-            .filter(|(r, _)| Some(r) == repo.as_ref())
-            .map(|(_, t)| *t)
-            .collect(),
+        backups: times(&backups),
+        snapshots: times(&points),
     })
     .unwrap_or_else(|e| format!("<p>the timeline could not be drawn: {e}</p>"));
     let growth = stat.and_then(|st| {
@@ -225,7 +202,7 @@ fn source_card(
     src["stats"] = stat.cloned().unwrap_or(Value::Null);
     src["timeline_svg"] = timeline.into();
     src["growth_svg"] = growth.into();
-    src["week_backups"] = backups.len().into();
+    src["week_backups"] = week_backups.into();
     src
 }
 
@@ -238,7 +215,16 @@ fn local_time(v: Option<&str>, tz: &str, name: &str) -> Result<Option<String>, A
     if v.parse::<jiff::Timestamp>().is_ok() {
         return Ok(Some(v.to_string()));
     }
-    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    // An unknown zone is refused: a silent fallback to UTC would move the
+    // restore by hours.
+    let zone = jiff::tz::TimeZone::get(tz).map_err(|_| {
+        ApiError::bad(
+            name,
+            format!(
+                "the browser's time zone {tz:?} is not known to the daemon's time zone database"
+            ),
+        )
+    })?;
     let dt: jiff::civil::DateTime = v.parse().map_err(|_| {
         ApiError::bad(
             name,
@@ -424,7 +410,7 @@ pub async fn backup_now(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
 /// The restore page: choose the point and the target, then a summary to
 /// confirm by typing the target's name.
 pub async fn restore_form(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
-    restore_page(&s, &who, &f, None, false).await
+    restore_page(&s, &who, &f, None, None).await
 }
 
 async fn restore_page(
@@ -432,7 +418,7 @@ async fn restore_page(
     who: &Signed,
     f: &Fields,
     err: Option<ApiError>,
-    review: bool,
+    review: Option<Value>,
 ) -> Response {
     if !who.can(Role::Operator) {
         return error_page(
@@ -458,6 +444,30 @@ async fn restore_page(
         let q = serde_json::from_value(json!({ "source": src, "limit": 100 })).expect("a query");
         if let Ok(Json(v)) = api::backups_handler(who.caller(), state(s), Q(q)).await {
             backups = v["items"].clone();
+        }
+        // The backup a link names is offered even when it is older than the
+        // newest 100: it is never replaced silently by "the newest".
+        if let Some(id) = field(f, "backup") {
+            let listed = backups
+                .as_array()
+                .is_some_and(|a| a.iter().any(|b| b["id"] == id));
+            if !listed {
+                match api::backup_handler(who.caller(), state(s), Path(id.to_string())).await {
+                    Ok(Json(b)) if b["source"] == src.as_str() => {
+                        if let Some(a) = backups.as_array_mut() {
+                            a.insert(0, b);
+                        }
+                    }
+                    Ok(_) => {
+                        let e = ApiError::bad(
+                            "backup",
+                            format!("backup {id} is not a backup of {src}"),
+                        );
+                        return error_page(who, "restore", e);
+                    }
+                    Err(e) => return error_page(who, "restore", e),
+                }
+            }
         }
         if let Ok(Json(v)) = api::windows_handler(who.caller(), state(s)).await {
             window = v["items"]
@@ -496,8 +506,7 @@ async fn restore_page(
         json!({
             "f": f, "source": source, "sources": sources, "engine": engine,
             "backups": backups, "window": window, "snapshots": snapshots,
-            "error": err.as_ref().map(form_error), "review": review,
-            "summary": if review { summary(f) } else { Value::Null },
+            "error": err.as_ref().map(form_error), "review": review.is_some(), "summary": review,
         }),
     );
     *r.status_mut() = status;
@@ -505,12 +514,18 @@ async fn restore_page(
 }
 
 /// What a restore will do, in words, and the name to type to confirm.
-fn summary(f: &Fields) -> Value {
-    let point = match field(f, "point") {
-        Some("time") => format!("the state at {}", field(f, "time").unwrap_or("?")),
-        Some("snapshot") => format!("named snapshot {}", field(f, "snapshot").unwrap_or("?")),
+fn summary(f: &Fields, body: &Value) -> Value {
+    let point = match (field(f, "point"), body["time"].as_str()) {
+        (Some("time"), Some(utc)) => format!(
+            "the state at {} in {} ({utc})",
+            field(f, "time").unwrap_or("?").replace('T', " "),
+            field(f, "tz").unwrap_or("UTC")
+        ),
+        (Some("snapshot"), _) => {
+            format!("named snapshot {}", field(f, "snapshot").unwrap_or("?"))
+        }
         _ => match field(f, "backup") {
-            Some(b) => format!("backup {}", &b[..b.len().min(8)]),
+            Some(b) => format!("backup {}", b.chars().take(8).collect::<String>()),
             None => "the newest backup".into(),
         },
     };
@@ -579,7 +594,7 @@ pub async fn restore(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
     let tz = field(&f, "tz").unwrap_or("UTC").to_string();
     let body = match restore_body(&f, &tz) {
         Ok(b) => b,
-        Err(e) => return restore_page(&s, &who, &f, Some(e), false).await,
+        Err(e) => return restore_page(&s, &who, &f, Some(e), None).await,
     };
     if field(&f, "step") != Some("confirm") {
         // The first submit only reviews: the summary and the name to type.
@@ -592,11 +607,12 @@ pub async fn restore(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
                     "to",
                     "give the target: a new path, or a server for engines that restore into one",
                 )),
-                false,
+                None,
             )
             .await;
         }
-        return restore_page(&s, &who, &f, None, true).await;
+        let sum = summary(&f, &body);
+        return restore_page(&s, &who, &f, None, Some(sum)).await;
     }
     let to = field(&f, "to").unwrap_or_default();
     if field(&f, "confirm") != Some(to) {
@@ -608,26 +624,19 @@ pub async fn restore(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
                 "confirm",
                 format!("type the target's name, {to}, to confirm"),
             )),
-            true,
+            Some(summary(&f, &body)),
         )
         .await;
     }
     let body = match serde_json::from_value(body) {
         Ok(b) => b,
         Err(e) => {
-            return restore_page(
-                &s,
-                &who,
-                &f,
-                Some(ApiError::bad("to", e.to_string())),
-                false,
-            )
-            .await
+            return restore_page(&s, &who, &f, Some(ApiError::bad("to", e.to_string())), None).await
         }
     };
     match api::restore_handler(who.caller(), state(&s), J(body)).await {
         Ok(r) => to_job(r).await,
-        Err(e) => restore_page(&s, &who, &f, Some(e), false).await,
+        Err(e) => restore_page(&s, &who, &f, Some(e), None).await,
     }
 }
 
@@ -679,14 +688,10 @@ fn plan_changes(f: &Fields) -> Result<serde_json::Map<String, Value>, ApiError> 
         "log_archiving".into(),
         (f.get("log_archiving").map(String::as_str) == Some("on")).into(),
     );
-    for k in [
-        "purge_after_days",
-        "keep_last",
-        "keep_daily",
-        "keep_weekly",
-        "keep_monthly",
-        "keep_min",
-    ] {
+    let numbers = crate::edit::PLAN_KEYS
+        .iter()
+        .filter(|k| k.starts_with("keep_") || **k == "purge_after_days");
+    for &k in numbers {
         let v = match field(f, k) {
             None => Value::Null,
             Some(v) => v
@@ -798,12 +803,17 @@ pub async fn cancel(s: St, who: Signed, Path(id): Path<String>, Form(f): Form<Fi
     }
 }
 
-/// The API's job stream, for the signed-in browser.
-pub async fn jobs_stream(s: St, who: Signed) -> Response {
-    match api::jobs_stream_handler(who.caller(), state(&s)).await {
-        Ok(sse) => sse.into_response(),
-        Err(e) => e.into_response(),
+/// The API's job stream, for the signed-in browser, for as long as its
+/// session lasts.
+pub async fn jobs_stream(s: St, who: Signed, headers: HeaderMap) -> Response {
+    if !who.can(Role::Viewer) {
+        return StatusCode::FORBIDDEN.into_response();
     }
+    let cookie = session::cookie(&headers, session::COOKIE)
+        .unwrap_or_default()
+        .to_string();
+    let st = s.0.clone();
+    api::job_events(s.0.clone(), move || st.sessions.is_live(&st, &cookie)).into_response()
 }
 
 pub async fn events(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
@@ -847,6 +857,28 @@ pub async fn events(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
 
 // ---- repositories ---------------------------------------------------------
 
+/// Runs a configuration edit (a file write and a reload) off the reactor.
+async fn off_reactor<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ))
+    })
+}
+
+fn needs(who: &Signed, role: Role, what: &str) -> Result<(), ApiError> {
+    if who.can(role) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("{what} needs an {} token", role.as_str()),
+    ))
+}
+
 pub async fn repositories(s: St, who: Signed) -> Response {
     repositories_page(&s, &who, None, None, None).await
 }
@@ -884,11 +916,7 @@ pub async fn repository_add(s: St, who: Signed, Form(f): Form<Fields>) -> Respon
     if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
         return r.into_response();
     }
-    if !who.can(Role::Admin) {
-        let e = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "adding a repository needs an admin token",
-        );
+    if let Err(e) = needs(&who, Role::Admin, "adding a repository") {
         return repositories_page(&s, &who, Some(e), None, Some(&f)).await;
     }
     let (Some(name), Some(url)) = (field(&f, "name"), field(&f, "url")) else {
@@ -917,14 +945,7 @@ pub async fn repository_add(s: St, who: Signed, Form(f): Form<Fields>) -> Respon
         props.push(("aws.s3.enable_path_style_access".into(), "true".into()));
     }
     let (st, n, u) = (s.0.clone(), name.to_string(), url.to_string());
-    let r = tokio::task::spawn_blocking(move || crate::edit::add_repository(&st, &n, &u, &props))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-            ))
-        });
+    let r = off_reactor(move || crate::edit::add_repository(&st, &n, &u, &props)).await;
     match r {
         Ok(()) => {
             s.event(
@@ -963,6 +984,9 @@ pub async fn repository_test(
 ) -> Response {
     if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
         return r.into_response();
+    }
+    if let Err(e) = needs(&who, Role::Operator, "testing a repository") {
+        return repositories_page(&s, &who, Some(e), None, None).await;
     }
     let cfg = s.config();
     let n = name.clone();
@@ -1004,11 +1028,7 @@ pub async fn repository_remove(
     if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
         return r.into_response();
     }
-    if !who.can(Role::Admin) {
-        let e = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "removing a repository needs an admin token",
-        );
+    if let Err(e) = needs(&who, Role::Admin, "removing a repository") {
         return repositories_page(&s, &who, Some(e), None, None).await;
     }
     if field(&f, "confirm") != Some(name.as_str()) {
@@ -1019,14 +1039,7 @@ pub async fn repository_remove(
         return repositories_page(&s, &who, Some(e), None, None).await;
     }
     let (st, n) = (s.0.clone(), name.clone());
-    let r = tokio::task::spawn_blocking(move || crate::edit::remove_repository(&st, &n))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-            ))
-        });
+    let r = off_reactor(move || crate::edit::remove_repository(&st, &n)).await;
     match r {
         Ok(()) => {
             s.event(
@@ -1047,5 +1060,50 @@ pub async fn repository_remove(
             .await
         }
         Err(e) => repositories_page(&s, &who, Some(e), None, None).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_time_is_read_in_the_browsers_zone_and_an_unknown_zone_is_refused() {
+        let t = local_time(Some("2026-07-01T09:30"), "Europe/Berlin", "time").unwrap();
+        assert_eq!(t.as_deref(), Some("2026-07-01T07:30:00Z"));
+        // RFC 3339 passes as it is.
+        let t = local_time(Some("2026-07-01T09:30:00Z"), "Nowhere/Else", "time").unwrap();
+        assert_eq!(t.as_deref(), Some("2026-07-01T09:30:00Z"));
+        let e = local_time(Some("2026-07-01T09:30"), "Nowhere/Else", "time").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("time"));
+        assert!(e.message.contains("Nowhere/Else"), "{}", e.message);
+        let e = local_time(Some("yesterday"), "UTC", "from").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("from"));
+    }
+
+    #[test]
+    fn the_summary_names_the_resolved_time_and_survives_any_backup_text() {
+        let f: Fields = [
+            ("point", "time"),
+            ("time", "2026-07-01T09:30"),
+            ("tz", "Europe/Berlin"),
+            ("to", "/r/x.db"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let body = restore_body(&f, "Europe/Berlin").unwrap();
+        let s = summary(&f, &body);
+        let point = s["point"].as_str().unwrap();
+        assert!(
+            point.contains("Europe/Berlin") && point.contains("2026-07-01T07:30:00Z"),
+            "{point}"
+        );
+        assert_eq!(s["confirm_name"], "/r/x.db");
+        let f: Fields = [("backup", "aéééééééé"), ("to", "/r")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(summary(&f, &json!({}))["point"], "backup aééééééé");
     }
 }

@@ -102,6 +102,11 @@ impl Sessions {
         m.remove(&sha(cookie));
     }
 
+    /// The session of this cookie is still signed in.
+    pub fn is_live(&self, state: &State, cookie: &str) -> bool {
+        self.find(state, cookie).is_some()
+    }
+
     fn find(&self, state: &State, cookie: &str) -> Option<Signed> {
         let s = {
             let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
