@@ -45,7 +45,6 @@ pub struct RepositoryConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
     pub url: String,
@@ -108,7 +107,6 @@ pub struct TokenConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Webhook {
     pub url: String,
     /// `failure` (the default) or `all`.
@@ -118,7 +116,6 @@ pub struct Webhook {
 
 /// HTTPS: a certificate chain and its key, PEM files.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -130,7 +127,6 @@ fn default_webhook_on() -> String {
 
 /// The file as written; checked into a [`Config`].
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     listen: Option<String>,
@@ -155,7 +151,6 @@ struct RawConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPlan {
     name: String,
     source: String,
@@ -189,7 +184,6 @@ struct RawPlan {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawToken {
     name: String,
     role: Role,
@@ -217,7 +211,7 @@ impl Config {
 
     pub fn parse(path: &Path, text: &str, listen: Option<&str>) -> Result<Config, Problems> {
         let p = path.display();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let one_line = |e: toml::de::Error| {
             // toml's message spans lines (a snippet of the file): keep the
             // reason and where, on one line.
             let msg = e.message().trim().replace('\n', " ");
@@ -229,9 +223,20 @@ impl Config {
                 })
                 .unwrap_or_default();
             Problems(vec![format!("{p}{at}: {msg}")])
-        })?;
+        };
+        // Unknown keys are collected, not fatal one by one: each gets its
+        // line with the others' problems.
+        let mut unknown = Vec::new();
+        let de = toml::Deserializer::parse(text).map_err(one_line)?;
+        let raw: RawConfig = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(one_line)?;
         let mut problems = Vec::new();
         let mut bad = |s: String| problems.push(format!("{p}: {s}"));
+        for key in &unknown {
+            bad(format!(
+                "unknown key {key}: remove it or correct its spelling (docs/serve.md lists every key)"
+            ));
+        }
 
         let listen_text = listen
             .map(str::to_string)

@@ -772,8 +772,13 @@ fn check_config_names_every_problem() {
         err.contains("Mars/Olympus") || err.contains("0 0 30 2 *"),
         "{err}"
     );
-    // Unknown keys are named.
-    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\ncolour = \"red\"\n").unwrap();
+    // Unknown keys are named, every one, with the other problems.
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\ncolour = \"red\"\nmax_jobs = 0\n\n\
+         [[plan]]\nname = \"p\"\nsource = \"app\"\nrepository = \"local\"\npurge_after_day = 30\n",
+    )
+    .unwrap();
     let out = Command::new(arca_bin())
         .args(["serve", "--check-config", "--config"])
         .arg(&cfg)
@@ -781,7 +786,13 @@ fn check_config_names_every_problem() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("colour"), "{err}");
+    for want in [
+        "unknown key colour",
+        "unknown key plan.0.purge_after_day",
+        "max_jobs = 0",
+    ] {
+        assert!(err.lines().any(|l| l.contains(want)), "{want}: {err}");
+    }
     // A repository and a source that do not answer, after a good parse.
     let s = setup("");
     std::fs::remove_file(&s.db).unwrap();
