@@ -261,7 +261,7 @@ pub async fn backups(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
         Err(e) => Err(ApiError::bad("query", e.to_string())),
     };
     let (items, next) = match listing {
-        Ok(Json(v)) => (v["items"].clone(), v["next"].clone()),
+        Ok(Json(p)) => (json!(p.items), json!(p.next)),
         Err(e) => {
             err = Some(form_error(&e));
             (json!([]), Value::Null)
@@ -442,8 +442,8 @@ async fn restore_page(
     let mut snapshots = json!([]);
     if let Some(src) = &source {
         let q = serde_json::from_value(json!({ "source": src, "limit": 100 })).expect("a query");
-        if let Ok(Json(v)) = api::backups_handler(who.caller(), state(s), Q(q)).await {
-            backups = v["items"].clone();
+        if let Ok(Json(p)) = api::backups_handler(who.caller(), state(s), Q(q)).await {
+            backups = json!(p.items);
         }
         // The backup a link names is offered even when it is older than the
         // newest 100: it is never replaced silently by "the newest".
@@ -774,7 +774,7 @@ pub async fn jobs(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
         Err(e) => Err(ApiError::bad("query", e.to_string())),
     };
     let (items, next, err) = match r {
-        Ok(Json(v)) => (v["items"].clone(), v["next"].clone(), None),
+        Ok(Json(p)) => (json!(p.items), json!(p.next), None),
         Err(e) => (json!([]), Value::Null, Some(form_error(&e))),
     };
     let live: Vec<Value> = s.jobs.live().into_iter().map(|j| json!(j)).collect();
@@ -832,7 +832,7 @@ pub async fn events(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
         Err(e) => Err(ApiError::bad("query", e.to_string())),
     };
     let (items, next, err) = match r {
-        Ok(Json(v)) => (v["items"].clone(), v["next"].clone(), None),
+        Ok(Json(p)) => (json!(p.items), json!(p.next), None),
         Err(e) => (json!([]), Value::Null, Some(form_error(&e))),
     };
     let cfg = s.config();
