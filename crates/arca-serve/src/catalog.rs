@@ -11,8 +11,16 @@ use serde::Serialize;
 
 #[derive(Clone)]
 pub struct Catalog {
+    /// The one connection that writes.
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections for the API's listings: WAL lets them read
+    /// beside the writer and each other, so concurrent requests do not
+    /// queue behind one mutex.
+    readers: Arc<Vec<Mutex<Connection>>>,
 }
+
+/// Read connections: the daemon runs on small hosts; two cover two cores.
+const READERS: usize = 2;
 
 /// A job as stored and as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -140,9 +148,32 @@ impl Catalog {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         conn.execute_batch(SCHEMA)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            r.busy_timeout(std::time::Duration::from_secs(5))?;
+            readers.push(Mutex::new(r));
+        }
         Ok(Catalog {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
         })
+    }
+
+    /// A read on a free read-only connection (or the first, when all are
+    /// busy).
+    fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        for r in self.readers.iter() {
+            if let Ok(mut c) = r.try_lock() {
+                return f(&mut c);
+            }
+        }
+        let mut c = self.readers[0].lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -190,7 +221,7 @@ impl Catalog {
     }
 
     pub fn job(&self, id: &str) -> Result<Option<JobRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
                 [id],
@@ -208,7 +239,7 @@ impl Catalog {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JobRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut sql = format!("SELECT {JOB_COLS} FROM jobs WHERE 1=1");
             let mut args: Vec<String> = Vec::new();
             if let Some(s) = source {
@@ -264,7 +295,7 @@ impl Catalog {
         if let Some(b) = before {
             w.cond("id < ?", b);
         }
-        self.with(|c| {
+        self.read(|c| {
             let sql = format!(
                 "SELECT id, time, kind, source, job, message FROM events{} ORDER BY id DESC LIMIT {limit}",
                 w.sql
@@ -285,7 +316,7 @@ impl Catalog {
     }
 
     pub fn last_fire(&self, plan: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT last_fire FROM plan_runs WHERE plan = ?1",
                 [plan],
@@ -317,7 +348,7 @@ impl Catalog {
     }
 
     pub fn source_keys(&self) -> Result<Vec<(String, String)>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare("SELECT source, key FROM source_keys")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
@@ -386,7 +417,7 @@ impl Catalog {
                 id.clone(),
             );
         }
-        self.with(|c| {
+        self.read(|c| {
             let sql = format!(
                 "SELECT {BACKUP_COLS} FROM backups{} ORDER BY start_time{order}, id{order} LIMIT {}",
                 w.sql, q.limit
@@ -400,7 +431,7 @@ impl Catalog {
     /// The backups whose id starts with `prefix` (a short id), at most
     /// `limit`: the primary key's order answers it without a scan.
     pub fn backups_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<BackupRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {BACKUP_COLS} FROM backups INDEXED BY backups_id
                  WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT ?2"
@@ -412,7 +443,7 @@ impl Catalog {
 
     /// Every backup of one source, oldest first (for statistics).
     pub fn backups_of(&self, source: &str) -> Result<Vec<BackupRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {BACKUP_COLS} FROM backups WHERE source = ?1 ORDER BY start_time, id"
             ))?;
@@ -423,7 +454,7 @@ impl Catalog {
 
     /// Finished jobs by kind, source and state, for the metrics.
     pub fn job_counts(&self) -> Result<Vec<(String, String, String, u64)>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare(
                 "SELECT kind, COALESCE(source, ''), state, COUNT(*) FROM jobs
                  WHERE state NOT IN ('queued', 'running') GROUP BY 1, 2, 3",
@@ -442,7 +473,7 @@ impl Catalog {
         source: &str,
         state: Option<&str>,
     ) -> Result<Option<JobRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!(
                     "SELECT {JOB_COLS} FROM jobs WHERE kind = ?1 AND source = ?2
@@ -656,6 +687,24 @@ mod tests {
         assert_eq!(ids(None, Some("a"), None), [4, 3, 1]);
         assert_eq!(ids(Some("x"), Some("a"), Some(4)), [1]);
         assert_eq!(ids(Some("y"), None, None), [3]);
+    }
+
+    /// Listings read on their own connections: a write in progress (the
+    /// writer's connection held) does not hold them up.
+    #[test]
+    fn reads_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        c.event("t", "a", Some("x"), None, "m").unwrap();
+        let writer = c.conn.lock().unwrap();
+        let c2 = c.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(c2.events(None, None, None, 10).unwrap().len()));
+        let n = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a listing waited for the writer");
+        assert_eq!(n, 1);
+        drop(writer);
     }
 
     /// Each listing the API serves is answered from an index, not by
