@@ -11,7 +11,7 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::session::{self, Signed};
+use super::session::{self, Posted, Signed};
 use super::{body_json, error_page, render, render_plain, St};
 use crate::api::{self, ApiError, J, Q};
 use crate::config::Role;
@@ -81,15 +81,7 @@ pub async fn login(s: St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Respo
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
-pub async fn logout(s: St, who: Signed, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
-    if let Err(r) = who.check_csrf(&f.csrf) {
-        return r.into_response();
-    }
+pub async fn logout(s: St, headers: HeaderMap, _: Posted) -> Response {
     if let Some(c) = session::cookie(&headers, session::COOKIE) {
         s.sessions.end(c);
     }
@@ -268,16 +260,7 @@ pub async fn backups(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
         }
     };
     // The next page keeps the filters.
-    let next_url = next.as_str().map(|c| {
-        let mut p: Vec<(String, String)> = f
-            .iter()
-            .filter(|(k, v)| *k != "cursor" && !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        p.push(("cursor".into(), c.into()));
-        p.sort();
-        format!("/backups?{}", serde_urlencoded(&p))
-    });
+    let next_url = next.as_str().map(|c| page_url("/backups", &f, "cursor", c));
     let cfg = s.config();
     let sources: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
     render(
@@ -291,22 +274,18 @@ pub async fn backups(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
     )
 }
 
-fn serde_urlencoded(p: &[(String, String)]) -> String {
-    p.iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The URL of the next page of a listing: the filters in `f`, with `key`
+/// (the page's cursor) set to `value`.
+fn page_url(path: &str, f: &Fields, key: &str, value: &str) -> String {
+    let mut p: Vec<(&str, &str)> = f
+        .iter()
+        .filter(|(k, v)| *k != key && !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    p.push((key, value));
+    p.sort();
+    let query = serde_urlencoded::to_string(&p).expect("text pairs encode");
+    format!("{path}?{query}")
 }
 
 pub async fn backup(s: St, who: Signed, Path(id): Path<String>) -> Response {
@@ -362,10 +341,7 @@ pub async fn backup(s: St, who: Signed, Path(id): Path<String>) -> Response {
     )
 }
 
-pub async fn verify(s: St, who: Signed, Path(id): Path<String>, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
+pub async fn verify(s: St, Path(id): Path<String>, Posted { who, .. }: Posted) -> Response {
     let b = match api::backup_handler(who.caller(), state(&s), Path(id)).await {
         Ok(Json(v)) => v,
         Err(e) => return error_page(&who, "backups", e),
@@ -387,10 +363,7 @@ async fn to_job(r: Response) -> Response {
     }
 }
 
-pub async fn backup_now(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
+pub async fn backup_now(s: St, Posted { who, form: f }: Posted) -> Response {
     let mut body = json!({ "source": field(&f, "source").unwrap_or_default() });
     if let Some(p) = field(&f, "plan") {
         body["plan"] = p.into();
@@ -587,10 +560,7 @@ fn restore_body(f: &Fields, now_tz: &str) -> Result<Value, ApiError> {
     Ok(b)
 }
 
-pub async fn restore(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
+pub async fn restore(s: St, Posted { who, form: f }: Posted) -> Response {
     let tz = field(&f, "tz").unwrap_or("UTC").to_string();
     let body = match restore_body(&f, &tz) {
         Ok(b) => b,
@@ -706,14 +676,7 @@ fn plan_changes(f: &Fields) -> Result<serde_json::Map<String, Value>, ApiError> 
 
 /// The inline check of one field while it is typed (htmx): the error
 /// under the field, or nothing.
-pub async fn policy_check(
-    who: Signed,
-    Path(_plan): Path<String>,
-    Form(f): Form<Fields>,
-) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
+pub async fn policy_check(Path(_plan): Path<String>, Posted { form: f, .. }: Posted) -> Response {
     let message = match field(&f, "purge_after_days") {
         None => String::new(),
         Some(v) => match v.parse::<u32>() {
@@ -732,13 +695,9 @@ pub async fn policy_check(
 
 pub async fn policy_update(
     s: St,
-    who: Signed,
     Path(plan): Path<String>,
-    Form(f): Form<Fields>,
+    Posted { who, form: f }: Posted,
 ) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
     let changes = match plan_changes(&f) {
         Ok(c) => c,
         Err(e) => return policies_page(&s, &who, Some(&plan), Some(e), None).await,
@@ -778,11 +737,12 @@ pub async fn jobs(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
         Err(e) => (json!([]), Value::Null, Some(form_error(&e))),
     };
     let live: Vec<Value> = s.jobs.live().into_iter().map(|j| json!(j)).collect();
+    let next_url = next.as_str().map(|id| page_url("/jobs", &f, "before", id));
     render(
         &who,
         "jobs.html",
         "jobs",
-        json!({ "items": items, "next": next, "live": live, "filters": f, "error": err }),
+        json!({ "items": items, "next_url": next_url, "live": live, "filters": f, "error": err }),
     )
 }
 
@@ -793,10 +753,7 @@ pub async fn job(s: St, who: Signed, Path(id): Path<String>) -> Response {
     }
 }
 
-pub async fn cancel(s: St, who: Signed, Path(id): Path<String>, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
+pub async fn cancel(s: St, Path(id): Path<String>, Posted { who, .. }: Posted) -> Response {
     match api::cancel_handler(who.caller(), state(&s), Path(id.clone())).await {
         Ok(_) => see_other(&format!("/jobs/{id}")),
         Err(e) => error_page(&who, "jobs", e),
@@ -837,16 +794,9 @@ pub async fn events(s: St, who: Signed, Query(f): Query<Fields>) -> Response {
     };
     let cfg = s.config();
     let sources: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
-    let next_url = next.as_i64().map(|n| {
-        let mut p: Vec<(String, String)> = f
-            .iter()
-            .filter(|(k, v)| *k != "before" && !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        p.push(("before".into(), n.to_string()));
-        p.sort();
-        format!("/events?{}", serde_urlencoded(&p))
-    });
+    let next_url = next
+        .as_i64()
+        .map(|n| page_url("/events", &f, "before", &n.to_string()));
     render(
         &who,
         "events.html",
@@ -912,10 +862,7 @@ async fn repositories_page(
     r
 }
 
-pub async fn repository_add(s: St, who: Signed, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
+pub async fn repository_add(s: St, Posted { who, form: f }: Posted) -> Response {
     if let Err(e) = needs(&who, Role::Admin, "adding a repository") {
         return repositories_page(&s, &who, Some(e), None, Some(&f)).await;
     }
@@ -978,13 +925,9 @@ pub async fn repository_add(s: St, who: Signed, Form(f): Form<Fields>) -> Respon
 
 pub async fn repository_test(
     s: St,
-    who: Signed,
     Path(name): Path<String>,
-    Form(f): Form<Fields>,
+    Posted { who, .. }: Posted,
 ) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
     if let Err(e) = needs(&who, Role::Operator, "testing a repository") {
         return repositories_page(&s, &who, Some(e), None, None).await;
     }
@@ -1021,13 +964,9 @@ pub async fn repository_test(
 
 pub async fn repository_remove(
     s: St,
-    who: Signed,
     Path(name): Path<String>,
-    Form(f): Form<Fields>,
+    Posted { who, form: f }: Posted,
 ) -> Response {
-    if let Err(r) = who.check_csrf(f.get("csrf").map_or("", |v| v)) {
-        return r.into_response();
-    }
     if let Err(e) = needs(&who, Role::Admin, "removing a repository") {
         return repositories_page(&s, &who, Some(e), None, None).await;
     }
@@ -1079,6 +1018,23 @@ mod tests {
         assert!(e.message.contains("Nowhere/Else"), "{}", e.message);
         let e = local_time(Some("yesterday"), "UTC", "from").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("from"));
+    }
+
+    #[test]
+    fn the_next_page_keeps_the_filters_and_replaces_the_cursor() {
+        let f: Fields = [
+            ("source", "app"),
+            ("tz", "America/New_York"),
+            ("cursor", "old"),
+            ("mode", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            page_url("/backups", &f, "cursor", "2026-12-08T01:00:00Z~ab"),
+            "/backups?cursor=2026-12-08T01%3A00%3A00Z%7Eab&source=app&tz=America%2FNew_York"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
@@ -208,6 +208,31 @@ impl FromRequestParts<Arc<State>> for Signed {
     }
 }
 
+/// A form posted by a signed-in caller, its CSRF token checked: every
+/// console action takes one, so no action can leave the check out.
+pub struct Posted {
+    pub who: Signed,
+    pub form: HashMap<String, String>,
+}
+
+impl FromRequest<Arc<State>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<State>) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let who = Signed::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let axum::Form(form) = axum::Form::<HashMap<String, String>>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let given = form.get("csrf").map_or("", String::as_str);
+        if !same(given.as_bytes(), who.csrf.as_bytes()) {
+            return Err(StaleForm.into_response());
+        }
+        Ok(Posted { who, form })
+    }
+}
+
 /// A form without this session's CSRF token.
 pub struct StaleForm;
 
@@ -222,14 +247,6 @@ impl IntoResponse for StaleForm {
 }
 
 impl Signed {
-    /// A form's CSRF token is this session's.
-    pub fn check_csrf(&self, given: &str) -> Result<(), StaleForm> {
-        if same(given.as_bytes(), self.csrf.as_bytes()) {
-            return Ok(());
-        }
-        Err(StaleForm)
-    }
-
     pub fn can(&self, role: Role) -> bool {
         self.caller.role >= role
     }
