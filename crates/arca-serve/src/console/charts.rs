@@ -16,7 +16,7 @@ fn day_label(s: &i64) -> String {
 }
 
 fn size_label(b: f64) -> String {
-    super::bytes(b.max(0.0) as u64)
+    arca_ops::bytes(b.max(0.0) as u64)
 }
 
 /// A recoverable window (if the source has archived log), the backups and

@@ -76,7 +76,9 @@ fn env() -> &'static Environment<'static> {
             e.add_template(name, src)
                 .expect("the console's templates parse");
         }
-        e.add_filter("bytes", |v: Option<u64>| v.map(bytes).unwrap_or_default());
+        e.add_filter("bytes", |v: Option<u64>| {
+            v.map(arca_ops::bytes).unwrap_or_default()
+        });
         e.add_filter("duration_ms", |ms: Option<i64>| {
             ms.map(|ms| duration(ms.max(0) as u64 / 1000))
                 .unwrap_or_default()
@@ -88,11 +90,6 @@ fn env() -> &'static Environment<'static> {
         e.add_filter("ratio", |r: f64| format!("{r:.1}×"));
         e
     })
-}
-
-/// Sizes in binary units, as the CLI prints them.
-pub fn bytes(n: u64) -> String {
-    arca_ops::bytes(n)
 }
 
 /// Text for HTML built outside a template (an htmx fragment).
@@ -236,9 +233,9 @@ mod tests {
 
     #[test]
     fn sizes_and_durations_read_as_people_write_them() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(arca_ops::bytes(512), "512 B");
+        assert_eq!(arca_ops::bytes(1536), "1.5 KiB");
+        assert_eq!(arca_ops::bytes(3 << 30), "3.0 GiB");
         assert_eq!(duration(5), "5 s");
         assert_eq!(duration(185), "3 min 05 s");
         assert_eq!(duration(3720), "1 h 02 min");

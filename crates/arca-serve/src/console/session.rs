@@ -58,26 +58,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-/// The configured token a typed one is, if any (every token compared).
-pub fn token_caller(state: &State, sha256: &[u8; 32]) -> Option<Caller> {
-    let cfg = state.config();
-    let mut found = None;
-    for t in &cfg.tokens {
-        if same(&t.sha256, sha256) {
-            found = Some(Caller {
-                name: t.name.clone(),
-                role: t.role,
-            });
-        }
-    }
-    found
-}
-
 impl Sessions {
     /// Starts a session for a valid token: the cookie's value.
     pub fn start(&self, state: &State, token: &str) -> Option<String> {
         let token_sha256 = sha(token.trim());
-        token_caller(state, &token_sha256)?;
+        Caller::of_token(state, &token_sha256)?;
         let id = random_hex();
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, s| s.created.elapsed() < LIFETIME);
@@ -116,7 +101,7 @@ impl Sessions {
             self.end(cookie);
             return None;
         }
-        let caller = token_caller(state, &s.token_sha256)?;
+        let caller = Caller::of_token(state, &s.token_sha256)?;
         Some(Signed {
             caller,
             csrf: s.csrf,
