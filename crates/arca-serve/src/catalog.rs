@@ -239,27 +239,22 @@ impl Catalog {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JobRow>> {
+        let mut w = Filter::default();
+        w.eq("source", source);
+        w.eq("state", state);
+        if let Some(b) = before {
+            w.cond(
+                "(created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?)",
+                b.to_string(),
+            );
+        }
         self.read(|c| {
-            let mut sql = format!("SELECT {JOB_COLS} FROM jobs WHERE 1=1");
-            let mut args: Vec<String> = Vec::new();
-            if let Some(s) = source {
-                args.push(s.into());
-                sql += &format!(" AND source = ?{}", args.len());
-            }
-            if let Some(s) = state {
-                args.push(s.into());
-                sql += &format!(" AND state = ?{}", args.len());
-            }
-            if let Some(b) = before {
-                args.push(b.into());
-                let n = args.len();
-                sql += &format!(
-                    " AND (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?{n})"
-                );
-            }
-            sql += &format!(" ORDER BY created_at DESC, id DESC LIMIT {limit}");
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), job_row)?;
+            let sql = format!(
+                "SELECT {JOB_COLS} FROM jobs{} ORDER BY created_at DESC, id DESC LIMIT {limit}",
+                w.sql
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(w.args), job_row)?;
             rows.collect()
         })
     }
@@ -687,6 +682,44 @@ mod tests {
         assert_eq!(ids(None, Some("a"), None), [4, 3, 1]);
         assert_eq!(ids(Some("x"), Some("a"), Some(4)), [1]);
         assert_eq!(ids(Some("y"), None, None), [3]);
+    }
+
+    #[test]
+    fn jobs_filter_by_state_and_page_by_the_last_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        for (i, state) in ["succeeded", "failed", "succeeded", "succeeded"]
+            .iter()
+            .enumerate()
+        {
+            c.put_job(&JobRow {
+                id: format!("j{i}"),
+                kind: "backup".into(),
+                source: Some("app".into()),
+                plan: None,
+                state: state.to_string(),
+                phase: state.to_string(),
+                progress: Progress::default(),
+                backup: None,
+                error: None,
+                created_at: format!("2026-12-08T00:00:0{i}.000000Z"),
+                started_at: None,
+                finished_at: None,
+                result: serde_json::Value::Null,
+            })
+            .unwrap();
+        }
+        let ids = |state: Option<&str>, before: Option<&str>| -> Vec<String> {
+            c.jobs(Some("app"), state, before, 2)
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect()
+        };
+        assert_eq!(ids(None, None), ["j3", "j2"]);
+        assert_eq!(ids(None, Some("j2")), ["j1", "j0"]);
+        assert_eq!(ids(Some("succeeded"), Some("j3")), ["j2", "j0"]);
+        assert!(c.jobs(Some("web"), None, None, 10).unwrap().is_empty());
     }
 
     /// Listings read on their own connections: a write in progress (the
